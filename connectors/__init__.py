@@ -1,0 +1,1 @@
+"""Connectors: the app side and the QuickBooks Online side."""

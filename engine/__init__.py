@@ -1,0 +1,1 @@
+"""ledgersync engine: canonical model, reconciler, state store and runtime."""

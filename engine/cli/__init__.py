@@ -1,0 +1,25 @@
+"""The `ledgersync` command line: one Typer app, one module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="ledgersync",
+    help="Keep your business app and QuickBooks Online in sync.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    # Each command group lives in its own module and adds itself to `app`.
+    from engine.cli import emulator_cmd, policy_cmd, run_cmd
+
+    for module in (policy_cmd, emulator_cmd, run_cmd):
+        module.register(app)
+
+
+def main() -> None:
+    _register()
+    app()

@@ -1,0 +1,228 @@
+"""The canonical model: the records both sides are translated into, and the change events that carry them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+CENT = Decimal("0.01")
+
+
+def _cents(value: Decimal) -> Decimal:
+    if value != value.quantize(CENT):
+        raise ValueError(f"money must have at most 2 decimal places, got {value}")
+    return value.quantize(CENT)
+
+
+#: Money: a Decimal with exact cents (never a float).
+Money = Annotated[Decimal, AfterValidator(_cents)]
+
+
+class Side(StrEnum):
+    APP = "app"
+    QUICKBOOKS = "quickbooks"
+
+    @property
+    def other(self) -> Side:
+        return Side.QUICKBOOKS if self is Side.APP else Side.APP
+
+
+class EntityType(StrEnum):
+    CUSTOMER = "customer"
+    ITEM = "item"
+    INVOICE = "invoice"
+    PAYMENT = "payment"
+
+
+class Operation(StrEnum):
+    UPSERT = "upsert"
+    DELETE = "delete"
+
+
+class Origin(StrEnum):
+    """Who made a change: a person (or the app itself), or ledgersync's own write coming back."""
+
+    USER = "user"
+    LEDGERSYNC = "ledgersync"
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Ref(Frozen):
+    """A reference to another record, by link, never by name.
+
+    `side` is None when `id` is a link id (the same on both sides); otherwise `id` is the external id on
+    `side` and the reference is not yet linked (so anything that needs it waits).
+    """
+
+    entity: EntityType
+    id: str
+    side: Side | None = None
+
+    @property
+    def resolved(self) -> bool:
+        return self.side is None
+
+
+class Address(Frozen):
+    lines: tuple[str, ...] = ()
+    city: str | None = None
+    region: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+
+
+class Customer(Frozen):
+    display_name: str = Field(min_length=1)
+    given_name: str | None = None
+    family_name: str | None = None
+    company_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    billing_address: Address | None = None
+    notes: str | None = None
+    active: bool = True
+
+
+class ItemType(StrEnum):
+    SERVICE = "service"
+    NON_INVENTORY = "non_inventory"
+
+
+class Item(Frozen):
+    name: str = Field(min_length=1)
+    type: ItemType = ItemType.SERVICE
+    description: str | None = None
+    unit_price: Money | None = None
+    #: The QuickBooks income account id; the app usually leaves it to config.
+    income_account: str | None = None
+    taxable: bool = False
+    active: bool = True
+
+
+class InvoiceLine(Frozen):
+    item: Ref | None = None
+    description: str | None = None
+    quantity: Decimal = Decimal(1)
+    unit_price: Money | None = None
+    amount: Money
+    taxable: bool = False
+
+
+class Invoice(Frozen):
+    customer: Ref
+    doc_number: str | None = None
+    txn_date: date | None = None
+    due_date: date | None = None
+    lines: tuple[InvoiceLine, ...] = ()
+    private_note: str | None = None
+    #: Computed by QuickBooks; they flow to the app only.
+    total: Money | None = None
+    balance: Money | None = None
+
+
+class PaymentApplication(Frozen):
+    invoice: Ref
+    amount: Money
+
+
+class Payment(Frozen):
+    customer: Ref
+    txn_date: date | None = None
+    total: Money
+    reference_number: str | None = None
+    applications: tuple[PaymentApplication, ...] = ()
+
+
+Record = Customer | Item | Invoice | Payment
+
+MODELS: Mapping[EntityType, type[Record]] = {
+    EntityType.CUSTOMER: Customer,
+    EntityType.ITEM: Item,
+    EntityType.INVOICE: Invoice,
+    EntityType.PAYMENT: Payment,
+}
+
+#: Fields only QuickBooks computes: never written to QuickBooks, they flow to the app only.
+QUICKBOOKS_COMPUTED: Mapping[EntityType, frozenset[str]] = {
+    EntityType.CUSTOMER: frozenset(),
+    EntityType.ITEM: frozenset(),
+    EntityType.INVOICE: frozenset({"total", "balance"}),
+    EntityType.PAYMENT: frozenset(),
+}
+
+#: Entities a record of this type may reference; the reconciler waits for them to be linked first.
+DEPENDS_ON: Mapping[EntityType, tuple[EntityType, ...]] = {
+    EntityType.CUSTOMER: (),
+    EntityType.ITEM: (),
+    EntityType.INVOICE: (EntityType.CUSTOMER, EntityType.ITEM),
+    EntityType.PAYMENT: (EntityType.CUSTOMER, EntityType.INVOICE),
+}
+
+
+def field_names(entity: EntityType) -> tuple[str, ...]:
+    return tuple(MODELS[entity].model_fields)
+
+
+def parse_record(entity: EntityType, data: Mapping[str, Any]) -> Record:
+    """Validate canonical field values (python or JSON form) into the entity's model."""
+    return MODELS[entity].model_validate(dict(data))
+
+
+def record_fields(record: Record) -> dict[str, Any]:
+    """The record as a dict of canonical field values (python types: Decimal, date, nested dicts)."""
+    return record.model_dump()
+
+
+class Version(Frozen):
+    """A version stamp: `seq` orders versions of one record on one side; `at` is when it changed there.
+
+    QuickBooks: seq = SyncToken, at = MetaData.LastUpdatedTime. The app: its version column, or the
+    `updated_at` in microseconds since the epoch when it has no version column.
+    """
+
+    seq: int
+    at: AwareDatetime
+
+    def __str__(self) -> str:
+        return str(self.seq)
+
+
+class ChangeEvent(Frozen):
+    """One observed change of one record on one side, normalized to canonical fields."""
+
+    side: Side
+    connection: str
+    entity: EntityType
+    external_id: str
+    version: Version
+    observed_at: AwareDatetime
+    operation: Operation = Operation.UPSERT
+    #: Canonical field values (python form); empty for a delete.
+    fields: dict[str, Any] = Field(default_factory=dict)
+    origin: Origin = Origin.USER
+
+    @model_validator(mode="after")
+    def _fields_match_entity(self) -> ChangeEvent:
+        if self.operation is Operation.UPSERT:
+            # Round-trip through the model so every event carries complete, valid, canonical values.
+            canonical = record_fields(parse_record(self.entity, self.fields))
+            object.__setattr__(self, "fields", canonical)
+        elif self.fields:
+            raise ValueError("a delete event carries no fields")
+        return self
+
+    @property
+    def record(self) -> Record | None:
+        return parse_record(self.entity, self.fields) if self.operation is Operation.UPSERT else None
+
+    @property
+    def key(self) -> tuple[str, Side, EntityType, str, int]:
+        return (self.connection, self.side, self.entity, self.external_id, self.version.seq)

@@ -1,0 +1,202 @@
+"""The ports the engine depends on: small Protocols, each with an in-tree fake."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from engine.model import ChangeEvent, EntityType, Frozen, Side, Version
+from engine.plan import ConflictPolicy, DeleteAction, Direction, FieldConflict, Op, OpStatus
+from engine.state import (
+    AppendResult,
+    AuditAction,
+    AuditEntry,
+    Conflict,
+    Connection,
+    Cursor,
+    InboxEntry,
+    JournalEntry,
+    LedgerEntry,
+    Link,
+    OpRecord,
+    RecordKey,
+    Snapshot,
+)
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware."""
+        ...
+
+
+class DuplicateNames(StrEnum):
+    """What to do when a QuickBooks DisplayName (or item Name) is already taken."""
+
+    SUFFIX = "suffix"
+    LINK = "link"
+    MANUAL = "manual"
+
+
+class Policy(Protocol):
+    """Direction and conflict rules, per entity and field (implemented by `policies`)."""
+
+    def direction(self, entity: EntityType, field: str) -> Direction: ...
+
+    def conflict_policy(self, entity: EntityType, field: str) -> ConflictPolicy: ...
+
+    def delete_action(self, entity: EntityType, target: Side) -> DeleteAction: ...
+
+    def match_keys(self, entity: EntityType) -> tuple[str, ...]: ...
+
+    def duplicate_names(self, entity: EntityType) -> DuplicateNames: ...
+
+
+class ChangePage(Frozen):
+    """A page of changes read from one side; `cursor` resumes after it."""
+
+    events: tuple[ChangeEvent, ...] = ()
+    cursor: str | None = None
+    #: False when more changes are waiting (call again with `cursor`).
+    complete: bool = True
+
+
+class WriteResult(Frozen):
+    """What a write produced: the record's id and new version, and its fields as that side now holds them."""
+
+    external_id: str
+    version: Version
+    #: Canonical fields (python form) as stored after the write; empty for delete and void.
+    fields: dict[str, Any] = {}
+    deleted: bool = False
+
+
+class Capabilities(Frozen):
+    side: Side
+    entities: frozenset[EntityType]
+    batch_size: int = 1
+
+
+class Connector(Protocol):
+    """One side of the sync: reads changes, fetches records, applies ops."""
+
+    @property
+    def side(self) -> Side: ...
+
+    def capabilities(self) -> Capabilities: ...
+
+    def read_changes(self, entity: EntityType, cursor: str | None) -> ChangePage:
+        """Changes after `cursor` (None: everything). Never skips a change; may repeat some."""
+        ...
+
+    def fetch(self, entity: EntityType, external_id: str) -> ChangeEvent:
+        """The record's current state (a delete event if it is gone); NotFoundError if it never existed."""
+        ...
+
+    def write(self, op: Op) -> WriteResult:
+        """Apply one op, idempotently per `op.op_id`; references in `op.fields` are this side's ids.
+
+        Raises the engine's error tree: VersionConflictError when `op.expected_seq` is stale,
+        RecordRejectedError, RetriableError, NeedsReauthorizationError.
+        """
+        ...
+
+
+class StoreSession(Protocol):
+    """One transaction on the state store: everything done through it commits together or not at all."""
+
+    # connections
+    def save_connection(self, connection: Connection) -> None: ...
+    def get_connection(self, connection_id: str) -> Connection | None: ...
+    def list_connections(self) -> list[Connection]: ...
+
+    # journal
+    def append_event(self, event: ChangeEvent, now: datetime) -> AppendResult: ...
+    def latest_event(self, key: RecordKey) -> JournalEntry | None: ...
+    def pending_records(self, connection: str, limit: int = 100) -> list[RecordKey]: ...
+    def mark_processed(self, key: RecordKey, up_to_seq: int) -> None: ...
+
+    # links and snapshots
+    def find_link(self, connection: str, entity: EntityType, side: Side, external_id: str) -> Link | None: ...
+    def get_link(self, link_id: str) -> Link | None: ...
+    def create_link(
+        self, connection: str, entity: EntityType, app_id: str | None, quickbooks_id: str | None
+    ) -> Link: ...
+    def set_link_id(self, link_id: str, side: Side, external_id: str | None) -> Link: ...
+    def lock_link(self, link_id: str) -> None: ...
+    def list_links(self, connection: str, entity: EntityType | None = None) -> list[Link]: ...
+    def get_snapshot(self, link_id: str) -> Snapshot | None: ...
+    def save_snapshot(self, snapshot: Snapshot) -> Snapshot: ...
+
+    # ops
+    def add_op(self, op: Op, now: datetime) -> None: ...
+    def get_op(self, op_id: str) -> OpRecord | None: ...
+    def set_op_status(
+        self, op_id: str, status: OpStatus, now: datetime, error: str | None = None, attempt: bool = False
+    ) -> None: ...
+    def ops(
+        self, connection: str, statuses: Sequence[OpStatus], link_id: str | None = None
+    ) -> list[OpRecord]: ...
+
+    # ledger
+    def record_write(self, entry: LedgerEntry) -> None: ...
+    def ledger_for(
+        self, connection: str, side: Side, entity: EntityType, external_id: str
+    ) -> list[LedgerEntry]: ...
+
+    # conflicts
+    def open_conflict(
+        self, connection: str, link_id: str, entity: EntityType, conflict: FieldConflict, now: datetime
+    ) -> Conflict:
+        """Open (or refresh the values of) the conflict on (link, field); values are in JSON form."""
+        ...
+
+    def get_conflict(self, conflict_id: int) -> Conflict | None: ...
+    def list_conflicts(self, connection: str | None = None, open_only: bool = True) -> list[Conflict]: ...
+    def resolve_conflict(self, conflict_id: int, value: Any, by: str, now: datetime) -> Conflict: ...
+
+    # cursors
+    def get_cursor(self, connection: str, side: Side, entity: EntityType) -> Cursor | None: ...
+    def save_cursor(self, cursor: Cursor) -> None: ...
+
+    # audit
+    def audit(
+        self,
+        connection: str,
+        entity: EntityType,
+        action: AuditAction,
+        now: datetime,
+        *,
+        link_id: str | None = None,
+        side: Side | None = None,
+        external_id: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None: ...
+    def history(
+        self,
+        connection: str | None = None,
+        link_id: str | None = None,
+        side: Side | None = None,
+        external_id: str | None = None,
+        limit: int = 200,
+    ) -> list[AuditEntry]: ...
+
+    # webhook inbox
+    def inbox_add(self, body: bytes, now: datetime) -> int: ...
+    def inbox_pending(self, limit: int = 100) -> list[InboxEntry]: ...
+    def inbox_done(self, entry_id: int, error: str | None = None) -> None: ...
+
+
+class StateStore(Protocol):
+    def session(self) -> AbstractContextManager[StoreSession]:
+        """A transaction: commits when the block exits normally, rolls back on an exception."""
+        ...
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (Alembic upgrade head)."""
+        ...
+
+    def dispose(self) -> None: ...

@@ -1,0 +1,179 @@
+"""Values the state store hands out: plain frozen models, never SQLAlchemy rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import AwareDatetime, Field
+
+from engine.model import ChangeEvent, EntityType, Frozen, Side
+from engine.plan import ConflictPolicy, Op, OpStatus
+
+
+class ConnectionStatus(StrEnum):
+    CONNECTED = "connected"
+    NEEDS_REAUTH = "needs_reauth"
+    REVOKED = "revoked"
+
+
+class Connection(Frozen):
+    """An app tenant paired with a QuickBooks company (realm)."""
+
+    id: str
+    realm_id: str | None = None
+    app_tenant: str = "default"
+    environment: str = "emulator"
+    status: ConnectionStatus = ConnectionStatus.CONNECTED
+    #: Fernet ciphertext of the token set; the store never sees clear tokens.
+    tokens_encrypted: bytes | None = None
+    access_expires_at: AwareDatetime | None = None
+    refresh_expires_at: AwareDatetime | None = None
+    refresh_hard_expires_at: AwareDatetime | None = None
+    updated_at: AwareDatetime | None = None
+
+
+class Link(Frozen):
+    """The id mapping of one record: its id in the app and in QuickBooks (either may not exist yet)."""
+
+    id: str
+    connection: str
+    entity: EntityType
+    app_id: str | None = None
+    quickbooks_id: str | None = None
+
+    def external_id(self, side: Side) -> str | None:
+        return self.app_id if side is Side.APP else self.quickbooks_id
+
+
+class Snapshot(Frozen):
+    """The base of one link: the last state both sides agreed on, and the last version seen per side."""
+
+    link_id: str
+    #: Canonical fields in JSON form; None before both sides ever agreed.
+    base: dict[str, Any] | None = None
+    app_seq: int | None = None
+    quickbooks_seq: int | None = None
+    #: The record was deleted on both sides; later events for it are ignored.
+    tombstone: bool = False
+    #: Optimistic version of this row, bumped by every save.
+    revision: int = 0
+
+    def seq(self, side: Side) -> int | None:
+        return self.app_seq if side is Side.APP else self.quickbooks_seq
+
+
+class JournalStatus(StrEnum):
+    NEW = "new"
+    PROCESSED = "processed"
+    #: An older version than one already journaled: recorded, changes nothing.
+    STALE = "stale"
+
+
+class JournalEntry(Frozen):
+    id: int
+    event: ChangeEvent
+    status: JournalStatus
+    received_at: AwareDatetime
+
+
+class AppendResult(StrEnum):
+    NEW = "new"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
+
+
+class RecordKey(Frozen):
+    """Identifies one record on one side."""
+
+    connection: str
+    side: Side
+    entity: EntityType
+    external_id: str
+
+
+class OpRecord(Frozen):
+    op: Op
+    status: OpStatus
+    attempts: int = 0
+    last_error: str | None = None
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+
+
+class LedgerEntry(Frozen):
+    """A version our own write produced, and which fields that write set."""
+
+    connection: str
+    side: Side
+    entity: EntityType
+    external_id: str
+    seq: int
+    fields: frozenset[str]
+
+
+class ConflictStatus(StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+class Conflict(Frozen):
+    id: int
+    connection: str
+    link_id: str
+    entity: EntityType
+    field: str
+    #: Values in JSON form.
+    base: Any = None
+    app: Any = None
+    quickbooks: Any = None
+    policy: ConflictPolicy = ConflictPolicy.MANUAL
+    status: ConflictStatus = ConflictStatus.OPEN
+    resolution: Any = None
+    resolved_by: str | None = None
+    resolved_at: AwareDatetime | None = None
+    created_at: AwareDatetime
+
+
+class Cursor(Frozen):
+    """Where reading changes of one entity on one side resumes (opaque to the store)."""
+
+    connection: str
+    side: Side
+    entity: EntityType
+    position: str
+    updated_at: AwareDatetime
+
+
+class AuditAction(StrEnum):
+    CAPTURED = "captured"
+    DECIDED = "decided"
+    WRITTEN = "written"
+    ECHO_DROPPED = "echo_dropped"
+    CONFLICT = "conflict"
+    RESOLVED = "resolved"
+    PARKED = "parked"
+    STALE = "stale"
+
+
+class AuditEntry(Frozen):
+    id: int
+    connection: str
+    entity: EntityType
+    link_id: str | None = None
+    side: Side | None = None
+    external_id: str | None = None
+    action: AuditAction
+    detail: dict[str, Any] = Field(default_factory=dict)
+    at: datetime
+
+
+class InboxEntry(Frozen):
+    """A raw QuickBooks webhook body, stored before it is acknowledged."""
+
+    id: int
+    body: bytes
+    received_at: AwareDatetime
+    processed: bool = False
+    error: str | None = None

@@ -1,0 +1,1 @@
+"""Conflict policies and direction rules, configured in YAML."""
