@@ -1,0 +1,279 @@
+"""The reconciler: a pure function deciding, for one record, what to write where and what to ask a human.
+
+Inputs are the last agreed state (`base`), each side's current state, the policy, and the write
+ledger (versions our own writes produced, with the fields each wrote). Output is a `Plan`.
+
+The rules, field by field (values compared after normalization):
+- a field changed on one side only flows to the other, if its direction allows;
+- changed on both sides to the same value: settled, no write;
+- changed on both sides to different values: the field's conflict policy picks a winner, or
+  (`manual`) opens a conflict for that field only;
+- a one-way field always takes its source's value when either side changed it;
+- a change that only echoes our own write (its version is in the ledger and the field is one that
+  write set) is no change at all. That and content-equal-to-base make the sync loop-free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from engine.diff import changed_fields
+from engine.model import QUICKBOOKS_COMPUTED, EntityType, Frozen, Ref, Side, Version, field_names
+from engine.plan import ConflictPolicy, DeleteAction, Direction, FieldConflict, OpKind, Plan, Wait, Write
+from engine.ports import Policy
+
+#: Versions our own writes produced: (side, seq) -> the fields that write set.
+Ledger = Mapping[tuple[Side, int], frozenset[str]]
+
+_DELETE_KINDS = {
+    DeleteAction.INACTIVATE: OpKind.INACTIVATE,
+    DeleteAction.DELETE: OpKind.DELETE,
+    DeleteAction.VOID: OpKind.VOID,
+}
+
+#: The pseudo-field of a record-level conflict: deleted on one side, edited on the other.
+DELETED_FIELD = "_deleted"
+
+
+class SideState(Frozen):
+    """A record as one side holds it now; `fields` is None when it is deleted there."""
+
+    external_id: str
+    version: Version
+    fields: dict[str, Any] | None = None
+
+    @property
+    def deleted(self) -> bool:
+        return self.fields is None
+
+
+def directions(entity: EntityType, policy: Policy) -> dict[str, Direction]:
+    """Every synced field of the entity with its direction; computed fields only ever flow to the app."""
+    result: dict[str, Direction] = {}
+    for name in field_names(entity):
+        direction = policy.direction(entity, name)
+        if name in QUICKBOOKS_COMPUTED[entity] and direction is not Direction.NONE:
+            direction = Direction.QUICKBOOKS_TO_APP
+        if direction is not Direction.NONE:
+            result[name] = direction
+    return result
+
+
+def reconcile(
+    entity: EntityType,
+    base: Mapping[str, Any] | None,
+    app: SideState | None,
+    qbo: SideState | None,
+    policy: Policy,
+    ledger: Ledger,
+    now: datetime,
+) -> Plan:
+    """Decide what to write where for one record. Pure: no I/O, no clock but `now`."""
+    del now  # decisions depend on versions, not on wall time; kept for a stable signature
+    dirs = directions(entity, policy)
+    states = {Side.APP: app, Side.QUICKBOOKS: qbo}
+    live = {side: s for side, s in states.items() if s is not None and not s.deleted}
+    if base is None:
+        if len(live) == 1:
+            ((side, state),) = live.items()
+            return _create(entity, side, state, dirs)
+        if len(live) == 2:
+            return _merge(entity, {}, live, dirs, policy, ledger, first_match=True)
+        return Plan(entity=entity, reasons=("nothing exists on either side",))
+    if len(live) == 2:
+        return _merge(entity, base, live, dirs, policy, ledger, first_match=False)
+    if not live:
+        return Plan(entity=entity, tombstone=True, reasons=("deleted on both sides",))
+    ((survivor, state),) = live.items()
+    return _propagate_delete(entity, base, survivor, state, dirs, policy, ledger)
+
+
+def _flows_to(side: Side, dirs: Mapping[str, Direction], entity: EntityType) -> list[str]:
+    computed = QUICKBOOKS_COMPUTED[entity] if side is Side.QUICKBOOKS else frozenset()
+    return [f for f, d in dirs.items() if d.writes_to(side) and f not in computed]
+
+
+def _record_flows_to(side: Side, dirs: Mapping[str, Direction], entity: EntityType) -> bool:
+    """Whether whole records (creates, deletes) flow into `side`: some own, non-computed field does."""
+    computed = QUICKBOOKS_COMPUTED[entity]
+    return any(d.writes_to(side) and f not in computed for f, d in dirs.items())
+
+
+def _create(entity: EntityType, source: Side, state: SideState, dirs: Mapping[str, Direction]) -> Plan:
+    target = source.other
+    assert state.fields is not None
+    if not _record_flows_to(target, dirs, entity):
+        return Plan(entity=entity, reasons=(f"{entity} records do not flow from {source} to {target}",))
+    fields = {f: state.fields.get(f) for f in _flows_to(target, dirs, entity)}
+    write = Write(
+        side=target, kind=OpKind.CREATE, fields=fields, reason=f"new in {source} ({state.external_id})"
+    )
+    return _hold_unlinked(Plan(entity=entity, writes=(write,)))
+
+
+def _propagate_delete(
+    entity: EntityType,
+    base: Mapping[str, Any],
+    survivor: Side,
+    state: SideState,
+    dirs: Mapping[str, Direction],
+    policy: Policy,
+    ledger: Ledger,
+) -> Plan:
+    deleted_on = survivor.other
+    assert state.fields is not None
+    edited = _user_changes(base, state, survivor, dirs, ledger)
+    if edited:
+        conflict = FieldConflict(
+            field=DELETED_FIELD,
+            base=False,
+            app=deleted_on is Side.APP,
+            quickbooks=deleted_on is Side.QUICKBOOKS,
+        )
+        return Plan(
+            entity=entity,
+            conflicts=(conflict,),
+            reasons=(f"deleted in {deleted_on} while {', '.join(sorted(edited))} changed in {survivor}",),
+        )
+    action = policy.delete_action(entity, survivor)
+    if action is DeleteAction.IGNORE or not _record_flows_to(survivor, dirs, entity):
+        return Plan(entity=entity, tombstone=True, reasons=(f"deleted in {deleted_on}; kept in {survivor}",))
+    kind = _DELETE_KINDS[action]
+    fields = {"active": False} if kind is OpKind.INACTIVATE else {}
+    write = Write(
+        side=survivor,
+        kind=kind,
+        external_id=state.external_id,
+        fields=fields,
+        expected_seq=state.version.seq,
+        reason=f"deleted in {deleted_on}",
+    )
+    return Plan(entity=entity, writes=(write,), tombstone=True)
+
+
+def _user_changes(
+    base: Mapping[str, Any], state: SideState, side: Side, dirs: Mapping[str, Direction], ledger: Ledger
+) -> frozenset[str]:
+    """Synced fields this side changed since base, not counting fields our own write set."""
+    assert state.fields is not None
+    echoed = ledger.get((side, state.version.seq), frozenset())
+    current = {f: state.fields.get(f) for f in dirs}
+    before = {f: base[f] for f in dirs if f in base}
+    return changed_fields(before, current) - echoed
+
+
+def _merge(
+    entity: EntityType,
+    base: Mapping[str, Any],
+    live: Mapping[Side, SideState],
+    dirs: Mapping[str, Direction],
+    policy: Policy,
+    ledger: Ledger,
+    *,
+    first_match: bool,
+) -> Plan:
+    app, qbo = live[Side.APP], live[Side.QUICKBOOKS]
+    assert app.fields is not None and qbo.fields is not None
+    differing = changed_fields({f: app.fields.get(f) for f in dirs}, {f: qbo.fields.get(f) for f in dirs})
+    if first_match:
+        # Two records matched before any base: every difference is a change on both sides.
+        changed = {Side.APP: differing, Side.QUICKBOOKS: differing}
+    else:
+        changed = {side: _user_changes(base, live[side], side, dirs, ledger) for side in live}
+    settled = {f: app.fields.get(f) for f in dirs if f not in differing}
+    updates: dict[Side, dict[str, Any]] = {Side.APP: {}, Side.QUICKBOOKS: {}}
+    conflicts: list[FieldConflict] = []
+    reasons: list[str] = []
+    for field in sorted(differing):
+        by_app, by_qbo = field in changed[Side.APP], field in changed[Side.QUICKBOOKS]
+        if not (by_app or by_qbo):
+            continue  # both differ from each other but neither from base: an echo artifact, leave it
+        direction = dirs[field]
+        if direction is Direction.APP_TO_QUICKBOOKS:
+            winner = Side.APP
+        elif direction is Direction.QUICKBOOKS_TO_APP:
+            winner = Side.QUICKBOOKS
+        elif by_app and by_qbo:
+            rule = policy.conflict_policy(entity, field)
+            decided = _decide(rule, app.version, qbo.version)
+            if decided is None:
+                conflicts.append(
+                    FieldConflict(
+                        field=field,
+                        base=base.get(field),
+                        app=app.fields.get(field),
+                        quickbooks=qbo.fields.get(field),
+                        policy=rule,
+                    )
+                )
+                continue
+            winner = decided
+            reasons.append(f"{field}: changed on both sides, {rule} picks {winner}")
+        else:
+            winner = Side.APP if by_app else Side.QUICKBOOKS
+        source = live[winner].fields
+        assert source is not None
+        updates[winner.other][field] = source.get(field)
+    writes = tuple(
+        Write(
+            side=side,
+            kind=OpKind.UPDATE,
+            external_id=live[side].external_id,
+            fields=fields,
+            expected_seq=live[side].version.seq,
+            reason=f"{', '.join(sorted(fields))} changed in {side.other}",
+        )
+        for side, fields in updates.items()
+        if fields
+    )
+    plan = Plan(
+        entity=entity, writes=writes, conflicts=tuple(conflicts), settled=settled, reasons=tuple(reasons)
+    )
+    return _hold_unlinked(plan)
+
+
+def _decide(rule: ConflictPolicy, app: Version, qbo: Version) -> Side | None:
+    if rule is ConflictPolicy.APP_WINS:
+        return Side.APP
+    if rule is ConflictPolicy.QUICKBOOKS_WINS:
+        return Side.QUICKBOOKS
+    if rule is ConflictPolicy.NEWEST_WINS:
+        # A tie goes to QuickBooks: the books are the record of account.
+        return Side.APP if app.at > qbo.at else Side.QUICKBOOKS
+    return None
+
+
+def _hold_unlinked(plan: Plan) -> Plan:
+    """Hold back any write that references a record not linked yet (dependency order)."""
+    writes, waits = [], list(plan.waits)
+    for write in plan.writes:
+        pending = next(_unlinked_refs(write.fields), None)
+        if pending is None:
+            writes.append(write)
+        else:
+            waits.append(
+                Wait(
+                    side=write.side,
+                    depends_on=pending,
+                    reason=f"waits for {pending.entity} {pending.side}:{pending.id} to be linked",
+                )
+            )
+    return plan.model_copy(update={"writes": tuple(writes), "waits": tuple(waits)})
+
+
+def _unlinked_refs(value: Any) -> Iterator[Ref]:
+    if isinstance(value, Ref):
+        if not value.resolved:
+            yield value
+    elif isinstance(value, Mapping):
+        if {"entity", "id"} <= value.keys() and set(value) <= {"entity", "id", "side"}:
+            if value.get("side") is not None:
+                yield Ref.model_validate(dict(value))
+            return
+        for v in value.values():
+            yield from _unlinked_refs(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _unlinked_refs(v)
