@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
+from functools import cache
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 CENT = Decimal("0.01")
 
@@ -179,6 +180,36 @@ def parse_record(entity: EntityType, data: Mapping[str, Any]) -> Record:
 def record_fields(record: Record) -> dict[str, Any]:
     """The record as a dict of canonical field values (python types: Decimal, date, nested dicts)."""
     return record.model_dump()
+
+
+@cache
+def _field_adapter(entity: EntityType, name: str) -> TypeAdapter[Any]:
+    annotation: Any = MODELS[entity].model_fields[name].annotation
+    return TypeAdapter(annotation)
+
+
+def fields_to_json(entity: EntityType, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Canonical field values (possibly a subset) in JSON form, for storage."""
+    result = {}
+    for key, value in fields.items():
+        adapter = _field_adapter(entity, key)
+        result[key] = adapter.dump_python(adapter.validate_python(value), mode="json")
+    return result
+
+
+def fields_from_json(entity: EntityType, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The inverse of `fields_to_json`: python-form values, shaped as `record_fields` shapes them."""
+    result = {}
+    for key, value in data.items():
+        parsed = _field_adapter(entity, key).validate_python(value)
+        result[key] = parsed.model_dump() if isinstance(parsed, BaseModel) else _dump_nested(parsed)
+    return result
+
+
+def _dump_nested(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return tuple(_dump_nested(v) for v in value)
+    return value.model_dump() if isinstance(value, BaseModel) else value
 
 
 class Version(Frozen):
