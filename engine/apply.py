@@ -1,0 +1,167 @@
+"""Applying one op through its connector, and recording the outcome in one transaction."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from engine.errors import (
+    LedgersyncError,
+    NeedsReauthorizationError,
+    NotFoundError,
+    RecordRejectedError,
+    RetriableError,
+    VersionConflictError,
+)
+from engine.model import ChangeEvent, EntityType, Operation, Origin, fields_to_json
+from engine.plan import Op, OpKind, OpStatus
+from engine.ports import Connector, StateStore, StoreSession, WriteResult
+from engine.refs import IdOf, UnlinkedReferenceError, to_side
+from engine.state import AuditAction, LedgerEntry, Snapshot
+
+log = logging.getLogger(__name__)
+
+_REMOVING = (OpKind.DELETE, OpKind.VOID, OpKind.INACTIVATE)
+
+
+class Outcome:
+    APPLIED = "applied"
+    RETRY = "retry"
+    WAITING = "waiting"
+    PARKED = "parked"
+    SUPERSEDED = "superseded"
+    SKIPPED = "skipped"
+
+
+def apply_op(store: StateStore, connector: Connector, op_id: str, now: datetime) -> str:
+    """Run one pending op; idempotent (an applied op is skipped, a retried one reuses its op id)."""
+    with store.session() as s:
+        record = s.get_op(op_id)
+        if record is None or record.status is not OpStatus.PENDING:
+            return Outcome.SKIPPED
+        op = record.op
+        try:
+            target_fields = to_side(op.fields, op.side, _id_lookup(s, op))
+        except UnlinkedReferenceError as exc:
+            s.set_op_status(op_id, OpStatus.PENDING, now, error=str(exc))
+            return Outcome.RETRY
+        link = s.get_link(op.link_id)
+        external_id = link.external_id(op.side) if link else op.external_id
+    outgoing = op.model_copy(update={"fields": target_fields, "external_id": external_id or op.external_id})
+    try:
+        result = connector.write(outgoing)
+    except VersionConflictError as exc:
+        return _superseded(store, connector, op, str(exc), now)
+    except NeedsReauthorizationError as exc:
+        return _mark(store, op, OpStatus.WAITING, str(exc), now, Outcome.WAITING)
+    except (RecordRejectedError, NotFoundError) as exc:
+        return _mark(store, op, OpStatus.PARKED, str(exc), now, Outcome.PARKED, audit=AuditAction.PARKED)
+    except RetriableError as exc:
+        return _mark(store, op, OpStatus.PENDING, str(exc), now, Outcome.RETRY)
+    with store.session() as s:
+        _record_success(s, op, result, now)
+    return Outcome.APPLIED
+
+
+def _id_lookup(s: StoreSession, op: Op) -> IdOf:
+    def id_of(entity: EntityType, link_id: str) -> str | None:
+        link = s.get_link(link_id)
+        return link.external_id(op.side) if link else None
+
+    return id_of
+
+
+def _mark(
+    store: StateStore,
+    op: Op,
+    status: OpStatus,
+    error: str,
+    now: datetime,
+    outcome: str,
+    audit: AuditAction | None = None,
+) -> str:
+    log.warning("op %s (%s %s on %s) -> %s: %s", op.op_id, op.kind, op.entity, op.side, status, error)
+    with store.session() as s:
+        s.set_op_status(op.op_id, status, now, error=error, attempt=True)
+        if audit is not None:
+            s.audit(
+                op.connection,
+                op.entity,
+                audit,
+                now,
+                link_id=op.link_id,
+                side=op.side,
+                external_id=op.external_id,
+                detail={"op_id": op.op_id, "error": error},
+            )
+    return outcome
+
+
+def _superseded(store: StateStore, connector: Connector, op: Op, error: str, now: datetime) -> str:
+    """The target changed under us: drop this op and journal the record's newest state to re-plan."""
+    assert op.external_id is not None
+    try:
+        fresh = connector.fetch(op.entity, op.external_id)
+    except LedgersyncError as exc:
+        return _mark(store, op, OpStatus.PENDING, f"{error}; re-read failed: {exc}", now, Outcome.RETRY)
+    with store.session() as s:
+        s.set_op_status(op.op_id, OpStatus.SUPERSEDED, now, error=error, attempt=True)
+        s.append_event(fresh, now)
+        s.audit(
+            op.connection,
+            op.entity,
+            AuditAction.DECIDED,
+            now,
+            link_id=op.link_id,
+            side=op.side,
+            external_id=op.external_id,
+            detail={"op_id": op.op_id, "superseded": error},
+        )
+    return Outcome.SUPERSEDED
+
+
+def _record_success(s: StoreSession, op: Op, result: WriteResult, now: datetime) -> None:
+    """Ledger, link, base and op status commit together, and the written state is journaled as our echo."""
+    link = s.get_link(op.link_id)
+    assert link is not None
+    if link.external_id(op.side) != result.external_id:
+        link = s.set_link_id(link.id, op.side, result.external_id)
+    written = frozenset(op.fields)
+    s.record_write(
+        LedgerEntry(
+            connection=op.connection,
+            side=op.side,
+            entity=op.entity,
+            external_id=result.external_id,
+            seq=result.version.seq,
+            fields=written,
+        )
+    )
+    snapshot = s.get_snapshot(link.id) or Snapshot(link_id=link.id)
+    base = {**(snapshot.base or {}), **fields_to_json(op.entity, op.fields)}
+    seqs = {"app_seq": result.version.seq} if op.side == "app" else {"quickbooks_seq": result.version.seq}
+    s.save_snapshot(snapshot.model_copy(update={"base": base, "tombstone": op.kind in _REMOVING, **seqs}))
+    s.set_op_status(op.op_id, OpStatus.APPLIED, now, attempt=True)
+    echo = ChangeEvent(
+        side=op.side,
+        connection=op.connection,
+        entity=op.entity,
+        external_id=result.external_id,
+        version=result.version,
+        observed_at=now,
+        operation=Operation.DELETE if result.deleted else Operation.UPSERT,
+        fields={} if result.deleted else result.fields,
+        origin=Origin.LEDGERSYNC,
+    )
+    # Journaled as new: reconciling it drops it as our echo, except fields QuickBooks computed for us.
+    s.append_event(echo, now)
+    s.audit(
+        op.connection,
+        op.entity,
+        AuditAction.WRITTEN,
+        now,
+        link_id=link.id,
+        side=op.side,
+        external_id=result.external_id,
+        detail={"op_id": op.op_id, "kind": op.kind, "fields": sorted(written), "version": result.version.seq},
+    )

@@ -1,0 +1,212 @@
+"""One reconcile decision for one record, persisted in one transaction: the shell around `reconcile`."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from engine.model import MODELS, EntityType, Side, fields_from_json, fields_to_json
+from engine.plan import Op, OpStatus, Plan
+from engine.ports import Policy, StoreSession
+from engine.reconcile import Ledger, SideState, reconcile
+from engine.refs import to_links
+from engine.state import AuditAction, Link, RecordKey, Snapshot
+
+log = logging.getLogger(__name__)
+
+#: Op statuses that hold a record: no new plan until they are done (one plan at a time per record).
+BLOCKING = (OpStatus.PENDING, OpStatus.WAITING, OpStatus.PARKED)
+
+
+def link_for(s: StoreSession, key: RecordKey) -> Link:
+    link = s.find_link(key.connection, key.entity, key.side, key.external_id)
+    if link is not None:
+        return link
+    ids = {key.side: key.external_id, key.side.other: None}
+    return s.create_link(key.connection, key.entity, ids[Side.APP], ids[Side.QUICKBOOKS])
+
+
+def side_state(s: StoreSession, link: Link, side: Side) -> SideState | None:
+    """The newest journaled state of the linked record on `side`, refs translated to links."""
+    external_id = link.external_id(side)
+    if external_id is None:
+        return None
+    entry = s.latest_event(
+        RecordKey(connection=link.connection, side=side, entity=link.entity, external_id=external_id)
+    )
+    if entry is None:
+        return None
+    event = entry.event
+    if event.operation == "delete":
+        return SideState(external_id=external_id, version=event.version, fields=None)
+
+    def link_of(entity: EntityType, ext: str) -> str | None:
+        found = s.find_link(link.connection, entity, side, ext)
+        return found.id if found else None
+
+    return SideState(
+        external_id=external_id, version=event.version, fields=to_links(event.fields, side, link_of)
+    )
+
+
+def ledger_of(s: StoreSession, link: Link) -> Ledger:
+    result: dict[tuple[Side, int], frozenset[str]] = {}
+    for side in Side:
+        external_id = link.external_id(side)
+        if external_id is not None:
+            for entry in s.ledger_for(link.connection, side, link.entity, external_id):
+                result[(side, entry.seq)] = entry.fields
+    return result
+
+
+def decide(s: StoreSession, key: RecordKey, policy: Policy, now: datetime) -> Plan | None:
+    """Reconcile the record behind `key` and persist the decision; None when it must wait its turn."""
+    link = link_for(s, key)
+    s.lock_link(link.id)
+    snapshot = s.get_snapshot(link.id) or Snapshot(link_id=link.id)
+    if snapshot.tombstone:
+        s.mark_processed(key, _newest_seq(s, key))
+        s.audit(
+            key.connection,
+            key.entity,
+            AuditAction.STALE,
+            now,
+            link_id=link.id,
+            side=key.side,
+            external_id=key.external_id,
+            detail={"reason": "record was deleted; change ignored"},
+        )
+        return None
+    if s.ops(key.connection, BLOCKING, link_id=link.id):
+        return None  # its earlier plan is still being applied; this change is picked up after
+    states = {side: side_state(s, link, side) for side in Side}
+    base = fields_from_json(link.entity, snapshot.base) if snapshot.base is not None else None
+    ledger = ledger_of(s, link)
+    plan = reconcile(link.entity, base, states[Side.APP], states[Side.QUICKBOOKS], policy, ledger, now)
+    _persist(s, link, snapshot, states, plan, ledger, now)
+    if not plan.waits:
+        for side, state in states.items():
+            if state is not None:
+                s.mark_processed(
+                    RecordKey(
+                        connection=link.connection,
+                        side=side,
+                        entity=link.entity,
+                        external_id=state.external_id,
+                    ),
+                    state.version.seq,
+                )
+    return plan
+
+
+def _newest_seq(s: StoreSession, key: RecordKey) -> int:
+    entry = s.latest_event(key)
+    return entry.event.version.seq if entry else 0
+
+
+def _persist(
+    s: StoreSession,
+    link: Link,
+    snapshot: Snapshot,
+    states: Mapping[Side, SideState | None],
+    plan: Plan,
+    ledger: Ledger,
+    now: datetime,
+) -> None:
+    base: dict[str, Any] | None = snapshot.base
+    if plan.settled:
+        base = {**(base or {}), **fields_to_json(link.entity, plan.settled)}
+    seqs = {side: (st.version.seq if st else snapshot.seq(side)) for side, st in states.items()}
+    s.save_snapshot(
+        snapshot.model_copy(
+            update={
+                "base": base,
+                "app_seq": seqs[Side.APP],
+                "quickbooks_seq": seqs[Side.QUICKBOOKS],
+                "tombstone": plan.tombstone and not plan.writes,
+            }
+        )
+    )
+    for write in plan.writes:
+        op = Op(
+            op_id=uuid.uuid4().hex,
+            connection=link.connection,
+            link_id=link.id,
+            entity=link.entity,
+            side=write.side,
+            kind=write.kind,
+            external_id=write.external_id,
+            fields=write.fields,
+            expected_seq=write.expected_seq,
+            reason=write.reason,
+        )
+        s.add_op(op, now)
+        s.audit(
+            link.connection,
+            link.entity,
+            AuditAction.DECIDED,
+            now,
+            side=write.side,
+            external_id=write.external_id,
+            detail={
+                "op_id": op.op_id,
+                "kind": write.kind,
+                "fields": sorted(write.fields),
+                "reason": write.reason,
+            },
+            link_id=link.id,
+        )
+    for conflict in plan.conflicts:
+        stored = conflict.model_copy(
+            update={
+                "base": _json(link.entity, conflict.field, conflict.base),
+                "app": _json(link.entity, conflict.field, conflict.app),
+                "quickbooks": _json(link.entity, conflict.field, conflict.quickbooks),
+            }
+        )
+        opened = s.open_conflict(link.connection, link.id, link.entity, stored, now)
+        s.audit(
+            link.connection,
+            link.entity,
+            AuditAction.CONFLICT,
+            now,
+            detail={"conflict_id": opened.id, "field": conflict.field, "policy": conflict.policy},
+            link_id=link.id,
+        )
+    for wait in plan.waits:
+        s.audit(
+            link.connection,
+            link.entity,
+            AuditAction.DECIDED,
+            now,
+            side=wait.side,
+            detail={"waits_for": wait.depends_on.model_dump(mode="json"), "reason": wait.reason},
+            link_id=link.id,
+        )
+    if plan.empty:
+        echo = any(st is not None and (side, st.version.seq) in ledger for side, st in states.items())
+        action = AuditAction.ECHO_DROPPED if echo else AuditAction.DECIDED
+        s.audit(
+            link.connection,
+            link.entity,
+            action,
+            now,
+            detail={"reasons": list(plan.reasons) or ["nothing to do"]},
+            link_id=link.id,
+        )
+    log.debug(
+        "decided %s link=%s writes=%d conflicts=%d",
+        link.entity,
+        link.id,
+        len(plan.writes),
+        len(plan.conflicts),
+    )
+
+
+def _json(entity: EntityType, field: str, value: Any) -> Any:
+    if field not in MODELS[entity].model_fields:
+        return value  # a pseudo-field such as `_deleted`
+    return fields_to_json(entity, {field: value})[field]

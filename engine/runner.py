@@ -1,0 +1,169 @@
+"""The journaling runner: capture changes, journal them, decide, apply; in-process, until quiet.
+
+Each step is idempotent and keyed by ids in the store, so the same functions back the Dramatiq actors:
+a lost message or a killed worker loses nothing, the journal and the ops table are re-scanned.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from engine.apply import Outcome, apply_op
+from engine.decide import decide
+from engine.model import DEPENDS_ON, ChangeEvent, EntityType, Side
+from engine.plan import OpStatus
+from engine.ports import Clock, Connector, Policy, StateStore
+from engine.state import AppendResult, AuditAction, Connection, Cursor
+
+log = logging.getLogger(__name__)
+
+#: Entities in dependency order: customers and items before invoices, invoices before payments.
+ORDER: tuple[EntityType, ...] = (EntityType.CUSTOMER, EntityType.ITEM, EntityType.INVOICE, EntityType.PAYMENT)
+assert all(ORDER.index(dep) < ORDER.index(e) for e in ORDER for dep in DEPENDS_ON[e])
+
+
+@dataclass
+class RunStats:
+    captured: int = 0
+    duplicates: int = 0
+    stale: int = 0
+    decided: int = 0
+    applied: int = 0
+    conflicts: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    def count(self, outcome: str) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        if outcome == Outcome.APPLIED:
+            self.applied += 1
+
+
+class Runner:
+    """Runs the whole sync loop for one connection with the connectors it is given."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        connectors: Mapping[Side, Connector],
+        policy: Policy,
+        clock: Clock,
+        connection: str,
+        entities: tuple[EntityType, ...] = ORDER,
+    ) -> None:
+        self.store = store
+        self.connectors = connectors
+        self.policy = policy
+        self.clock = clock
+        self.connection = connection
+        self.entities = tuple(e for e in ORDER if e in entities)
+        with store.session() as s:
+            if s.get_connection(connection) is None:
+                s.save_connection(Connection(id=connection, updated_at=clock.now()))
+
+    def ingest(self, event: ChangeEvent, stats: RunStats | None = None) -> AppendResult:
+        """Journal one event (duplicates are no-ops, older versions change nothing)."""
+        now = self.clock.now()
+        with self.store.session() as s:
+            result = s.append_event(event, now)
+            if result is not AppendResult.DUPLICATE:
+                action = AuditAction.CAPTURED if result is AppendResult.NEW else AuditAction.STALE
+                s.audit(
+                    event.connection,
+                    event.entity,
+                    action,
+                    now,
+                    side=event.side,
+                    external_id=event.external_id,
+                    detail={"version": event.version.seq},
+                )
+        if stats is not None:
+            stats.captured += result is AppendResult.NEW
+            stats.duplicates += result is AppendResult.DUPLICATE
+            stats.stale += result is AppendResult.STALE
+        return result
+
+    def poll(self, side: Side, entity: EntityType, stats: RunStats | None = None) -> int:
+        """Read one side's changes from its cursor; the cursor moves only past what was journaled."""
+        connector = self.connectors[side]
+        with self.store.session() as s:
+            cursor = s.get_cursor(self.connection, side, entity)
+        position = cursor.position if cursor else None
+        new = 0
+        while True:
+            page = connector.read_changes(entity, position)
+            for event in page.events:
+                new += self.ingest(event, stats) is AppendResult.NEW
+            if page.cursor is not None and page.cursor != position:
+                position = page.cursor
+                with self.store.session() as s:
+                    s.save_cursor(
+                        Cursor(
+                            connection=self.connection,
+                            side=side,
+                            entity=entity,
+                            position=position,
+                            updated_at=self.clock.now(),
+                        )
+                    )
+            if page.complete:
+                return new
+
+    def decide_pending(self, stats: RunStats | None = None) -> int:
+        """Reconcile every record with unprocessed changes, in dependency order."""
+        with self.store.session() as s:
+            keys = s.pending_records(self.connection, limit=10_000)
+        keys.sort(key=lambda k: ORDER.index(k.entity))
+        decided = 0
+        for key in keys:
+            with self.store.session() as s:
+                plan = decide(s, key, self.policy, self.clock.now())
+            if plan is not None and not plan.waits:
+                decided += 1
+                if stats is not None:
+                    stats.decided += 1
+                    stats.conflicts += len(plan.conflicts)
+        return decided
+
+    def apply_pending(self, stats: RunStats | None = None) -> int:
+        """Apply every pending op once; returns how many were applied or superseded (progress)."""
+        with self.store.session() as s:
+            pending = s.ops(self.connection, [OpStatus.PENDING])
+        pending.sort(key=lambda r: ORDER.index(r.op.entity))
+        progress = 0
+        for record in pending:
+            outcome = apply_op(self.store, self.connectors[record.op.side], record.op.op_id, self.clock.now())
+            if stats is not None:
+                stats.count(outcome)
+            progress += outcome in (Outcome.APPLIED, Outcome.SUPERSEDED)
+        return progress
+
+    def resume_waiting(self) -> int:
+        """After a reconnect: ops parked as waiting for authorization go back to pending."""
+        now = self.clock.now()
+        with self.store.session() as s:
+            waiting = s.ops(self.connection, [OpStatus.WAITING])
+            for record in waiting:
+                s.set_op_status(record.op.op_id, OpStatus.PENDING, now)
+        return len(waiting)
+
+    def run_once(self, stats: RunStats | None = None) -> int:
+        """One pass: poll both sides, decide, apply. Returns a measure of progress (0 means quiet)."""
+        progress = 0
+        for entity in self.entities:
+            for side in Side:
+                if side in self.connectors:
+                    progress += self.poll(side, entity, stats)
+        progress += self.decide_pending(stats)
+        progress += self.apply_pending(stats)
+        return progress
+
+    def run_until_quiet(self, max_passes: int = 50) -> RunStats:
+        """Repeat passes until one makes no progress (or `max_passes`, which means something spins)."""
+        stats = RunStats()
+        for _ in range(max_passes):
+            if self.run_once(stats) == 0:
+                return stats
+        log.warning("sync did not quiesce after %d passes", max_passes)
+        return stats
