@@ -1,0 +1,39 @@
+"""The one composition module: wires store, connectors, policy and clock into a runner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.clock import SystemClock
+from engine.fakes.connector import FakeConnector
+from engine.model import Side
+from engine.ports import Clock
+from engine.runner import Runner
+from engine.store import SqlStateStore, open_store
+from policies import PolicySet, load_policy
+
+
+@dataclass
+class InProcess:
+    """The in-process loop over two in-memory fakes (the real connectors plug in the same way)."""
+
+    runner: Runner
+    store: SqlStateStore
+    app: FakeConnector
+    quickbooks: FakeConnector
+
+
+def load_policy_or_default(path: Path | None) -> PolicySet:
+    return load_policy(path) if path is not None else PolicySet.default()
+
+
+def in_process(
+    state_url: str, policy: PolicySet, clock: Clock | None = None, connection: str = "default"
+) -> InProcess:
+    clock = clock or SystemClock()
+    store = open_store(state_url)
+    app = FakeConnector(Side.APP, connection, clock)
+    quickbooks = FakeConnector(Side.QUICKBOOKS, connection, clock, computes_totals=True)
+    runner = Runner(store, {Side.APP: app, Side.QUICKBOOKS: quickbooks}, policy, clock, connection)
+    return InProcess(runner=runner, store=store, app=app, quickbooks=quickbooks)
