@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from engine.errors import NotFoundError, RecordRejectedError, VersionConflictError
-from engine.model import ChangeEvent, EntityType, Operation, Ref, Side
+from engine.model import ChangeEvent, EntityType, Invoice, Operation, Ref, Side
 from engine.plan import Op, OpKind
 from engine.ports import Connector, WriteResult
 
@@ -162,7 +162,7 @@ class ConnectorContract:
         invoice = create_invoice(connector, "10.00", "5.50")
         event = connector.fetch(EntityType.INVOICE, invoice.external_id)
         record = event.record
-        assert record is not None
+        assert isinstance(record, Invoice)
         assert record.customer == Ref.model_validate(invoice.fields["customer"])
         assert record.customer.side is connector.side
         assert connector.fetch(EntityType.CUSTOMER, record.customer.id).operation is Operation.UPSERT
