@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.model import MODELS, EntityType, Side, fields_from_json, fields_to_json
-from engine.plan import Op, OpStatus, Plan
+from engine.plan import Op, OpKind, OpStatus, Plan
 from engine.ports import Policy, StoreSession
 from engine.reconcile import Ledger, SideState, reconcile
 from engine.refs import to_links
@@ -62,8 +62,22 @@ def ledger_of(s: StoreSession, link: Link) -> Ledger:
     return result
 
 
+def _create_in_flight(s: StoreSession, key: RecordKey) -> bool:
+    """A create we sent to this side may have committed without our knowing its id (a lost response)."""
+    return any(
+        r.op.kind is OpKind.CREATE and r.op.side is key.side and r.op.entity is key.entity
+        for r in s.ops(key.connection, (OpStatus.PENDING, OpStatus.WAITING))
+    )
+
+
 def decide(s: StoreSession, key: RecordKey, policy: Policy, now: datetime) -> Plan | None:
     """Reconcile the record behind `key` and persist the decision; None when it must wait its turn."""
+    if s.find_link(key.connection, key.entity, key.side, key.external_id) is None and _create_in_flight(
+        s, key
+    ):
+        # An unknown record on a side we are creating on could be our own create whose answer was
+        # lost; deciding now would copy it back as new. Wait until the create resolves and links it.
+        return None
     link = link_for(s, key)
     s.lock_link(link.id)
     snapshot = s.get_snapshot(link.id) or Snapshot(link_id=link.id)

@@ -150,7 +150,8 @@ class Runner:
 
     def run_once(self, stats: RunStats | None = None) -> int:
         """One pass: poll both sides, decide, apply. Returns a measure of progress (0 means quiet)."""
-        progress = 0
+        # Retries first: a create whose answer was lost must link its record before a poll sees it.
+        progress = self.apply_pending(stats)
         for entity in self.entities:
             for side in Side:
                 if side in self.connectors:

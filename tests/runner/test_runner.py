@@ -1,0 +1,185 @@
+"""The journaling runner end to end over two fakes: creates, edits, conflicts, dependencies, faults."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from engine.bootstrap import InProcess
+from engine.clock import FakeClock
+from engine.errors import RateLimitedError, UpstreamUnavailableError
+from engine.model import EntityType, Side
+from engine.plan import OpStatus
+from engine.sample import CUSTOMERS, ITEMS, invoice_for
+from engine.state import AppendResult, AuditAction
+
+C, ITEM, INV, PAY = EntityType.CUSTOMER, EntityType.ITEM, EntityType.INVOICE, EntityType.PAYMENT
+
+
+def qbo_id(loop: InProcess, entity: EntityType, app_id: str) -> str:
+    with loop.store.session() as s:
+        link = s.find_link("default", entity, Side.APP, app_id)
+    assert link is not None and link.quickbooks_id is not None
+    return link.quickbooks_id
+
+
+def seed_app(loop: InProcess) -> dict[str, Any]:
+    customers = [loop.app.create(C, dict(c)) for c in CUSTOMERS]
+    items = [loop.app.create(ITEM, dict(i)) for i in ITEMS]
+    invoice = loop.app.create(INV, invoice_for(customers[0], (items[0], items[1])))
+    return {"customers": customers, "items": items, "invoice": invoice}
+
+
+def test_app_records_reach_quickbooks_in_dependency_order_and_totals_come_back(loop: InProcess):
+    ids = seed_app(loop)
+    loop.runner.run_until_quiet()
+    assert len(loop.quickbooks.all(C)) == 2 and len(loop.quickbooks.all(ITEM)) == 2
+    qbo_invoice = loop.quickbooks.get(INV, qbo_id(loop, INV, ids["invoice"]))
+    assert qbo_invoice is not None and qbo_invoice["total"] == Decimal("339.98")
+    app_invoice = loop.app.get(INV, ids["invoice"])
+    assert app_invoice is not None and app_invoice["total"] == Decimal("339.98")
+    assert app_invoice["balance"] == Decimal("339.98")
+
+
+def test_a_second_run_with_no_edits_writes_nothing(loop: InProcess):
+    seed_app(loop)
+    loop.runner.run_until_quiet()
+    writes = loop.app.writes + loop.quickbooks.writes
+    again = loop.runner.run_until_quiet()
+    assert again.applied == 0 and loop.app.writes + loop.quickbooks.writes == writes
+
+
+def test_an_accountant_edit_in_quickbooks_reaches_the_app(loop: InProcess):
+    ids = seed_app(loop)
+    loop.runner.run_until_quiet()
+    loop.quickbooks.edit(C, qbo_id(loop, C, ids["customers"][0]), phone="555-010-9999")
+    stats = loop.runner.run_until_quiet()
+    assert stats.applied == 1
+    assert loop.app.get(C, ids["customers"][0])["phone"] == "555-010-9999"  # type: ignore[index]
+
+
+def test_concurrent_email_edits_open_one_manual_conflict_and_other_fields_still_sync(loop: InProcess):
+    ids = seed_app(loop)
+    loop.runner.run_until_quiet()
+    app_id = ids["customers"][0]
+    loop.app.edit(C, app_id, email="app@example.com", notes="prefers e-mail")
+    loop.quickbooks.edit(C, qbo_id(loop, C, app_id), email="qbo@example.com")
+    loop.runner.run_until_quiet()
+    with loop.store.session() as s:
+        conflicts = s.list_conflicts(open_only=True)
+    assert [(c.field, c.app, c.quickbooks) for c in conflicts] == [
+        ("email", "app@example.com", "qbo@example.com")
+    ]
+    assert loop.quickbooks.get(C, qbo_id(loop, C, app_id))["notes"] == "prefers e-mail"  # type: ignore[index]
+
+
+def test_a_payment_in_quickbooks_marks_the_app_invoice_paid(loop: InProcess):
+    ids = seed_app(loop)
+    loop.runner.run_until_quiet()
+    qbo_invoice = qbo_id(loop, INV, ids["invoice"])
+    qbo_customer = qbo_id(loop, C, ids["customers"][0])
+    loop.quickbooks.create(
+        PAY,
+        {
+            "customer": {"entity": C, "id": qbo_customer},
+            "total": "339.98",
+            "applications": [{"invoice": {"entity": INV, "id": qbo_invoice}, "amount": "339.98"}],
+        },
+    )
+    loop.runner.run_until_quiet()
+    assert loop.app.get(INV, ids["invoice"])["balance"] == Decimal("0.00")  # type: ignore[index]
+    (payment,) = loop.app.all(PAY).values()
+    assert payment["applications"][0]["invoice"]["id"] == ids["invoice"]
+
+
+def test_duplicate_and_stale_deliveries_change_nothing(loop: InProcess, clock: FakeClock):
+    ids = seed_app(loop)
+    loop.runner.run_until_quiet()
+    app_id = ids["customers"][1]
+    old = loop.app.fetch(C, app_id)
+    clock.advance(60)
+    loop.app.edit(C, app_id, phone="555-222-3333")
+    loop.runner.run_until_quiet()
+    assert loop.runner.ingest(loop.app.fetch(C, app_id)) is AppendResult.DUPLICATE
+    assert loop.runner.ingest(old) in (AppendResult.STALE, AppendResult.DUPLICATE)
+    writes = loop.quickbooks.writes
+    loop.runner.run_until_quiet()
+    assert loop.quickbooks.writes == writes
+    assert loop.quickbooks.get(C, qbo_id(loop, C, app_id))["phone"] == "555-222-3333"  # type: ignore[index]
+
+
+def test_rate_limits_and_5xx_end_with_every_op_applied_exactly_once(loop: InProcess):
+    seed_app(loop)
+    loop.quickbooks.fail_next(4, RateLimitedError)
+    loop.quickbooks.fail_next(3, UpstreamUnavailableError)
+    loop.runner.run_until_quiet()
+    assert len(loop.quickbooks.all(C)) == 2 and len(loop.quickbooks.all(INV)) == 1
+    with loop.store.session() as s:
+        assert s.ops("default", [OpStatus.PENDING, OpStatus.PARKED, OpStatus.WAITING]) == []
+
+
+def test_a_timeout_after_the_write_committed_does_not_duplicate(loop: InProcess):
+    seed_app(loop)
+    loop.quickbooks.fail_after_commit(3)
+    loop.runner.run_until_quiet()
+    assert len(loop.quickbooks.all(C)) == 2 and len(loop.quickbooks.all(ITEM)) == 2
+    assert len(loop.quickbooks.all(INV)) == 1
+
+
+def test_a_revoked_connection_parks_ops_and_resumes_after_reconnect(loop: InProcess):
+    seed_app(loop)
+    loop.quickbooks.revoke()
+    loop.runner.apply_pending()  # nothing yet: ops are planned on the first pass
+    for side in Side:
+        if side is Side.APP:
+            for entity in (C, ITEM, INV):
+                loop.runner.poll(side, entity)
+    loop.runner.decide_pending()
+    loop.runner.apply_pending()
+    with loop.store.session() as s:
+        waiting = s.ops("default", [OpStatus.WAITING])
+    assert waiting and loop.quickbooks.all(C) == {}
+    loop.quickbooks.reconnect()
+    assert loop.runner.resume_waiting() == len(waiting)
+    loop.runner.run_until_quiet()
+    assert len(loop.quickbooks.all(C)) == 2 and len(loop.quickbooks.all(INV)) == 1
+
+
+def test_a_stale_synctoken_supersedes_the_op_and_the_record_is_replanned(loop: InProcess):
+    ids = seed_app(loop)
+    loop.runner.run_until_quiet()
+    app_id = ids["customers"][1]
+    qid = qbo_id(loop, C, app_id)
+    loop.app.edit(C, app_id, phone="555-444-0000")
+    loop.runner.poll(Side.APP, C)
+    loop.runner.decide_pending()
+    loop.quickbooks.edit(C, qid, notes="called on Monday")  # lands between plan and apply
+    loop.runner.run_until_quiet()
+    qbo = loop.quickbooks.get(C, qid)
+    app = loop.app.get(C, app_id)
+    assert qbo is not None and app is not None
+    assert qbo["phone"] == app["phone"] == "555-444-0000"
+    assert qbo["notes"] == app["notes"] == "called on Monday"
+
+
+def test_a_rejected_record_is_parked_and_shown_in_history(loop: InProcess):
+    loop.quickbooks.reject_when(lambda op: op.entity is ITEM)
+    seed_app(loop)
+    loop.runner.run_until_quiet()
+    with loop.store.session() as s:
+        parked = s.ops("default", [OpStatus.PARKED])
+        history = s.history(connection="default")
+    assert {r.op.entity for r in parked} == {ITEM}
+    assert any(h.action is AuditAction.PARKED for h in history)
+    assert len(loop.quickbooks.all(C)) == 2  # the rest still syncs
+    assert loop.quickbooks.all(INV) == {}  # the invoice waits for its items
+
+
+def test_customer_deleted_in_the_app_is_inactivated_in_quickbooks(loop: InProcess):
+    ids = seed_app(loop)
+    loop.runner.run_until_quiet()
+    app_id = ids["customers"][1]
+    loop.app.delete(C, app_id)
+    loop.runner.run_until_quiet()
+    qbo = loop.quickbooks.get(C, qbo_id(loop, C, app_id))
+    assert qbo is not None and qbo["active"] is False
