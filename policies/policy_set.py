@@ -1,0 +1,105 @@
+"""`PolicySet`: a validated policy file answering the engine's `Policy` questions, field by field."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from engine.model import QUICKBOOKS_COMPUTED, EntityType, Side, field_names
+from engine.plan import ConflictPolicy, DeleteAction, Direction
+from engine.ports import DuplicateNames, Policy
+from policies.schema import NamedEntityPolicy, PolicyDocument
+
+
+class PolicySet:
+    """Implements `engine.ports.Policy`. A field's own setting wins; otherwise its entity's applies.
+
+    Fields QuickBooks computes (invoice total and balance) flow to the app unless the file says `none`.
+    """
+
+    def __init__(self, document: PolicyDocument, source: str = "<memory>") -> None:
+        self.document = document
+        self.source = source
+
+    @classmethod
+    def default(cls) -> PolicySet:
+        """The policy shipped in `policies/default.yaml`."""
+        from policies.loader import default_source, default_text, parse_policy
+
+        return parse_policy(default_text(), default_source())
+
+    def direction(self, entity: EntityType, field: str) -> Direction:
+        settings = self.document.entities.of(entity)
+        override = settings.fields.get(_known(entity, field))
+        if override is not None and override.direction is not None:
+            return override.direction
+        if field in QUICKBOOKS_COMPUTED[entity]:
+            return Direction.QUICKBOOKS_TO_APP
+        return settings.direction
+
+    def conflict_policy(self, entity: EntityType, field: str) -> ConflictPolicy:
+        settings = self.document.entities.of(entity)
+        override = settings.fields.get(_known(entity, field))
+        if override is not None and override.conflict is not None:
+            return override.conflict
+        return settings.conflict
+
+    def delete_action(self, entity: EntityType, target: Side) -> DeleteAction:
+        """What a delete on the other side becomes on `target`.
+
+        Nothing is deleted on a side the entity does not sync into. In QuickBooks it is the file's
+        `on_delete`; in the app a propagated delete is a delete, unless `on_delete` is `ignore`.
+        """
+        settings = self.document.entities.of(entity)
+        if settings.on_delete is DeleteAction.IGNORE or not settings.direction.writes_to(target):
+            return DeleteAction.IGNORE
+        return settings.on_delete if target is Side.QUICKBOOKS else DeleteAction.DELETE
+
+    def match_keys(self, entity: EntityType) -> tuple[str, ...]:
+        return tuple(self.document.entities.of(entity).match_keys)
+
+    def duplicate_names(self, entity: EntityType) -> DuplicateNames:
+        """Only customer and item names must be unique in QuickBooks; anything else gets `manual`."""
+        settings = self.document.entities.of(entity)
+        if isinstance(settings, NamedEntityPolicy):
+            return settings.duplicate_names
+        return DuplicateNames.MANUAL
+
+    def effective(self) -> dict[str, Any]:
+        """The fully resolved policy as plain data: every entity, every field.
+
+        A field's `conflict` is None unless it flows both ways, since only then can a conflict arise.
+        `duplicate_names` is None for entities whose names QuickBooks does not require to be unique.
+        """
+        return {
+            "source": self.source,
+            "version": self.document.version,
+            "entities": {entity.value: self._effective_entity(entity) for entity in EntityType},
+        }
+
+    def _effective_entity(self, entity: EntityType) -> dict[str, Any]:
+        settings = self.document.entities.of(entity)
+        fields: dict[str, Any] = {}
+        for name in field_names(entity):
+            direction = self.direction(entity, name)
+            conflict = self.conflict_policy(entity, name) if direction is Direction.BOTH else None
+            fields[name] = {"direction": direction.value, "conflict": conflict and conflict.value}
+        named = isinstance(settings, NamedEntityPolicy)
+        return {
+            "direction": settings.direction.value,
+            "conflict": settings.conflict.value,
+            "match_keys": list(self.match_keys(entity)),
+            "duplicate_names": self.duplicate_names(entity).value if named else None,
+            "on_delete": {side.value: self.delete_action(entity, side).value for side in Side},
+            "fields": fields,
+        }
+
+
+def _known(entity: EntityType, field: str) -> str:
+    if field not in field_names(entity):
+        raise ValueError(f"{entity} has no field {field!r}; its fields are {', '.join(field_names(entity))}")
+    return field
+
+
+if TYPE_CHECKING:
+    # mypy proves here that PolicySet implements the engine's Policy port.
+    _conforms: type[Policy] = PolicySet
