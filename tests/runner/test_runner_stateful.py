@@ -120,6 +120,11 @@ class SyncMachine(RuleBasedStateMachine):
         self.user_actions = 0
         self.edits = {}
 
+    def teardown(self) -> None:
+        # Every example ends at quiescence, with the invariants checked there.
+        if hasattr(self, "runner"):
+            self.quiesce()
+
     def writes(self) -> int:
         return sum(side.writes for side in self.sides.values())
 
