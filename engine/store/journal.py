@@ -1,0 +1,112 @@
+"""Journal and webhook inbox: every captured change and raw webhook body, stored before anything acts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from engine.model import ChangeEvent, EntityType, Side
+from engine.state import AppendResult, InboxEntry, JournalEntry, JournalStatus, RecordKey
+from engine.store import rows
+from engine.store import tables as t
+from engine.store.base import SessionBase, record_filter
+from engine.store.errors import NotStoredError
+
+
+class JournalMixin(SessionBase):
+    def append_event(self, event: ChangeEvent, now: datetime) -> AppendResult:
+        """Journal one event, keyed by (connection, side, entity, external id, version seq).
+
+        NEW: never seen; stored with status new. DUPLICATE: that exact version is already journaled;
+        nothing changes. STALE: a higher version of the record is already journaled; the event is still
+        recorded (status stale) for the trail, but is never reconciled.
+        """
+        key = RecordKey(
+            connection=event.connection, side=event.side, entity=event.entity, external_id=event.external_id
+        )
+        same_record = record_filter(t.journal, key)
+        seen = self._one(sa.select(t.journal.c.id).where(same_record, t.journal.c.seq == event.version.seq))
+        if seen is not None:
+            return AppendResult.DUPLICATE
+        newest = self._conn.execute(sa.select(sa.func.max(t.journal.c.seq)).where(same_record)).scalar()
+        stale = newest is not None and newest > event.version.seq
+        insert = self._insert(t.journal).values(
+            connection=event.connection,
+            side=event.side.value,
+            entity=event.entity.value,
+            external_id=event.external_id,
+            seq=event.version.seq,
+            payload=event.model_dump(mode="json"),
+            status=(JournalStatus.STALE if stale else JournalStatus.NEW).value,
+            received_at=now,
+        )
+        # Another worker may journal the same delivery between our check and this insert.
+        if self._conn.execute(insert.on_conflict_do_nothing()).rowcount == 0:
+            return AppendResult.DUPLICATE
+        return AppendResult.STALE if stale else AppendResult.NEW
+
+    def latest_event(self, key: RecordKey) -> JournalEntry | None:
+        """The record's journaled event with the highest seq, stale entries excluded (any status else)."""
+        row = self._one(
+            sa.select(t.journal)
+            .where(record_filter(t.journal, key), t.journal.c.status != JournalStatus.STALE.value)
+            .order_by(t.journal.c.seq.desc())
+            .limit(1)
+        )
+        return None if row is None else rows.to_journal_entry(row)
+
+    def pending_records(self, connection: str, limit: int = 100) -> list[RecordKey]:
+        """Distinct records with journal entries still new, the one waiting longest first."""
+        j = t.journal
+        first = sa.func.min(j.c.id)
+        statement = (
+            sa.select(j.c.side, j.c.entity, j.c.external_id)
+            .where(j.c.connection == connection, j.c.status == JournalStatus.NEW.value)
+            .group_by(j.c.side, j.c.entity, j.c.external_id)
+            .order_by(first)
+            .limit(limit)
+        )
+        return [
+            RecordKey(
+                connection=connection,
+                side=Side(r["side"]),
+                entity=EntityType(r["entity"]),
+                external_id=r["external_id"],
+            )
+            for r in self._all(statement)
+        ]
+
+    def mark_processed(self, key: RecordKey, up_to_seq: int) -> None:
+        """The record's new entries with seq <= up_to_seq become processed (stale ones stay stale)."""
+        self._conn.execute(
+            sa.update(t.journal)
+            .where(
+                record_filter(t.journal, key),
+                t.journal.c.seq <= up_to_seq,
+                t.journal.c.status == JournalStatus.NEW.value,
+            )
+            .values(status=JournalStatus.PROCESSED.value)
+        )
+
+    def inbox_add(self, body: bytes, now: datetime) -> int:
+        """Store a raw webhook body (unprocessed) and return its id."""
+        result = self._conn.execute(
+            sa.insert(t.inbox).values(body=body, received_at=now, processed=False).returning(t.inbox.c.id)
+        )
+        return int(result.scalar_one())
+
+    def inbox_pending(self, limit: int = 100) -> list[InboxEntry]:
+        """Unprocessed webhook bodies, oldest first."""
+        statement = (
+            sa.select(t.inbox).where(t.inbox.c.processed.is_(False)).order_by(t.inbox.c.id).limit(limit)
+        )
+        return [rows.to_inbox_entry(r) for r in self._all(statement)]
+
+    def inbox_done(self, entry_id: int, error: str | None = None) -> None:
+        """Mark a body processed; `error` records why it could not be used (it is not retried)."""
+        result = self._conn.execute(
+            sa.update(t.inbox).where(t.inbox.c.id == entry_id).values(processed=True, error=error)
+        )
+        if result.rowcount != 1:
+            raise NotStoredError(f"no inbox entry {entry_id}")

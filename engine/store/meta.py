@@ -1,0 +1,108 @@
+"""Connections, cursors and the audit trail: the store's bookkeeping around the records themselves."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from engine.model import EntityType, Side
+from engine.state import AuditAction, AuditEntry, Connection, Cursor
+from engine.store import rows
+from engine.store import tables as t
+from engine.store.base import SessionBase
+
+
+class MetaMixin(SessionBase):
+    # connections
+
+    def save_connection(self, connection: Connection) -> None:
+        """Insert the connection, or overwrite every column of the stored one with the same id."""
+        values = rows.connection_values(connection)
+        insert = self._insert(t.connections).values(**values)
+        changed = {name: insert.excluded[name] for name in values if name != "id"}
+        self._conn.execute(insert.on_conflict_do_update(index_elements=["id"], set_=changed))
+
+    def get_connection(self, connection_id: str) -> Connection | None:
+        row = self._one(sa.select(t.connections).where(t.connections.c.id == connection_id))
+        return None if row is None else rows.to_connection(row)
+
+    def list_connections(self) -> list[Connection]:
+        statement = sa.select(t.connections).order_by(t.connections.c.id)
+        return [rows.to_connection(r) for r in self._all(statement)]
+
+    # cursors
+
+    def get_cursor(self, connection: str, side: Side, entity: EntityType) -> Cursor | None:
+        c = t.cursors.c
+        row = self._one(
+            sa.select(t.cursors).where(
+                c.connection == connection, c.side == side.value, c.entity == entity.value
+            )
+        )
+        return None if row is None else rows.to_cursor(row)
+
+    def save_cursor(self, cursor: Cursor) -> None:
+        """Insert or move the cursor of (connection, side, entity)."""
+        insert = self._insert(t.cursors).values(
+            connection=cursor.connection,
+            side=cursor.side.value,
+            entity=cursor.entity.value,
+            position=cursor.position,
+            updated_at=cursor.updated_at,
+        )
+        changed = {"position": insert.excluded.position, "updated_at": insert.excluded.updated_at}
+        self._conn.execute(
+            insert.on_conflict_do_update(index_elements=["connection", "side", "entity"], set_=changed)
+        )
+
+    # audit
+
+    def audit(
+        self,
+        connection: str,
+        entity: EntityType,
+        action: AuditAction,
+        now: datetime,
+        *,
+        link_id: str | None = None,
+        side: Side | None = None,
+        external_id: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Append one line to the audit trail (never updated, never deleted)."""
+        self._conn.execute(
+            sa.insert(t.audit).values(
+                connection=connection,
+                entity=entity.value,
+                link_id=link_id,
+                side=None if side is None else side.value,
+                external_id=external_id,
+                action=action.value,
+                detail=detail or {},
+                at=now,
+            )
+        )
+
+    def history(
+        self,
+        connection: str | None = None,
+        link_id: str | None = None,
+        side: Side | None = None,
+        external_id: str | None = None,
+        limit: int = 200,
+    ) -> list[AuditEntry]:
+        """The newest `limit` audit lines matching every filter given, in the order they happened."""
+        a = t.audit.c
+        statement = sa.select(t.audit)
+        if connection is not None:
+            statement = statement.where(a.connection == connection)
+        if link_id is not None:
+            statement = statement.where(a.link_id == link_id)
+        if side is not None:
+            statement = statement.where(a.side == side.value)
+        if external_id is not None:
+            statement = statement.where(a.external_id == external_id)
+        newest = self._all(statement.order_by(a.id.desc()).limit(limit))
+        return [rows.to_audit_entry(r) for r in reversed(newest)]
