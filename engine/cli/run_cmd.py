@@ -15,6 +15,7 @@ from engine.model import EntityType, Side
 from engine.runner import RunStats
 
 console = Console()
+errors = Console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -40,7 +41,7 @@ def run(
     try:
         rules = load_policy_or_default(policy)
     except ConfigurationError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        errors.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     with tempfile.TemporaryDirectory(prefix="ledgersync-") as tmp:
         url = state_url or f"sqlite:///{Path(tmp) / 'ledgersync.db'}"
@@ -110,28 +111,20 @@ def _step(stats: RunStats) -> None:
 
 
 def _compare(loop: Any) -> None:
-    table = Table(title="Both sides, record by record")
+    from engine.compare import differing_fields
+
+    table = Table(title="Both sides, field by field")
     for column in ("entity", "app id", "quickbooks id", "differing fields"):
         table.add_column(column)
     with loop.store.session() as s:
-        links = s.list_links(loop.runner.connection)
         open_fields = {(c.link_id, c.field) for c in s.list_conflicts(open_only=True)}
-    for link in links:
-        app_rec = loop.app.get(link.entity, link.app_id) if link.app_id else None
-        qbo_rec = loop.quickbooks.get(link.entity, link.quickbooks_id) if link.quickbooks_id else None
-        diff = sorted(k for k in (app_rec or {}) if qbo_rec is not None and _plain(app_rec, qbo_rec, k))
-        label = (
-            ", ".join(f"{d} (open conflict)" if (link.id, d) in open_fields else d for d in diff) or "none"
-        )
-        table.add_row(link.entity, link.app_id or "-", link.quickbooks_id or "-", label)
+        for link in s.list_links(loop.runner.connection):
+            app_rec = loop.app.get(link.entity, link.app_id) if link.app_id else None
+            qbo_rec = loop.quickbooks.get(link.entity, link.quickbooks_id) if link.quickbooks_id else None
+            if app_rec is None or qbo_rec is None:
+                label = "only in " + ("QuickBooks" if app_rec is None else "the app")
+            else:
+                diff = sorted(differing_fields(s, link, app_rec, qbo_rec, loop.runner.policy))
+                label = ", ".join(f"{d} (open conflict)" if (link.id, d) in open_fields else d for d in diff)
+            table.add_row(link.entity, link.app_id or "-", link.quickbooks_id or "-", label or "none")
     console.print(table)
-
-
-def _plain(app_rec: dict[str, Any], qbo_rec: dict[str, Any], key: str) -> bool:
-    # References differ by construction (each side's own ids); compare everything else.
-    value = app_rec.get(key)
-    if isinstance(value, dict) and "entity" in value:
-        return False
-    if key in ("lines", "applications"):
-        return len(value or ()) != len(qbo_rec.get(key) or ())
-    return bool(value != qbo_rec.get(key))
