@@ -1,0 +1,71 @@
+"""House rules that code review alone would let slip: imports point inward, each library in one place."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PURE = ["model", "plan", "reconcile", "diff", "normalize", "refs", "ports", "state", "errors", "compare"]
+FORBIDDEN_IN_PURE = (
+    "connectors",
+    "policies",
+    "httpx",
+    "sqlalchemy",
+    "dramatiq",
+    "redis",
+    "alembic",
+    "starlette",
+)
+#: library -> the only places allowed to import it
+ONE_PLACE = {
+    "deepdiff": ("engine/diff.py",),
+    "sqlalchemy": ("engine/store/", "connectors/app/"),
+    "alembic": ("engine/store/",),
+    "dramatiq": ("engine/broker", "engine/workers"),
+    "httpx": ("connectors/",),
+}
+
+
+def imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def package_files() -> list[Path]:
+    return [p for pkg in ("engine", "connectors", "policies") for p in (ROOT / pkg).rglob("*.py")]
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_pure_engine_modules_import_nothing_from_the_outside(module: str):
+    found = imports(ROOT / "engine" / f"{module}.py")
+    bad = sorted(name for name in found if name.split(".")[0] in FORBIDDEN_IN_PURE)
+    assert bad == [], f"engine/{module}.py imports {bad}"
+
+
+@pytest.mark.parametrize("library", sorted(ONE_PLACE))
+def test_each_third_party_library_lives_in_one_place(library: str):
+    offenders = []
+    for path in package_files():
+        rel = path.relative_to(ROOT).as_posix()
+        if any(name.split(".")[0] == library for name in imports(path)) and not rel.startswith(
+            ONE_PLACE[library]
+        ):
+            offenders.append(rel)
+    assert offenders == []
+
+
+def test_modules_stay_small():
+    big = {
+        p.relative_to(ROOT).as_posix(): n
+        for p in package_files()
+        if (n := len(p.read_text().splitlines())) > 600
+    }
+    assert big == {}
