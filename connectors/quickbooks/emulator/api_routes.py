@@ -1,0 +1,192 @@
+"""The Accounting API under /v3/company/{realmId}/: auth, throttling, requestid replay, then the operation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from connectors.quickbooks.emulator import batch, cdc, faults, query, records
+from connectors.quickbooks.emulator.context import URL_NAMES
+from connectors.quickbooks.emulator.emulator import Emulator
+from connectors.quickbooks.emulator.requestlog import CORE, CORE_PLUS, LoggedRequest
+from connectors.quickbooks.emulator.responses import fault_response, json_response, with_time
+
+logger = logging.getLogger(__name__)
+SPECIAL = ("query", "cdc", "batch")
+
+
+def _classify(method: str, resource: str) -> tuple[str, str]:
+    """(endpoint name for the request log, metered class)."""
+    if resource in SPECIAL:
+        return resource, CORE_PLUS
+    if method == "GET":
+        return f"GET {resource}", CORE_PLUS
+    return f"{method} {resource}", CORE
+
+
+def routes(emulator: Emulator) -> list[Route]:
+    async def api(request: Request) -> Response:
+        realm = request.path_params["realm"]
+        resource = request.path_params["resource"].lower()
+        endpoint, metered = _classify(request.method, resource)
+        response = await _guarded(emulator, request, realm, resource)
+        emulator.requests.record(
+            LoggedRequest(request.method, request.url.path, endpoint, metered, response.status_code)
+        )
+        return response
+
+    path = "/v3/company/{realm}/{resource}"
+    return [
+        Route(path, api, methods=["GET", "POST"]),
+        Route(path + "/{entity_id}", api, methods=["GET", "POST"]),
+    ]
+
+
+def _unauthorized(emulator: Emulator, detail: str) -> Response:
+    epoch_ms = int(emulator.clock.timestamp() * 1000)
+    return json_response(
+        faults.authentication_body(detail, epoch_ms),
+        401,
+        {"www-authenticate": faults.WWW_AUTHENTICATE},
+    )
+
+
+async def _guarded(emulator: Emulator, request: Request, realm: str, resource: str) -> Response:
+    ctx = emulator.ctx
+    header = request.headers.get("authorization", "")
+    bearer = header[7:].strip() if header.lower().startswith("bearer ") else None
+    token_realm, detail = emulator.authority.authenticate(bearer)
+    if token_realm is None:
+        return _unauthorized(emulator, detail)
+    if token_realm != realm:
+        return fault_response(ctx, faults.forbidden())
+    if not emulator.throttle.admit(realm, is_batch=resource == "batch"):
+        return fault_response(ctx, faults.throttled())
+    try:
+        latency = emulator.faults.take("latency", request.url.path)
+        if latency is not None:
+            await asyncio.sleep(latency.delay)
+        broken = emulator.faults.take("server_error", request.url.path)
+        if broken is not None:
+            return fault_response(ctx, faults.system_error("Injected upstream failure", status=broken.status))
+        response = await _replayed_or_run(emulator, request, realm, resource)
+        if request.method == "POST" and response.status_code < 500:
+            late = emulator.faults.take("timeout_after_commit", request.url.path)
+            if late is not None:
+                await asyncio.sleep(late.delay)  # the write is committed; the client gives up waiting
+        return response
+    finally:
+        emulator.throttle.release(realm)
+
+
+async def _replayed_or_run(emulator: Emulator, request: Request, realm: str, resource: str) -> Response:
+    ctx = emulator.ctx
+    raw = await request.body()
+    request_id = request.query_params.get("requestid")
+    key = None
+    if request.method == "POST" and request_id:
+        try:
+            key = _replay_key(emulator, realm, resource, request_id, raw)
+        except faults.QboFaultError as fault:
+            return fault_response(ctx, fault)
+        with emulator.store.lock:
+            stored = emulator.replays.get(key)
+        if stored is not None:
+            status, stored_body = stored
+            return Response(stored_body, status_code=status, media_type="application/json;charset=UTF-8")
+    with emulator.store.lock:
+        try:
+            body = with_time(ctx, _dispatch(emulator, request, resource, raw))
+            response = json_response(body)
+        except faults.QboFaultError as fault:
+            response = fault_response(ctx, fault)
+        except Exception:
+            logger.exception("emulator bug answering %s %s", request.method, request.url.path)
+            response = fault_response(ctx, faults.system_error("Unexpected emulator error", status=500))
+        if key is not None and response.status_code < 500:
+            emulator.replays[key] = (response.status_code, bytes(response.body))
+    if request.method == "POST":
+        emulator.changed()
+    return response
+
+
+def _replay_key(emulator: Emulator, realm: str, resource: str, request_id: str, raw: bytes) -> str:
+    cfg = emulator.config
+    limit = cfg.batch_requestid_max_length if resource == "batch" else cfg.requestid_max_length
+    if len(request_id) > limit:
+        raise faults.business(
+            f"You cannot enter more than {limit} characters in the request_id field. "
+            f"You tried entering {request_id}, which is {len(request_id)} characters."
+        )
+    if resource != "batch":
+        return f"{realm}|{request_id}"
+    try:
+        bids = batch.bids(json.loads(raw))
+    except (ValueError, UnicodeDecodeError):
+        bids = []
+    too_long = [b for b in bids if len(b) > cfg.batch_bid_max_length]
+    if too_long:
+        raise faults.business(
+            f"With a requestid, a bId may have at most {cfg.batch_bid_max_length} characters: {too_long[0]}"
+        )
+    return f"{realm}|{request_id}|{','.join(bids)}"
+
+
+def _json_body(raw: bytes, entity: str) -> Any:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise faults.unsupported("Request body is not valid UTF-8.") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise faults.invalid_property(
+            f"Property Name:Can not parse the {entity} body specified is unsupported or invalid ({exc.msg})"
+        ) from None
+
+
+def _dispatch(emulator: Emulator, request: Request, resource: str, raw: bytes) -> dict[str, Any]:
+    ctx = emulator.ctx
+    params = request.query_params
+    entity_id = request.path_params.get("entity_id")
+    if resource == "query":
+        text = params.get("query") if request.method == "GET" else raw.decode("utf-8", errors="replace")
+        if not text:
+            raise faults.query_parse("Encountered <EOF>: the query is empty.")
+        return {"QueryResponse": query.run(ctx, text)}
+    if resource == "cdc":
+        return cdc.run(ctx, params.get("entities"), params.get("changedSince"))
+    if resource == "batch":
+        if request.method != "POST":
+            raise faults.unsupported("Batch needs a POST.")
+        return batch.run(ctx, _json_body(raw, "BatchItemRequest"))
+    entity = URL_NAMES.get(resource)
+    if entity is None:
+        raise faults.QboFaultError(
+            "10000",
+            "An application error has occurred while processing your request",
+            f"System Failure Error: Unsupported resource {resource}",
+            fault_type="SystemFault",
+        )
+    if request.method == "GET":
+        if entity_id is None:
+            raise faults.unsupported(f"Operation GET without an Id is not supported for {entity}; use query.")
+        return {entity: records.read(ctx, entity, entity_id)}
+    if entity_id is not None:
+        raise faults.unsupported(f"Operation {entity_id} is not supported for {entity}.")
+    body = _json_body(raw, entity)
+    operation = (params.get("operation") or "").lower()
+    include = (params.get("include") or "").lower()
+    if operation == "delete":
+        return {entity: records.delete(ctx, entity, body)}
+    if operation == "void" or (operation == "update" and include == "void"):
+        return {entity: records.void(ctx, entity, body)}
+    if operation not in ("", "create", "update"):
+        raise faults.invalid_enum(operation)
+    return {entity: records.save(ctx, entity, body)}

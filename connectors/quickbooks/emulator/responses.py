@@ -1,0 +1,62 @@
+"""Building HTTP answers: JSON bodies, the `time` stamp, Fault answers and the `intuit_tid` header."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from connectors.quickbooks.emulator.clock import format_response_time
+from connectors.quickbooks.emulator.context import Context
+from connectors.quickbooks.emulator.faults import QboFaultError
+
+JSON_TYPE = "application/json;charset=UTF-8"
+
+
+def new_tid() -> str:
+    return f"1-{secrets.token_hex(4)}-{secrets.token_hex(12)}"
+
+
+def json_bytes(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json_bytes(body), status_code=status, media_type=JSON_TYPE, headers=headers)
+
+
+def with_time(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+    return {**body, "time": format_response_time(ctx.clock.now(), ctx.config.tz)}
+
+
+def fault_response(ctx: Context, fault: QboFaultError) -> Response:
+    headers: dict[str, str] = {}
+    if fault.status == 429 and ctx.config.retry_after_header is not None:
+        headers["Retry-After"] = str(ctx.config.retry_after_header)
+    return json_response(with_time(ctx, {"Fault": fault.fault()}), fault.status, headers)
+
+
+class TidMiddleware:
+    """Adds an `intuit_tid` header to every response, as Intuit does on successes and errors alike."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        tid = new_tid()
+
+        async def send_with_tid(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"intuit_tid" for name, _ in headers):
+                    headers.append((b"intuit_tid", tid.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_tid)
