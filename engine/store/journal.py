@@ -42,7 +42,8 @@ class JournalMixin(SessionBase):
             received_at=now,
         )
         # Another worker may journal the same delivery between our check and this insert.
-        if self._conn.execute(insert.on_conflict_do_nothing()).rowcount == 0:
+        stored = self._conn.execute(insert.on_conflict_do_nothing().returning(t.journal.c.id)).first()
+        if stored is None:
             return AppendResult.DUPLICATE
         return AppendResult.STALE if stale else AppendResult.NEW
 

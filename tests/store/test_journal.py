@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from engine.model import EntityType, Side
 from engine.state import AppendResult, JournalStatus, RecordKey
-from engine.store import SqlStateStore
+from engine.store import NotStoredError, SqlStateStore
 from tests.support.samples import CONNECTION, at, customer_event, item_event
 
 KEY = RecordKey(connection=CONNECTION, side=Side.QUICKBOOKS, entity=EntityType.CUSTOMER, external_id="42")
@@ -142,3 +144,5 @@ def test_inbox_keeps_raw_bodies_until_done(store: SqlStateStore) -> None:
         s.inbox_done(second, error="bad signature")
     with store.session() as s:
         assert s.inbox_pending() == []
+    with pytest.raises(NotStoredError), store.session() as s:
+        s.inbox_done(second + 1000)

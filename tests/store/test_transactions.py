@@ -1,10 +1,7 @@
-"""A session is one transaction; concurrent sessions on one link run one after the other."""
+"""A session is one transaction: it commits at the end of its block, or rolls everything back."""
 
 from __future__ import annotations
 
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import pytest
@@ -71,39 +68,3 @@ def test_naive_times_are_refused(store: SqlStateStore) -> None:
         s.audit(CONNECTION, CUSTOMER, AuditAction.CAPTURED, datetime(2026, 5, 1, 12, 0))
     with store.session() as s:
         assert s.history() == []
-
-
-def test_a_second_lock_on_a_link_waits_for_the_first_transaction(store: SqlStateStore) -> None:
-    with store.session() as s:
-        link = s.create_link(CONNECTION, CUSTOMER, "app-1", None)
-    first_holds = threading.Event()
-    release_first = threading.Event()
-    second_locked = threading.Event()
-
-    def first() -> None:
-        with store.session() as s:
-            s.lock_link(link.id)
-            first_holds.set()
-            assert release_first.wait(10)
-            s.set_link_id(link.id, Side.QUICKBOOKS, "qb-first")
-
-    def second() -> str | None:
-        assert first_holds.wait(10)
-        with store.session() as s:
-            s.lock_link(link.id)
-            second_locked.set()
-            locked = s.get_link(link.id)
-            assert locked is not None
-            return locked.quickbooks_id
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        holder = pool.submit(first)
-        waiter = pool.submit(second)
-        assert first_holds.wait(10)
-        time.sleep(0.3)
-        waited = not second_locked.is_set()
-        release_first.set()
-        holder.result(timeout=10)
-        seen_by_second = waiter.result(timeout=10)
-    assert waited, "the second session took the lock while the first still held it"
-    assert seen_by_second == "qb-first"
