@@ -4,7 +4,7 @@ SQLAlchemy and Alembic are used here and nowhere else; what leaves this package 
 values of engine.state.
 """
 
-from engine.store.errors import LinkExistsError, NotStoredError, SnapshotConflictError
+from engine.store.errors import LinkExistsError, NotStoredError, SnapshotConflictError, StoreUnavailableError
 from engine.store.sql import DEFAULT_URL, SqlStateStore, open_store
 
 __all__ = [
@@ -13,5 +13,6 @@ __all__ = [
     "NotStoredError",
     "SnapshotConflictError",
     "SqlStateStore",
+    "StoreUnavailableError",
     "open_store",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.errors import LedgersyncError, VersionConflictError
+from engine.errors import LedgersyncError, UpstreamUnavailableError, VersionConflictError
 
 
 class NotStoredError(LedgersyncError, LookupError):
@@ -15,3 +15,9 @@ class LinkExistsError(VersionConflictError):
 
 class SnapshotConflictError(VersionConflictError):
     """The snapshot's revision moved since it was read: another worker saved it first; re-read."""
+
+
+class StoreUnavailableError(UpstreamUnavailableError):
+    """The database could not be reached, was locked too long, or aborted the transaction
+    (deadlock, serialization failure): nothing was committed; retry the whole transaction.
+    """

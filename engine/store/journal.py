@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -12,6 +13,18 @@ from engine.store import rows
 from engine.store import tables as t
 from engine.store.base import SessionBase, record_filter
 from engine.store.errors import NotStoredError
+
+log = logging.getLogger(__name__)
+
+
+def _context(event: ChangeEvent) -> dict[str, object]:
+    return {
+        "connection": event.connection,
+        "side": event.side.value,
+        "entity": event.entity.value,
+        "external_id": event.external_id,
+        "seq": event.version.seq,
+    }
 
 
 class JournalMixin(SessionBase):
@@ -28,6 +41,7 @@ class JournalMixin(SessionBase):
         same_record = record_filter(t.journal, key)
         seen = self._one(sa.select(t.journal.c.id).where(same_record, t.journal.c.seq == event.version.seq))
         if seen is not None:
+            log.debug("duplicate delivery", extra=_context(event))
             return AppendResult.DUPLICATE
         newest = self._conn.execute(sa.select(sa.func.max(t.journal.c.seq)).where(same_record)).scalar()
         stale = newest is not None and newest > event.version.seq
@@ -44,8 +58,12 @@ class JournalMixin(SessionBase):
         # Another worker may journal the same delivery between our check and this insert.
         stored = self._conn.execute(insert.on_conflict_do_nothing().returning(t.journal.c.id)).first()
         if stored is None:
+            log.debug("duplicate delivery (concurrent)", extra=_context(event))
             return AppendResult.DUPLICATE
-        return AppendResult.STALE if stale else AppendResult.NEW
+        if stale:
+            log.debug("stale version journaled", extra={**_context(event), "newest_seq": newest})
+            return AppendResult.STALE
+        return AppendResult.NEW
 
     def latest_event(self, key: RecordKey) -> JournalEntry | None:
         """The record's journaled event with the highest seq, stale entries excluded (any status else)."""

@@ -12,9 +12,11 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from engine.errors import ConfigurationError
 from engine.ports import StateStore
+from engine.store.errors import StoreUnavailableError
 from engine.store.session import SqlSession
 
 log = logging.getLogger(__name__)
@@ -88,7 +90,7 @@ class SqlStateStore:
     """
 
     def __init__(self, url: str = DEFAULT_URL, *, create: bool = False, schema: str | None = None) -> None:
-        self.url = url
+        self._url = url
         self._engine = make_engine(url, schema=schema)
         if create:
             self.migrate()
@@ -100,9 +102,19 @@ class SqlStateStore:
 
     @contextmanager
     def session(self) -> Iterator[SqlSession]:
-        """A transaction: commits when the block exits normally, rolls back on an exception."""
-        with self._engine.begin() as conn:
-            yield SqlSession(conn)
+        """A transaction: commits when the block exits normally, rolls back on an exception.
+
+        Database outages, lock timeouts, deadlocks and serialization failures surface as
+        StoreUnavailableError (retriable: nothing was committed).
+        """
+        try:
+            with self._engine.begin() as conn:
+                yield SqlSession(conn)
+        except (OperationalError, InterfaceError) as error:
+            log.warning(
+                "state store unavailable: %s", type(error.orig).__name__, extra={"backend": self.backend}
+            )
+            raise StoreUnavailableError("the state store is unavailable", detail=str(error.orig)) from error
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (Alembic upgrade head), in one transaction."""
@@ -115,7 +127,7 @@ class SqlStateStore:
         self._engine.dispose()
 
     def __repr__(self) -> str:
-        return f"SqlStateStore({sa.make_url(self.url).render_as_string(hide_password=True)!r})"
+        return f"SqlStateStore({sa.make_url(self._url).render_as_string(hide_password=True)!r})"
 
 
 def open_store(url: str) -> SqlStateStore:
