@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from engine.errors import ConfigurationError, RetriableError
 from engine.store import DEFAULT_URL, SqlStateStore, StoreUnavailableError
+from engine.store.sql import SQLITE_BUSY_TIMEOUT_MS, make_engine
+
+PRAGMAS = ("journal_mode", "foreign_keys", "busy_timeout")
 
 
 def test_the_default_store_is_a_sqlite_file() -> None:
@@ -43,3 +48,13 @@ def test_the_password_stays_out_of_repr() -> None:
         assert "***" in repr(store)
     finally:
         store.dispose()
+
+
+def test_sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'pragmas.db'}")
+    try:
+        with engine.connect() as conn:
+            pragmas = {name: conn.exec_driver_sql(f"PRAGMA {name}").scalar() for name in PRAGMAS}
+    finally:
+        engine.dispose()
+    assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": SQLITE_BUSY_TIMEOUT_MS}
