@@ -190,6 +190,7 @@ def _persist(
             detail={"conflict_id": opened.id, "field": conflict.field, "policy": conflict.policy},
             link_id=link.id,
         )
+    _close_settled_conflicts(s, link, plan, now)
     for wait in plan.waits:
         s.audit(
             link.connection,
@@ -218,6 +219,30 @@ def _persist(
         len(plan.writes),
         len(plan.conflicts),
     )
+
+
+def _close_settled_conflicts(s: StoreSession, link: Link, plan: Plan, now: datetime) -> None:
+    """An open conflict whose field no longer conflicts (the sides agree now, or one side went back
+    to the base) needs no reviewer any more."""
+    if plan.waits:
+        return
+    still = {c.field for c in plan.conflicts}
+    written = {k: v for w in plan.writes for k, v in w.fields.items()}
+    for conflict in s.list_conflicts(link.connection, open_only=True):
+        if conflict.link_id != link.id or conflict.field in still:
+            continue
+        value = plan.settled.get(conflict.field, written.get(conflict.field))
+        s.resolve_conflict(
+            conflict.id, _json(link.entity, conflict.field, value), "ledgersync: sides agree", now
+        )
+        s.audit(
+            link.connection,
+            link.entity,
+            AuditAction.RESOLVED,
+            now,
+            link_id=link.id,
+            detail={"conflict_id": conflict.id, "field": conflict.field, "by": "ledgersync"},
+        )
 
 
 def _json(entity: EntityType, field: str, value: Any) -> Any:

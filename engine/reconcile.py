@@ -78,7 +78,7 @@ def reconcile(
     if base is None:
         if len(live) == 1:
             ((side, state),) = live.items()
-            return _create(entity, side, state, dirs)
+            return create_plan(entity, side, state, dirs)
         if len(live) == 2:
             return _merge(entity, {}, live, dirs, policy, ledger, first_match=True)
         return Plan(entity=entity, reasons=("nothing exists on either side",))
@@ -101,7 +101,8 @@ def _record_flows_to(side: Side, dirs: Mapping[str, Direction], entity: EntityTy
     return any(d.writes_to(side) and f not in computed for f, d in dirs.items())
 
 
-def _create(entity: EntityType, source: Side, state: SideState, dirs: Mapping[str, Direction]) -> Plan:
+def create_plan(entity: EntityType, source: Side, state: SideState, dirs: Mapping[str, Direction]) -> Plan:
+    """Create the record that exists only on `source` on the other side, if records flow that way."""
     target = source.other
     assert state.fields is not None
     if not _record_flows_to(target, dirs, entity):
@@ -137,6 +138,14 @@ def _propagate_delete(
             conflicts=(conflict,),
             reasons=(f"deleted in {deleted_on} while {', '.join(sorted(edited))} changed in {survivor}",),
         )
+    return delete_plan(entity, survivor, state, dirs, policy)
+
+
+def delete_plan(
+    entity: EntityType, survivor: Side, state: SideState, dirs: Mapping[str, Direction], policy: Policy
+) -> Plan:
+    """Carry a delete to the side where the record survives, as the policy says it becomes there."""
+    deleted_on = survivor.other
     action = policy.delete_action(entity, survivor)
     if action is DeleteAction.IGNORE or not _record_flows_to(survivor, dirs, entity):
         return Plan(entity=entity, tombstone=True, reasons=(f"deleted in {deleted_on}; kept in {survivor}",))

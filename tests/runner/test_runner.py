@@ -183,3 +183,82 @@ def test_customer_deleted_in_the_app_is_inactivated_in_quickbooks(loop: InProces
     loop.runner.run_until_quiet()
     qbo = loop.quickbooks.get(C, qbo_id(loop, C, app_id))
     assert qbo is not None and qbo["active"] is False
+
+
+def make_email_conflict(loop: InProcess) -> tuple[str, str]:
+    ids = seed_app(loop)
+    loop.runner.run_until_quiet()
+    app_id = ids["customers"][0]
+    qid = qbo_id(loop, C, app_id)
+    loop.app.edit(C, app_id, email="app@example.com")
+    loop.quickbooks.edit(C, qid, email="qbo@example.com")
+    loop.runner.run_until_quiet()
+    return app_id, qid
+
+
+def test_resolving_a_conflict_by_taking_quickbooks_writes_the_app_and_closes_it(loop: InProcess):
+    from engine.resolve import Choice, resolve
+
+    app_id, _qid = make_email_conflict(loop)
+    with loop.store.session() as s:
+        (conflict,) = s.list_conflicts(open_only=True)
+        resolve(
+            s, conflict.id, Choice(take=Side.QUICKBOOKS), "maria", loop.runner.policy, loop.runner.clock.now()
+        )
+    loop.runner.run_until_quiet()
+    assert loop.app.get(C, app_id)["email"] == "qbo@example.com"  # type: ignore[index]
+    with loop.store.session() as s:
+        assert s.list_conflicts(open_only=True) == []
+        assert s.get_conflict(conflict.id).resolved_by == "maria"  # type: ignore[union-attr]
+    assert loop.runner.run_until_quiet().applied == 0
+
+
+def test_resolving_with_a_typed_value_writes_both_sides(loop: InProcess):
+    from engine.resolve import Choice, resolve
+
+    app_id, qid = make_email_conflict(loop)
+    with loop.store.session() as s:
+        (conflict,) = s.list_conflicts(open_only=True)
+        resolve(
+            s,
+            conflict.id,
+            Choice(value="both@example.com"),
+            "maria",
+            loop.runner.policy,
+            loop.runner.clock.now(),
+        )
+    loop.runner.run_until_quiet()
+    assert loop.app.get(C, app_id)["email"] == loop.quickbooks.get(C, qid)["email"] == "both@example.com"  # type: ignore[index]
+    assert loop.runner.run_until_quiet().applied == 0
+
+
+def test_a_conflict_closes_itself_when_the_sides_come_to_agree(loop: InProcess):
+    _app_id, qid = make_email_conflict(loop)
+    loop.quickbooks.edit(C, qid, email="app@example.com")
+    loop.runner.run_until_quiet()
+    with loop.store.session() as s:
+        assert s.list_conflicts(open_only=True) == []
+
+
+def test_delete_against_edit_conflict_can_bring_the_record_back(loop: InProcess):
+    from engine.resolve import Choice, resolve
+
+    ids = seed_app(loop)
+    loop.runner.run_until_quiet()
+    app_id = ids["customers"][1]
+    qid = qbo_id(loop, C, app_id)
+    loop.app.delete(C, app_id)
+    loop.quickbooks.edit(C, qid, notes="still a customer!")
+    loop.runner.run_until_quiet()
+    with loop.store.session() as s:
+        (conflict,) = s.list_conflicts(open_only=True)
+        assert conflict.field == "_deleted"
+        resolve(
+            s, conflict.id, Choice(take=Side.QUICKBOOKS), "maria", loop.runner.policy, loop.runner.clock.now()
+        )
+    loop.runner.run_until_quiet()
+    revived = [c for c in loop.app.all(C).values() if c["notes"] == "still a customer!"]
+    assert len(revived) == 1
+    with loop.store.session() as s:
+        link = s.find_link("default", C, Side.QUICKBOOKS, qid)
+    assert link is not None and link.app_id not in (None, app_id)
