@@ -29,10 +29,11 @@ def load_policy_or_default(path: Path | None) -> PolicySet:
 
 
 def in_process(
-    state_url: str, policy: PolicySet, clock: Clock | None = None, connection: str = "default"
+    state: str | SqlStateStore, policy: PolicySet, clock: Clock | None = None, connection: str = "default"
 ) -> InProcess:
+    """Wire the loop on a state store URL (migrated on open) or an already open store."""
     clock = clock or SystemClock()
-    store = open_store(state_url)
+    store = open_store(state) if isinstance(state, str) else state
     app = FakeConnector(Side.APP, connection, clock)
     quickbooks = FakeConnector(Side.QUICKBOOKS, connection, clock, computes_totals=True)
     runner = Runner(store, {Side.APP: app, Side.QUICKBOOKS: quickbooks}, policy, clock, connection)

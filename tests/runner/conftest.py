@@ -1,4 +1,4 @@
-"""A wired in-process loop (SQLite state store, two fake sides, the default policy, a fake clock)."""
+"""A wired in-process loop (state store on SQLite and PostgreSQL, two fake sides, the default policy)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from engine.bootstrap import InProcess, in_process
 from engine.clock import FakeClock
 from policies import PolicySet
+from tests.support.stores import fresh_store, store_backend  # noqa: F401 - a fixture
 
 
 @pytest.fixture
@@ -19,7 +20,6 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def loop(tmp_path: Path, clock: FakeClock) -> Iterator[InProcess]:
-    world = in_process(f"sqlite:///{tmp_path / 'state.db'}", PolicySet.default(), clock)
-    yield world
-    world.store.dispose()
+def loop(tmp_path: Path, clock: FakeClock, store_backend: str) -> Iterator[InProcess]:  # noqa: F811
+    with fresh_store(store_backend, tmp_path) as store:
+        yield in_process(store, PolicySet.default(), clock)
