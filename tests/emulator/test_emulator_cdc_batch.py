@@ -25,7 +25,11 @@ def test_cdc_returns_changes_and_deleted_rows_as_tombstones(api: Api) -> None:
     since = api.qbo.advance_clock(5)["now"]
     customer = api.create("Customer", {"DisplayName": "CDC One"})
     item = api.create("Item", {"Name": "CDC Item", "Type": "Service", "IncomeAccountRef": {"value": "2"}})
-    line = {"DetailType": "SalesItemLineDetail", "Amount": 5, "SalesItemLineDetail": {"ItemRef": {"value": item["Id"]}}}
+    line = {
+        "DetailType": "SalesItemLineDetail",
+        "Amount": 5,
+        "SalesItemLineDetail": {"ItemRef": {"value": item["Id"]}},
+    }
     invoice = api.create("Invoice", {"CustomerRef": {"value": customer["Id"]}, "Line": [line]})
     api.post("/invoice", {"Id": invoice["Id"], "SyncToken": "0"}, operation="delete")
     body = _cdc(api, since).json()
@@ -73,7 +77,11 @@ def test_batch_answers_each_item_by_bid_with_faults_inside_a_200(api: Api) -> No
         [
             {"bId": "b1", "operation": "create", "Customer": {"DisplayName": "Batch New"}},
             {"bId": "b2", "operation": "create", "Customer": {"DisplayName": "Batch Existing"}},
-            {"bId": "b3", "operation": "update", "Customer": {"Id": existing["Id"], "SyncToken": "7", "sparse": True}},
+            {
+                "bId": "b3",
+                "operation": "update",
+                "Customer": {"Id": existing["Id"], "SyncToken": "7", "sparse": True},
+            },
             {"bId": "b4", "Query": "select * from Customer where DisplayName = 'Batch Existing'"},
         ],
     )
@@ -95,7 +103,9 @@ def test_batch_items_cannot_see_each_other(api: Api) -> None:
     )
     items = {item["bId"]: item for item in response.json()["BatchItemResponse"]}
     assert items["c2"]["QueryResponse"] == {}
-    assert api.query("select * from Customer where DisplayName = 'Invisible'").json()["QueryResponse"]["Customer"]
+    assert api.query("select * from Customer where DisplayName = 'Invisible'").json()["QueryResponse"][
+        "Customer"
+    ]
 
 
 def test_batch_size_is_capped_at_30(api: Api) -> None:

@@ -61,7 +61,10 @@ def test_display_names_are_unique_across_customers_vendors_and_employees(api: Ap
     vendor = api.create("Vendor", {"DisplayName": "Shared Name"})
     clash = api.post("/customer", {"DisplayName": "shared name"})
     assert fault_code(clash) == "6240"
-    assert clash.json()["Fault"]["Error"][0]["Detail"] == f"The name supplied already exists. : Id={vendor['Id']}"
+    assert (
+        clash.json()["Fault"]["Error"][0]["Detail"]
+        == f"The name supplied already exists. : Id={vendor['Id']}"
+    )
     inactive = api.create("Employee", {"GivenName": "Ina", "FamilyName": "Active"})
     api.post("/employee", {"Id": inactive["Id"], "SyncToken": "0", "sparse": True, "Active": False})
     assert fault_code(api.post("/customer", {"DisplayName": "Ina Active"})) == "6240"
@@ -97,7 +100,11 @@ def test_unknown_and_inactive_references_are_2500_and_610(api: Api) -> None:
     gone = api.create("Customer", {"DisplayName": "Gone Customer"})
     api.post("/customer", {"Id": gone["Id"], "SyncToken": "0", "sparse": True, "Active": False})
     item = api.create("Item", {"Name": "Any Service", "Type": "Service", "IncomeAccountRef": {"value": "2"}})
-    line = {"DetailType": "SalesItemLineDetail", "Amount": 5, "SalesItemLineDetail": {"ItemRef": {"value": item["Id"]}}}
+    line = {
+        "DetailType": "SalesItemLineDetail",
+        "Amount": 5,
+        "SalesItemLineDetail": {"ItemRef": {"value": item["Id"]}},
+    }
     inactive = api.post("/invoice", {"CustomerRef": {"value": gone["Id"]}, "Line": [line]})
     assert fault_code(inactive) == "610"
 
@@ -116,7 +123,11 @@ def service_item(api: Api) -> dict[str, object]:
 
 def _invoice(api: Api, customer_id: str, item_id: str, *amounts: float) -> dict[str, object]:
     lines = [
-        {"DetailType": "SalesItemLineDetail", "Amount": a, "SalesItemLineDetail": {"ItemRef": {"value": item_id}}}
+        {
+            "DetailType": "SalesItemLineDetail",
+            "Amount": a,
+            "SalesItemLineDetail": {"ItemRef": {"value": item_id}},
+        }
         for a in amounts
     ]
     return api.create("Invoice", {"CustomerRef": {"value": customer_id}, "Line": lines})
@@ -155,13 +166,18 @@ def test_a_payment_lowers_the_invoice_balance_and_links_both(api: Api, service_i
     assert after["LinkedTxn"] == [{"TxnId": payment["Id"], "TxnType": "Payment"}]
     assert after["SyncToken"] == "1"
     voided = api.post(
-        "/payment", {"Id": payment["Id"], "SyncToken": "0", "sparse": True}, operation="update", include="void"
+        "/payment",
+        {"Id": payment["Id"], "SyncToken": "0", "sparse": True},
+        operation="update",
+        include="void",
     ).json()["Payment"]
     assert voided["TotalAmt"] == 0 and voided["PrivateNote"] == "Voided"
     assert api.get(f"/invoice/{invoice['Id']}").json()["Invoice"]["Balance"] == 71.0
 
 
-def test_transactions_delete_and_void_but_name_lists_do_not_delete(api: Api, service_item: dict[str, str]) -> None:
+def test_transactions_delete_and_void_but_name_lists_do_not_delete(
+    api: Api, service_item: dict[str, str]
+) -> None:
     customer = api.create("Customer", {"DisplayName": "Deleter Co"})
     doomed = _invoice(api, customer["Id"], service_item["Id"], 10.0)
     deleted = api.post("/invoice", {"Id": doomed["Id"], "SyncToken": "0"}, operation="delete").json()
@@ -170,8 +186,15 @@ def test_transactions_delete_and_void_but_name_lists_do_not_delete(api: Api, ser
     assert fault_code(gone) == "610"
     assert "deleted this transaction" in gone.json()["Fault"]["Error"][0]["Detail"]
     voidable = _invoice(api, customer["Id"], service_item["Id"], 10.0)
-    voided = api.post("/invoice", {"Id": voidable["Id"], "SyncToken": "0"}, operation="void").json()["Invoice"]
-    assert (voided["TotalAmt"], voided["Balance"], voided["PrivateNote"], voided["SyncToken"]) == (0, 0, "Voided", "1")
+    voided = api.post("/invoice", {"Id": voidable["Id"], "SyncToken": "0"}, operation="void").json()[
+        "Invoice"
+    ]
+    assert (voided["TotalAmt"], voided["Balance"], voided["PrivateNote"], voided["SyncToken"]) == (
+        0,
+        0,
+        "Voided",
+        "1",
+    )
     refused = api.post("/customer", {"Id": customer["Id"], "SyncToken": "0"}, operation="delete")
     assert refused.status_code == 400 and fault_code(refused) == "500"
 

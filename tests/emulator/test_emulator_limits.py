@@ -12,7 +12,9 @@ import pytest
 from connectors.quickbooks.emulator import EmulatorConfig, EmulatorHandle, running_emulator
 from tests.emulator.conftest import Api
 
-LIMITS = EmulatorConfig(minute_seconds=0.6, requests_per_minute=8, batch_requests_per_minute=2, max_in_flight=2)
+LIMITS = EmulatorConfig(
+    minute_seconds=0.6, requests_per_minute=8, batch_requests_per_minute=2, max_in_flight=2
+)
 
 
 @pytest.fixture(scope="module")

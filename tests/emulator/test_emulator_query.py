@@ -54,7 +54,9 @@ def test_order_by_both_spellings_and_direction(api: Api) -> None:
 
 
 def test_paging_reports_returned_rows_and_an_empty_page_has_no_entity_key(api: Api) -> None:
-    statement = "SELECT * FROM Customer WHERE Notes LIKE 'n%' ORDERBY DisplayName STARTPOSITION 2 MAXRESULTS 2"
+    statement = (
+        "SELECT * FROM Customer WHERE Notes LIKE 'n%' ORDERBY DisplayName STARTPOSITION 2 MAXRESULTS 2"
+    )
     page = api.query(statement).json()["QueryResponse"]
     assert [c["DisplayName"] for c in page["Customer"]] == ["Bravo's Bar", "Charlie"]
     assert (page["startPosition"], page["maxResults"]) == (2, 2)
@@ -76,7 +78,9 @@ def test_maxresults_defaults_to_100(api: Api) -> None:
 
 def test_post_query_with_application_text(api: Api) -> None:
     response = api.client.post(
-        "/query", content="select * from Customer where DisplayName = 'Alpha'", headers={"Content-Type": "application/text"}
+        "/query",
+        content="select * from Customer where DisplayName = 'Alpha'",
+        headers={"Content-Type": "application/text"},
     )
     assert [c["DisplayName"] for c in response.json()["QueryResponse"]["Customer"]] == ["Alpha"]
 
