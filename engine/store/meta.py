@@ -28,6 +28,13 @@ class MetaMixin(SessionBase):
         row = self._one(sa.select(t.connections).where(t.connections.c.id == connection_id))
         return None if row is None else rows.to_connection(row)
 
+    def lock_connection(self, connection_id: str) -> Connection | None:
+        """Read the connection holding its row until the transaction ends (SELECT ... FOR UPDATE on
+        PostgreSQL; SQLite sessions are serialized already). Token refresh is single-flight through it."""
+        statement = sa.select(t.connections).where(t.connections.c.id == connection_id).with_for_update()
+        row = self._one(statement)
+        return None if row is None else rows.to_connection(row)
+
     def list_connections(self) -> list[Connection]:
         statement = sa.select(t.connections).order_by(t.connections.c.id)
         return [rows.to_connection(r) for r in self._all(statement)]

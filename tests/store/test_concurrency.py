@@ -11,7 +11,7 @@ from typing import TypeVar
 import pytest
 
 from engine.model import EntityType, Side
-from engine.state import AppendResult, RecordKey, Snapshot
+from engine.state import AppendResult, Connection, RecordKey, Snapshot
 from engine.store import SnapshotConflictError, SqlStateStore
 from engine.store.session import SqlSession
 from tests.support.samples import CONNECTION, at, customer_event
@@ -106,3 +106,22 @@ def test_two_saves_from_one_revision_let_the_second_conflict(store: SqlStateStor
         stored = s.get_snapshot(link.id)
     assert stored is not None
     assert (stored.base, stored.revision) == ({"display_name": "First"}, 2)
+
+
+def test_a_second_connection_lock_waits_for_the_first_refresh(store: SqlStateStore) -> None:
+    with store.session() as s:
+        s.save_connection(Connection(id=CONNECTION, realm_id="9130", updated_at=at(0)))
+
+    def first(s: SqlSession) -> None:
+        held = s.lock_connection(CONNECTION)
+        assert held is not None
+        s.save_connection(held.model_copy(update={"tokens_encrypted": b"rotated", "updated_at": at(1)}))
+
+    def second(s: SqlSession) -> bytes | None:
+        held = s.lock_connection(CONNECTION)
+        assert held is not None
+        return held.tokens_encrypted
+
+    assert contend(store, first, second) == b"rotated"
+    with store.session() as s:
+        assert s.lock_connection("missing") is None
