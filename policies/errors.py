@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from engine.errors import ConfigurationError
+from engine.configfile import ConfigFileError
 
 
-class PolicyFileError(ConfigurationError):
+class PolicyFileError(ConfigFileError):
     """The policy file is missing, not YAML, or not a valid policy; `problems` are printable lines."""
 
     def __init__(self, source: str, problems: list[str]) -> None:
-        count = "1 problem" if len(problems) == 1 else f"{len(problems)} problems"
-        super().__init__(f"invalid policy file {source} ({count}):\n" + "\n".join(problems))
-        self.source = source
-        self.problems = tuple(problems)
+        super().__init__("policy", source, problems)

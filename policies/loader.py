@@ -9,28 +9,27 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from policies.diagnostics import Problem, problems_from
+from engine.configfile import (
+    ConfigFileError,
+    YamlSyntaxError,
+    problem_line,
+    problems_from,
+    read_text,
+    read_yaml,
+)
 from policies.errors import PolicyFileError
 from policies.policy_set import PolicySet
 from policies.rules import check_rules
 from policies.schema import PolicyDocument
-from policies.source import YamlDocument, YamlSyntaxError, read_yaml
 
 
 def load_policy(path: str | os.PathLike[str]) -> PolicySet:
     """Load and validate the policy file at `path`; PolicyFileError (a ConfigurationError) if it is bad."""
     source = os.fspath(path)
     try:
-        with open(source, encoding="utf-8") as file:
-            text = file.read()
-    except FileNotFoundError:
-        raise PolicyFileError(source, [f"{source}: file not found; expected a policy YAML file"]) from None
-    except IsADirectoryError:
-        raise PolicyFileError(source, [f"{source}: is a directory; expected a policy YAML file"]) from None
-    except UnicodeDecodeError as error:
-        raise PolicyFileError(source, [f"{source}: expected UTF-8 text ({error.reason})"]) from None
-    except OSError as error:
-        raise PolicyFileError(source, [f"{source}: cannot read the file: {error.strerror}"]) from None
+        text = read_text(source, "policy")
+    except ConfigFileError as error:
+        raise PolicyFileError(source, list(error.problems)) from None
     return parse_policy(text, source)
 
 
@@ -51,7 +50,7 @@ def parse_policy(text: str, source_name: str) -> PolicySet:
     if policy is None or problems:
         # In file order, so the list reads top to bottom next to the file.
         problems.sort(key=lambda problem: document.position(problem.path) or (0, 0))
-        raise PolicyFileError(source_name, [_line(source_name, document, p) for p in problems])
+        raise PolicyFileError(source_name, [problem_line(source_name, document, p) for p in problems])
     return PolicySet(policy, source_name)
 
 
@@ -73,12 +72,6 @@ def overlay(data: Any, default: dict[str, Any]) -> Any:
             {**base, **settings} if isinstance(base, dict) and isinstance(settings, dict) else settings
         )
     return {**data, "entities": merged}
-
-
-def _line(source: str, document: YamlDocument, problem: Problem) -> str:
-    position = document.position(problem.path)
-    where = f"{source}:{position[0]}:{position[1]}" if position else source
-    return f"{where}: {problem.key_path}: {problem.expected}"
 
 
 #: Next to this module, found by path rather than importlib.resources, which fails when an editable

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.configfile import Problem
 from engine.model import QUICKBOOKS_COMPUTED, EntityType
 from engine.plan import Direction
-from policies.diagnostics import Problem
 
 #: The only directions a field QuickBooks computes may have: it cannot be written to QuickBooks.
 COMPUTED_DIRECTIONS = (Direction.QUICKBOOKS_TO_APP, Direction.NONE)

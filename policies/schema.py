@@ -22,22 +22,10 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
+from engine.configfile import describe
 from engine.model import EntityType, field_names
 from engine.plan import ConflictPolicy, DeleteAction, Direction
 from engine.ports import DuplicateNames
-
-
-def describe(value: Any) -> str:
-    """How a YAML value is named in an error message."""
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return repr(value)
 
 
 def _one_of(choices: Iterable[str], why: str = "") -> Callable[[Any], Any]:
