@@ -58,9 +58,8 @@ def to_canonical(
     try:
         return record_fields(parse_record(entity, raw)), version
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise RecordRejectedError(
-            f"QuickBooks {entity} {qbo.get('Id')!r} has no canonical form: {problems}",
+            f"QuickBooks {entity} {qbo.get('Id')!r} has no canonical form: {_problems(entity, exc)}",
             code="ledgersync.unmappable",
         ) from exc
 
@@ -71,7 +70,12 @@ def to_qbo_create(entity: EntityType, fields: Mapping[str, Any], ctx: MappingCon
     Raises RecordRejectedError, before anything is sent, when QuickBooks would refuse the record and no
     configured default fills the gap.
     """
-    complete = record_fields(parse_record(entity, fields))
+    try:
+        complete = record_fields(parse_record(entity, fields))
+    except ValidationError as exc:
+        raise RecordRejectedError(
+            f"{entity}: cannot send to QuickBooks: {_problems(entity, exc)}", code="ledgersync.required"
+        ) from exc
     return _TO_QBO[entity](_writable(entity, complete), ctx, create=True)
 
 
@@ -123,3 +127,23 @@ def to_qbo_void(entity: EntityType, external_id: str, sync_token: int | str) -> 
 
 def _writable(entity: EntityType, fields: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if k not in QUICKBOOKS_COMPUTED[entity]}
+
+
+#: Canonical fields QuickBooks requires, by the element name its own errors use.
+_ELEMENTS = {
+    "display_name": "DisplayName",
+    "name": "Name",
+    "customer": "CustomerRef",
+    "total": "TotalAmt",
+    "amount": "Line.Amount",
+}
+
+
+def _problems(entity: EntityType, exc: ValidationError) -> str:
+    def one(error: Any) -> str:
+        path = ".".join(str(part) for part in error["loc"])
+        element = _ELEMENTS.get(str(error["loc"][-1])) if error["loc"] else None
+        named = f"{path} ({element})" if element else path
+        return f"{named}: {error['msg']}"
+
+    return "; ".join(one(error) for error in exc.errors())
