@@ -6,10 +6,10 @@ import logging
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.model import MODELS, EntityType, Side, fields_from_json, fields_to_json
-from engine.plan import Op, OpKind, OpStatus, Plan
+from engine.plan import Op, OpKind, OpStatus, Plan, Write
 from engine.ports import Policy, StoreSession
 from engine.reconcile import Ledger, SideState, reconcile
 from engine.refs import to_links
@@ -70,7 +70,13 @@ def _create_in_flight(s: StoreSession, key: RecordKey) -> bool:
     )
 
 
-def decide(s: StoreSession, key: RecordKey, policy: Policy, now: datetime) -> Plan | None:
+class Decision(NamedTuple):
+    plan: Plan
+    #: The ops persisted for the plan's writes, to enqueue once the transaction commits.
+    op_ids: tuple[str, ...]
+
+
+def decide(s: StoreSession, key: RecordKey, policy: Policy, now: datetime) -> Decision | None:
     """Reconcile the record behind `key` and persist the decision; None when it must wait its turn."""
     if s.find_link(key.connection, key.entity, key.side, key.external_id) is None and _create_in_flight(
         s, key
@@ -100,7 +106,7 @@ def decide(s: StoreSession, key: RecordKey, policy: Policy, now: datetime) -> Pl
     base = fields_from_json(link.entity, snapshot.base) if snapshot.base is not None else None
     ledger = ledger_of(s, link)
     plan = reconcile(link.entity, base, states[Side.APP], states[Side.QUICKBOOKS], policy, ledger, now)
-    _persist(s, link, snapshot, states, plan, ledger, now)
+    op_ids = _persist(s, link, snapshot, states, plan, ledger, now)
     if not plan.waits:
         for side, state in states.items():
             if state is not None:
@@ -113,12 +119,28 @@ def decide(s: StoreSession, key: RecordKey, policy: Policy, now: datetime) -> Pl
                     ),
                     state.version.seq,
                 )
-    return plan
+    return Decision(plan, op_ids)
 
 
 def _newest_seq(s: StoreSession, key: RecordKey) -> int:
     entry = s.latest_event(key)
     return entry.event.version.seq if entry else 0
+
+
+def op_for(link: Link, write: Write) -> Op:
+    """A planned write as a persisted op, with its stable id (QuickBooks' requestid)."""
+    return Op(
+        op_id=uuid.uuid4().hex,
+        connection=link.connection,
+        link_id=link.id,
+        entity=link.entity,
+        side=write.side,
+        kind=write.kind,
+        external_id=write.external_id,
+        fields=write.fields,
+        expected_seq=write.expected_seq,
+        reason=write.reason,
+    )
 
 
 def _persist(
@@ -129,7 +151,7 @@ def _persist(
     plan: Plan,
     ledger: Ledger,
     now: datetime,
-) -> None:
+) -> tuple[str, ...]:
     base: dict[str, Any] | None = snapshot.base
     if plan.settled:
         base = {**(base or {}), **fields_to_json(link.entity, plan.settled)}
@@ -144,20 +166,11 @@ def _persist(
             }
         )
     )
+    op_ids: list[str] = []
     for write in plan.writes:
-        op = Op(
-            op_id=uuid.uuid4().hex,
-            connection=link.connection,
-            link_id=link.id,
-            entity=link.entity,
-            side=write.side,
-            kind=write.kind,
-            external_id=write.external_id,
-            fields=write.fields,
-            expected_seq=write.expected_seq,
-            reason=write.reason,
-        )
+        op = op_for(link, write)
         s.add_op(op, now)
+        op_ids.append(op.op_id)
         s.audit(
             link.connection,
             link.entity,
@@ -219,6 +232,7 @@ def _persist(
         len(plan.writes),
         len(plan.conflicts),
     )
+    return tuple(op_ids)
 
 
 def _close_settled_conflicts(s: StoreSession, link: Link, plan: Plan, now: datetime) -> None:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
-from engine.decide import BLOCKING, side_state
+from engine.decide import BLOCKING, op_for, side_state
 from engine.errors import ConfigurationError, NotFoundError
 from engine.model import EntityType, Frozen, Side, fields_from_json, fields_to_json
 from engine.normalize import normalize_value
-from engine.plan import Op, OpKind, Plan, Write
+from engine.plan import OpKind, Plan, Write
 from engine.ports import Policy, StoreSession
 from engine.reconcile import DELETED_FIELD, SideState, create_plan, delete_plan, directions
 from engine.state import AuditAction, Conflict, Snapshot
@@ -107,19 +106,7 @@ def resolve(
             s.set_link_id(link.id, gone, None)
             s.save_snapshot(snapshot.model_copy(update={"tombstone": False}))
     for write in plan.writes:
-        op = Op(
-            op_id=uuid.uuid4().hex,
-            connection=link.connection,
-            link_id=link.id,
-            entity=link.entity,
-            side=write.side,
-            kind=write.kind,
-            external_id=write.external_id,
-            fields=write.fields,
-            expected_seq=write.expected_seq,
-            reason=write.reason,
-        )
-        s.add_op(op, now)
+        s.add_op(op_for(link, write), now)
     resolved = s.resolve_conflict(conflict_id, stored_value, by, now)
     s.audit(
         link.connection,

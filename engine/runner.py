@@ -118,12 +118,12 @@ class Runner:
         decided = 0
         for key in keys:
             with self.store.session() as s:
-                plan = decide(s, key, self.policy, self.clock.now())
-            if plan is not None and not plan.waits:
+                decision = decide(s, key, self.policy, self.clock.now())
+            if decision is not None and not decision.plan.waits:
                 decided += 1
                 if stats is not None:
                     stats.decided += 1
-                    stats.conflicts += len(plan.conflicts)
+                    stats.conflicts += len(decision.plan.conflicts)
         return decided
 
     def apply_pending(self, stats: RunStats | None = None) -> int:
