@@ -1,0 +1,126 @@
+"""The Dramatiq actors: thin, idempotent, ids and primitives only; each calls one engine function.
+
+A lost message loses nothing: `kick` re-scans the journal and the ops table (the scheduler sends it
+regularly), and every actor can run twice with the same arguments.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import dramatiq
+
+from engine.apply import Outcome, apply_op
+from engine.backoff import backoff_ms
+from engine.broker import QUEUE
+from engine.decide import decide
+from engine.model import EntityType, Side
+from engine.plan import OpStatus
+from engine.ports import Clock, Connector, Policy, StateStore
+from engine.runner import Runner
+from engine.state import RecordKey
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """What the actors of one process use, built once at start-up by the composition module."""
+
+    store: StateStore
+    policy: Policy
+    clock: Clock
+    #: connection id -> its two connectors
+    connectors: Callable[[str], Mapping[Side, Connector]]
+    refresh_tokens: Callable[[datetime], object] | None = None
+    sweep: Callable[[str], object] | None = None
+    _runners: dict[str, Runner] = field(default_factory=dict)
+
+    def runner(self, connection: str) -> Runner:
+        if connection not in self._runners:
+            self._runners[connection] = Runner(
+                self.store, self.connectors(connection), self.policy, self.clock, connection
+            )
+        return self._runners[connection]
+
+
+@dataclass(frozen=True)
+class Actors:
+    poll: dramatiq.Actor[..., Any]
+    kick: dramatiq.Actor[..., Any]
+    reconcile: dramatiq.Actor[..., Any]
+    apply: dramatiq.Actor[..., Any]
+    refresh_tokens: dramatiq.Actor[..., Any]
+    sweep: dramatiq.Actor[..., Any]
+
+
+def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:
+    """Declare the actors on `broker`, bound to this process's services."""
+
+    def actor(fn: Callable[..., Any], retries: int = 5) -> dramatiq.Actor[..., Any]:
+        declare = dramatiq.actor(broker=broker, queue_name=QUEUE, actor_name=fn.__name__, max_retries=retries)
+        bound: dramatiq.Actor[..., Any] = declare(fn)
+        return bound
+
+    def poll(connection: str, side: str, entity: str) -> None:
+        """Read one side's changes of one entity from its cursor, then decide what they need."""
+        if services.runner(connection).poll(Side(side), EntityType(entity)):
+            kick_actor.send(connection)
+
+    def kick(connection: str) -> int:
+        """Re-scan: every record with undecided changes gets decided, every pending op applied."""
+        with services.store.session() as s:
+            keys = s.pending_records(connection, limit=10_000)
+            pending = s.ops(connection, [OpStatus.PENDING])
+        for key in keys:
+            reconcile_actor.send(connection, key.side.value, key.entity.value, key.external_id)
+        for record in pending:
+            apply_actor.send(record.op.op_id)
+        return len(keys) + len(pending)
+
+    def reconcile(connection: str, side: str, entity: str, external_id: str) -> None:
+        key = RecordKey(
+            connection=connection, side=Side(side), entity=EntityType(entity), external_id=external_id
+        )
+        with services.store.session() as s:
+            decision = decide(s, key, services.policy, services.clock.now())
+        for op_id in decision.op_ids if decision else ():
+            apply_actor.send(op_id)
+
+    def apply(op_id: str) -> str:
+        with services.store.session() as s:
+            record = s.get_op(op_id)
+        if record is None or record.status is not OpStatus.PENDING:
+            return Outcome.SKIPPED
+        connector = services.connectors(record.op.connection)[record.op.side]
+        outcome = apply_op(services.store, connector, op_id, services.clock.now())
+        if outcome == Outcome.RETRY:
+            apply_actor.send_with_options(args=(op_id,), delay=backoff_ms(record.attempts))
+        elif outcome in (Outcome.APPLIED, Outcome.SUPERSEDED):
+            kick_actor.send(record.op.connection)  # our echo, or the re-read record, needs deciding
+        return outcome
+
+    def refresh_tokens() -> None:
+        if services.refresh_tokens is not None:
+            services.refresh_tokens(services.clock.now())
+
+    def sweep(connection: str) -> None:
+        if services.sweep is not None:
+            services.sweep(connection)
+
+    poll_actor = actor(poll)
+    kick_actor = actor(kick)
+    reconcile_actor = actor(reconcile)
+    apply_actor = actor(apply)
+    return Actors(
+        poll=poll_actor,
+        kick=kick_actor,
+        reconcile=reconcile_actor,
+        apply=apply_actor,
+        refresh_tokens=actor(refresh_tokens),
+        sweep=actor(sweep),
+    )
