@@ -1,0 +1,62 @@
+"""The scheduler: due jobs (pure), ticks, and one active instance through a Redis lease."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+
+from engine.clock import FakeClock
+from engine.scheduler import Intervals, RedisLease, Scheduler, due
+
+T0 = datetime(2026, 11, 2, tzinfo=UTC)
+
+
+def test_every_job_is_due_at_first_then_each_on_its_own_interval():
+    intervals = Intervals()
+    assert set(due(T0, {}, intervals)) == {"app_poll", "quickbooks_poll", "kick", "token_refresh", "sweep"}
+    last = dict.fromkeys(intervals.of(), T0)
+    assert due(T0 + timedelta(seconds=4), last, intervals) == []
+    assert due(T0 + timedelta(seconds=5), last, intervals) == ["app_poll"]
+    assert set(due(T0 + timedelta(minutes=45), last, intervals)) == {
+        "app_poll",
+        "quickbooks_poll",
+        "kick",
+        "token_refresh",
+    }
+
+
+def test_a_tick_sends_what_is_due_and_remembers_it():
+    clock = FakeClock(T0)
+    sent: list[str] = []
+    scheduler = Scheduler(sent.append, Intervals(), clock.now)
+    scheduler.tick_once()
+    assert len(sent) == 5
+    clock.advance(6)
+    assert scheduler.tick_once() == ["app_poll"]
+
+
+@pytest.fixture
+def client() -> Iterator[redis.Redis]:
+    c = redis.Redis(host="127.0.0.1", port=6379)
+    yield c
+    c.close()
+
+
+def test_only_one_scheduler_holds_the_lease_and_another_takes_over_when_it_stops(client: redis.Redis):
+    key = f"ledgersync-test:{secrets.token_hex(4)}"
+    first, second = RedisLease(client, key, ttl_ms=5_000), RedisLease(client, key, ttl_ms=5_000)
+    sent: list[str] = []
+    one = Scheduler(lambda job: sent.append(f"one:{job}"), Intervals(), lambda: T0, first)
+    two = Scheduler(lambda job: sent.append(f"two:{job}"), Intervals(), lambda: T0, second)
+    one.tick_once()
+    two.tick_once()
+    assert sent and all(s.startswith("one:") for s in sent)
+    assert first.acquire()  # renews its own lease
+    first.release()
+    assert two.tick_once() and sent[-1].startswith("two:")
+    second.release()
+    assert client.get(key) is None
