@@ -1,0 +1,150 @@
+"""`ledgersync.yaml`: the one configuration file, validated once at the edge.
+
+    state_url: sqlite:///ledgersync.db      # relative SQLite paths are next to this file
+    broker_url: redis://127.0.0.1:6379/0    # omit for the in-process broker (embedded mode)
+    connection: default
+    policy: policies.yaml                   # omit for the shipped default
+    secret_key: {env: LEDGERSYNC_SECRET_KEY}
+    quickbooks: {...}                       # validated by the QuickBooks connector's settings
+    app: {...}                              # validated by the app connector's settings
+    schedule: {app_poll_seconds: 5, quickbooks_poll_seconds: 300, ...}
+    web: {host: 127.0.0.1, port: 8000}
+
+Any value may be `{env: NAME}` (optionally with `default:`), read from the environment the caller
+passes in; secrets belong there, never inline. The engine knows no connector: the composition module
+passes the models that validate the `quickbooks` and `app` sections, and every problem of every
+section is reported in one pass, each with its file position and key path.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from engine.configfile import (
+    ConfigFileError,
+    Problem,
+    YamlSyntaxError,
+    problem_line,
+    problems_from,
+    read_text,
+    read_yaml,
+)
+
+DEFAULT_CONFIG = "ledgersync.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Schedule(_Strict):
+    app_poll_seconds: float = Field(5.0, gt=0)
+    quickbooks_poll_seconds: float = Field(300.0, gt=0)
+    kick_seconds: float = Field(60.0, gt=0)
+    token_refresh_minutes: float = Field(45.0, gt=0)
+    sweep_hours: float = Field(24.0, gt=0)
+
+
+class Web(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, gt=0, lt=65536)
+    #: The address QuickBooks and browsers reach (for OAuth redirects and webhooks), if not host:port.
+    public_url: str | None = None
+
+
+class Settings(_Strict):
+    state_url: str = "sqlite:///ledgersync.db"
+    broker_url: str | None = None
+    connection: str = "default"
+    policy: str | None = None
+    secret_key: SecretStr | None = None
+    quickbooks: dict[str, Any] | None = None
+    app: dict[str, Any] | None = None
+    schedule: Schedule = Schedule()
+    web: Web = Web()
+
+
+@dataclass(frozen=True)
+class Config:
+    settings: Settings
+    #: The validated `quickbooks` and `app` sections, by name (absent when the file has none).
+    sections: Mapping[str, BaseModel] = field(default_factory=dict)
+    source: str = "(defaults)"
+    directory: Path = field(default_factory=Path.cwd)
+
+    def path(self, value: str) -> Path:
+        """A path from the file, relative to the file's directory."""
+        candidate = Path(value).expanduser()
+        return candidate if candidate.is_absolute() else self.directory / candidate
+
+
+def load_config(
+    path: str | os.PathLike[str] | None,
+    environ: Mapping[str, str],
+    sections: Mapping[str, type[BaseModel]],
+) -> Config:
+    """Read and validate the configuration file; no file at the default path means the embedded defaults."""
+    if path is None:
+        if not Path(DEFAULT_CONFIG).exists():
+            return Config(Settings())
+        path = DEFAULT_CONFIG
+    source = os.fspath(path)
+    text = read_text(source, "configuration")
+    directory = Path(source).resolve().parent
+    try:
+        document = read_yaml(text)
+    except YamlSyntaxError as error:
+        where = f"{source}:{error.line}:{error.column}" if error.line else source
+        raise ConfigFileError("configuration", source, [f"{where}: invalid YAML: {error.problem}"]) from None
+    problems: list[Problem] = []
+    data = _resolve_env(document.data if document.data is not None else {}, environ, (), problems)
+    settings: Settings | None = None
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as error:
+        problems += problems_from(error, Settings)
+    validated: dict[str, BaseModel] = {}
+    if isinstance(data, dict):
+        for name, model in sections.items():
+            if isinstance(data.get(name), dict):
+                try:
+                    validated[name] = model.model_validate(data[name])
+                except ValidationError as error:
+                    problems += [Problem((name, *p.path), p.expected) for p in problems_from(error, model)]
+    if problems or settings is None:
+        problems.sort(key=lambda problem: document.position(problem.path) or (0, 0))
+        raise ConfigFileError("configuration", source, [problem_line(source, document, p) for p in problems])
+    settings = settings.model_copy(update={"state_url": _anchor_sqlite(settings.state_url, directory)})
+    return Config(settings, validated, source, directory)
+
+
+def _resolve_env(
+    value: Any, environ: Mapping[str, str], path: tuple[str | int, ...], problems: list[Problem]
+) -> Any:
+    if isinstance(value, dict):
+        if "env" in value and set(value) <= {"env", "default"}:
+            name = value["env"]
+            if isinstance(name, str) and name in environ:
+                return environ[name]
+            if "default" in value:
+                return value["default"]
+            problems.append(Problem(path, f"expected the environment variable {name} to be set"))
+            return None
+        return {k: _resolve_env(v, environ, (*path, k), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_env(v, environ, (*path, i), problems) for i, v in enumerate(value)]
+    return value
+
+
+def _anchor_sqlite(url: str, directory: Path) -> str:
+    """`sqlite:///relative.db` means next to the configuration file, not the current directory."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
+        return prefix + str(directory / url[len(prefix) :])
+    return url
