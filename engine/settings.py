@@ -64,8 +64,10 @@ class Settings(_Strict):
     connection: str = "default"
     policy: str | None = None
     secret_key: SecretStr | None = None
-    quickbooks: dict[str, Any] | None = None
-    app: dict[str, Any] | None = None
+    #: Raw sections, validated by the connectors' own models into `Config.sections` (and never printed:
+    #: they hold secrets resolved from the environment).
+    quickbooks: dict[str, Any] | None = Field(None, repr=False)
+    app: dict[str, Any] | None = Field(None, repr=False)
     schedule: Schedule = Schedule()
     web: Web = Web()
 
@@ -120,7 +122,8 @@ def load_config(
     if problems or settings is None:
         problems.sort(key=lambda problem: document.position(problem.path) or (0, 0))
         raise ConfigFileError("configuration", source, [problem_line(source, document, p) for p in problems])
-    settings = settings.model_copy(update={"state_url": _anchor_sqlite(settings.state_url, directory)})
+    anchored = _anchor_sqlite(settings.state_url, directory)
+    settings = settings.model_copy(update={"state_url": anchored, **dict.fromkeys(validated)})
     return Config(settings, validated, source, directory)
 
 
