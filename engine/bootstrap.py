@@ -5,13 +5,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import BaseModel
+
+from connectors.quickbooks.settings import QboSettings
 from engine.clock import SystemClock
 from engine.fakes.connector import FakeConnector
 from engine.model import Side
 from engine.ports import Clock
 from engine.runner import Runner
+from engine.settings import Config
 from engine.store import SqlStateStore, open_store
 from policies import PolicySet, load_policy
+
+#: The configuration file's connector sections and the models that validate them.
+SECTIONS: dict[str, type[BaseModel]] = {"quickbooks": QboSettings}
+
+
+def open_configured_store(config: Config) -> SqlStateStore:
+    """The state store the configuration names, migrated to the newest schema."""
+    return open_store(config.settings.state_url)
+
+
+def configured_policy(config: Config) -> PolicySet:
+    return load_policy(config.path(config.settings.policy)) if config.settings.policy else PolicySet.default()
 
 
 @dataclass

@@ -14,9 +14,11 @@ app = typer.Typer(
 
 def _register() -> None:
     # Each command group lives in its own module and adds itself to `app`.
-    from engine.cli import emulator_cmd, policy_cmd, run_cmd
+    from engine.cli import conflicts_cmd, emulator_cmd, policy_cmd, run_cmd
+    from engine.cli.context import config_option
 
-    for module in (policy_cmd, emulator_cmd, run_cmd):
+    app.callback()(config_option)
+    for module in (policy_cmd, emulator_cmd, run_cmd, conflicts_cmd):
         module.register(app)
 
 

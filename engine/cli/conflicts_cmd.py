@@ -1,0 +1,226 @@
+"""`ledgersync conflicts list|show|resolve` and `ledgersync history`: the review queue from a terminal.
+
+`--json` output is stable: a list (or one object) of conflicts with keys id, connection, entity,
+link_id, app_id, quickbooks_id, field, base, app, quickbooks, policy, status, resolution,
+resolved_by, resolved_at, created_at; history entries with id, at, action, entity, side,
+external_id, link_id, detail.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from engine.cli.context import EXIT_NOT_FOUND, clean_errors, err, fail, load, out
+from engine.history import record_history
+from engine.model import EntityType, Side
+from engine.state import AuditEntry, Conflict, Link
+
+conflicts = typer.Typer(help="Review the conflicts no policy could decide.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(conflicts, name="conflicts")
+    app.command("history")(history)
+
+
+def _links(ctx: typer.Context) -> Any:
+    from engine.bootstrap import configured_policy, open_configured_store
+
+    config = load(ctx)
+    with clean_errors():
+        return open_configured_store(config), configured_policy(config), config
+
+
+def conflict_json(conflict: Conflict, link: Link | None) -> dict[str, Any]:
+    data = conflict.model_dump(mode="json")
+    data["app_id"] = link.app_id if link else None
+    data["quickbooks_id"] = link.quickbooks_id if link else None
+    return data
+
+
+@conflicts.command("list")
+def list_conflicts(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    include_resolved: Annotated[bool, typer.Option("--all", help="Resolved ones too.")] = False,
+) -> None:
+    """The open conflicts (oldest first)."""
+    store, _, config = _links(ctx)
+    try:
+        with store.session() as s:
+            items = [
+                conflict_json(c, s.get_link(c.link_id))
+                for c in s.list_conflicts(config.settings.connection, open_only=not include_resolved)
+            ]
+    finally:
+        store.dispose()
+    if as_json:
+        out.print_json(json.dumps(items))
+        return
+    if not items:
+        out.print("No open conflicts.")
+        return
+    table = Table(title=f"{len(items)} conflict(s)")
+    for column in ("id", "record", "field", "base", "app", "quickbooks", "status"):
+        table.add_column(column)
+    for c in items:
+        record = f"{c['entity']} app:{c['app_id'] or '-'} qbo:{c['quickbooks_id'] or '-'}"
+        table.add_row(
+            str(c["id"]),
+            record,
+            c["field"],
+            _show(c["base"]),
+            _show(c["app"]),
+            _show(c["quickbooks"]),
+            c["status"],
+        )
+    out.print(table)
+
+
+@conflicts.command("show")
+def show(
+    ctx: typer.Context,
+    conflict_id: int,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """One conflict: base, app and QuickBooks values side by side, and the record's history."""
+    store, _, _ = _links(ctx)
+    try:
+        with store.session() as s:
+            conflict = s.get_conflict(conflict_id)
+            if conflict is None:
+                fail(f"no conflict {conflict_id}", EXIT_NOT_FOUND)
+            link = s.get_link(conflict.link_id)
+            entries = record_history(s, link, limit=20) if link else []
+    finally:
+        store.dispose()
+    data = conflict_json(conflict, link)
+    if as_json:
+        out.print_json(json.dumps({**data, "history": [_entry_json(e) for e in entries]}))
+        return
+    table = Table(title=f"conflict #{conflict_id}: {data['entity']}.{data['field']} ({data['status']})")
+    for column in ("", "value"):
+        table.add_column(column)
+    table.add_row("base (last agreed)", _show(data["base"]))
+    table.add_row(f"app ({data['app_id']})", _show(data["app"]))
+    table.add_row(f"QuickBooks ({data['quickbooks_id']})", _show(data["quickbooks"]))
+    if data["status"] == "resolved":
+        table.add_row(f"resolved by {data['resolved_by']}", _show(data["resolution"]))
+    out.print(table)
+    _print_history(entries)
+
+
+@conflicts.command("resolve")
+def resolve_command(
+    ctx: typer.Context,
+    conflict_id: int,
+    take: Annotated[str | None, typer.Option(help="Keep this side's value: app or quickbooks.")] = None,
+    set_: Annotated[str | None, typer.Option("--set", help="FIELD=VALUE (JSON or text).")] = None,
+    by: Annotated[str, typer.Option(help="Who resolved it, for the audit trail.")] = "cli",
+) -> None:
+    """Resolve a conflict; the choice is written to whichever side needs it on the next sync."""
+    from engine.resolve import resolve
+
+    if (take is None) == (set_ is None):
+        fail("give exactly one of --take app|quickbooks or --set FIELD=VALUE")
+    store, policy, _ = _links(ctx)
+    try:
+        with store.session() as s:
+            conflict = s.get_conflict(conflict_id)
+            if conflict is None:
+                fail(f"no conflict {conflict_id}", EXIT_NOT_FOUND)
+            choice = _choice(take, set_, conflict.field)
+            with clean_errors():
+                resolved = resolve(s, conflict_id, choice, by, policy, _now())
+    finally:
+        store.dispose()
+    out.print(f"conflict #{conflict_id} resolved: {conflict.field} = {_show(resolved.resolution)}")
+
+
+def _choice(take: str | None, set_: str | None, field: str) -> Any:
+    from engine.resolve import Choice
+
+    if take is not None:
+        try:
+            return Choice(take=Side(take))
+        except ValueError:
+            fail(f"--take expects app or quickbooks, got {take!r}")
+    assert set_ is not None
+    name, sep, raw = set_.partition("=")
+    if not sep:
+        fail(f"--set expects FIELD=VALUE, got {set_!r}")
+    if name != field:
+        fail(f"conflict is on field {field!r}, not {name!r}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return Choice(value=value)
+
+
+def history(
+    ctx: typer.Context,
+    record: Annotated[str, typer.Argument(help="ENTITY:SIDE:ID (e.g. customer:app:42) or a link id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    limit: Annotated[int, typer.Option(help="How many entries, newest last.")] = 100,
+) -> None:
+    """A record's history: captured, decided, written, echo dropped, conflict, resolved."""
+    store, _, config = _links(ctx)
+    try:
+        with store.session() as s:
+            link = _link(s, config.settings.connection, record)
+            entries = record_history(s, link, limit=limit)
+    finally:
+        store.dispose()
+    if as_json:
+        out.print_json(json.dumps([_entry_json(e) for e in entries]))
+        return
+    _print_history(entries)
+
+
+def _link(s: Any, connection: str, record: str) -> Link:
+    parts = record.split(":")
+    if len(parts) == 1:
+        found: Link | None = s.get_link(record)
+        if found is None:
+            fail(f"no link {record!r}", EXIT_NOT_FOUND)
+        return found
+    try:
+        entity, side, external_id = EntityType(parts[0]), Side(parts[1]), ":".join(parts[2:])
+    except ValueError:
+        fail(f"expected ENTITY:SIDE:ID such as customer:app:42, got {record!r}")
+    link = s.find_link(connection, entity, side, external_id)
+    if link is None:
+        fail(f"no {entity} {external_id!r} known on {side}", EXIT_NOT_FOUND)
+    linked: Link = link
+    return linked
+
+
+def _entry_json(entry: AuditEntry) -> dict[str, Any]:
+    return entry.model_dump(mode="json")
+
+
+def _print_history(entries: list[AuditEntry]) -> None:
+    if not entries:
+        err.print("No history yet.")
+        return
+    table = Table(title="history")
+    for column in ("at", "action", "side", "detail"):
+        table.add_column(column)
+    for e in entries:
+        table.add_row(e.at.strftime("%Y-%m-%d %H:%M:%S"), e.action, e.side or "", _show(e.detail))
+    out.print(table)
+
+
+def _show(value: Any) -> str:
+    return "—" if value is None else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _now() -> Any:
+    from engine.clock import SystemClock
+
+    return SystemClock().now()
