@@ -1,0 +1,55 @@
+"""`ledgersync_applied_ops` in the app database: each op's result, written in the op's own transaction.
+
+A retry after a lost answer finds the stored result and returns it instead of writing twice.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from engine.model import EntityType, Version, fields_from_json, fields_to_json
+from engine.ports import WriteResult
+
+metadata = sa.MetaData()
+applied_ops = sa.Table(
+    "ledgersync_applied_ops",
+    metadata,
+    sa.Column("op_id", sa.String(64), primary_key=True),
+    sa.Column("entity", sa.String(16), nullable=False),
+    sa.Column("result", sa.Text, nullable=False),
+    sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def create_table(engine: sa.Engine) -> None:
+    metadata.create_all(engine, checkfirst=True)
+
+
+def stored_result(conn: sa.Connection, op_id: str) -> WriteResult | None:
+    row = conn.execute(
+        sa.select(applied_ops.c.entity, applied_ops.c.result).where(applied_ops.c.op_id == op_id)
+    ).first()
+    if row is None:
+        return None
+    data = json.loads(row.result)
+    return WriteResult(
+        external_id=data["external_id"],
+        version=Version.model_validate(data["version"]),
+        fields=fields_from_json(EntityType(row.entity), data["fields"]),
+        deleted=data["deleted"],
+    )
+
+
+def remember(conn: sa.Connection, op_id: str, entity: EntityType, result: WriteResult, now: datetime) -> None:
+    data = {
+        "external_id": result.external_id,
+        "version": result.version.model_dump(mode="json"),
+        "fields": fields_to_json(entity, result.fields),
+        "deleted": result.deleted,
+    }
+    conn.execute(
+        applied_ops.insert().values(op_id=op_id, entity=entity.value, result=json.dumps(data), applied_at=now)
+    )

@@ -1,0 +1,151 @@
+"""`SqlConnector`: the app side of the sync on any SQLAlchemy database, driven by a YAML table mapping."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from connectors.app import applied, schema
+from connectors.app.capture import Poller
+from connectors.app.codec import Codec
+from connectors.app.database import make_engine, transaction
+from connectors.app.layout import Layout, bind
+from connectors.app.mapping import Mapping, load_mapping
+from connectors.app.outbox import OutboxReader
+from connectors.app.records import Reader
+from connectors.app.tombstones import Tombstones
+from connectors.app.writer import Writer, is_replay
+from engine.clock import SystemClock
+from engine.errors import ConfigurationError, NotFoundError, RecordRejectedError
+from engine.model import ChangeEvent, EntityType, Side
+from engine.plan import Op
+from engine.ports import Capabilities, ChangePage, Clock, Connector, WriteResult
+
+log = logging.getLogger(__name__)
+
+
+class SqlConnector:
+    """Implements `engine.ports.Connector` for the app's own database.
+
+    The mapping is checked against the database when the connector is built: a table, column or
+    column type that does not fit raises ConfigurationError naming the mapping key, before any sync.
+    Call `close()` (or use it as a context manager) to release the database connections.
+    """
+
+    def __init__(
+        self,
+        mapping: Mapping,
+        engine: sa.Engine,
+        *,
+        connection: str = "default",
+        clock: Clock | None = None,
+        page_size: int | None = None,
+    ) -> None:
+        self.mapping = mapping
+        self.engine = engine
+        self.connection = connection
+        self.clock = clock or SystemClock()
+        schema.check(engine, mapping)
+        applied.create_table(engine)
+        self.layouts: dict[EntityType, Layout] = bind(engine, mapping)
+        codec = Codec(engine.dialect.name)
+        self.reader = Reader(codec)
+        self.tombstones = Tombstones(codec)
+        size = page_size or mapping.page_size
+        self.poller = Poller(connection, self.reader, self.tombstones, codec, self.clock, size)
+        self.outbox = OutboxReader(mapping.outbox_table, self.poller, self.reader, self.tombstones, size)
+        self.writer = Writer(mapping, self.layouts, codec, self.reader, self.tombstones, self.clock)
+
+    @classmethod
+    def open(
+        cls,
+        mapping_file: str | Path,
+        url: str,
+        *,
+        connection: str = "default",
+        clock: Clock | None = None,
+        schema: str | None = None,
+        page_size: int | None = None,
+    ) -> SqlConnector:
+        """Load `mapping_file`, open the database at `url` and check one against the other."""
+        mapping = load_mapping(mapping_file)
+        engine = make_engine(url, schema=schema)
+        try:
+            return cls(mapping, engine, connection=connection, clock=clock, page_size=page_size)
+        except BaseException:
+            engine.dispose()
+            raise
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> SqlConnector:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # the Connector port
+
+    @property
+    def side(self) -> Side:
+        return Side.APP
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(side=Side.APP, entities=frozenset(self.layouts))
+
+    def read_changes(self, entity: EntityType, cursor: str | None) -> ChangePage:
+        layout = self._layout(entity)
+        with transaction(self.engine, snapshot=True) as conn:
+            if layout.spec.capture.mode == "outbox":
+                return self.outbox.read(conn, layout, cursor)
+            return self.poller.read(conn, layout, cursor)
+
+    def fetch(self, entity: EntityType, external_id: str) -> ChangeEvent:
+        layout = self._layout(entity)
+        now = self.clock.now()
+        try:
+            key = layout.key(external_id)
+        except ValueError:
+            raise NotFoundError(f"{entity} {external_id!r} is not an id of the app") from None
+        with transaction(self.engine) as conn:
+            found = self.reader.select(conn, layout, layout.pk == key, now)
+            stored = found[0] if found else self.tombstones.find(conn, layout, key, now)
+            if stored is None:
+                stored = self.outbox.deleted(conn, layout, external_id, now)
+        if stored is None:
+            raise NotFoundError(f"{entity} {external_id} never existed in the app")
+        if stored.invalid is not None:
+            raise RecordRejectedError(f"{entity} {external_id} in the app is not valid: {stored.invalid}")
+        return self.poller.event(entity, stored, now)
+
+    def write(self, op: Op) -> WriteResult:
+        """Apply `op` in one transaction, at most once per op id (see `connectors.app.applied`)."""
+        try:
+            with transaction(self.engine, write=True) as conn:
+                result = self.writer.apply(conn, op)
+        except Exception as error:
+            if not is_replay(error):
+                raise
+            with transaction(self.engine) as conn:
+                stored = applied.stored_result(conn, op.op_id)
+            assert stored is not None, "a replayed op has a stored result"
+            result = stored
+        log.info(
+            "app write applied",
+            extra={"entity": op.entity, "op_id": op.op_id, "record": result.external_id, "kind": op.kind},
+        )
+        return result
+
+    def _layout(self, entity: EntityType) -> Layout:
+        layout = self.layouts.get(entity)
+        if layout is None:
+            raise ConfigurationError(f"the app mapping has no entities.{entity}")
+        return layout
+
+
+def _conforms(connector: SqlConnector) -> Connector:
+    # Checked by mypy: SqlConnector implements the engine's Connector port.
+    return connector

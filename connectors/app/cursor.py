@@ -1,0 +1,87 @@
+"""The app connector's cursor: an opaque JSON string, and the pure rules that move it.
+
+Rules (DESIGN.md): a new read starts again a little before the last one ended (the overlap) and
+drops what it already returned there, by (id, version); the high-water mark never passes the start
+of the read that produced it; on PostgreSQL the transactions still running at a read are kept, so
+their rows are read once they commit, whatever their poll key.
+"""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from engine.errors import ConfigurationError
+
+#: At most this many (id, version) pairs are kept for de-duplication; beyond it, repeats are allowed.
+SEEN_LIMIT = 5_000
+
+
+class StreamState(BaseModel):
+    """One polled stream (the table, or its tombstones)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: The poll key every completed read covered up to (None: nothing read yet).
+    high: int | None = None
+    #: Inside a paged read: the (poll key, primary key) of the last row returned.
+    after: tuple[int, str] | None = None
+    #: Inside a paged read: the highest poll key returned so far.
+    top: int | None = None
+    done: bool = False
+
+
+class CursorState(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    v: int = 1
+    rows: StreamState = StreamState()
+    tombs: StreamState = StreamState()
+    #: The start of the read in progress (poll-key units); a read never moves `high` past it.
+    start: int | None = None
+    #: (stream, id, version, poll key) already returned near the high-water marks.
+    seen: list[tuple[str, str, int, int]] = []
+    #: PostgreSQL: transaction ids that were running at the last read.
+    running: list[int] = []
+    #: Outbox capture: the outbox position (id, or transaction horizon on PostgreSQL) read up to.
+    outbox: int | None = None
+
+    @property
+    def reading(self) -> bool:
+        """Whether a paged read is in progress (the next call continues it without overlap)."""
+        return self.start is not None
+
+
+def decode(cursor: str | None) -> CursorState:
+    if cursor is None:
+        return CursorState()
+    try:
+        return CursorState.model_validate(json.loads(cursor))
+    except (ValueError, ValidationError):
+        raise ConfigurationError(f"not a cursor of the app connector: {cursor[:80]!r}") from None
+
+
+def encode(state: CursorState) -> str:
+    return json.dumps(state.model_dump(mode="json", exclude_defaults=True), separators=(",", ":"))
+
+
+def lower_bound(stream: StreamState, overlap: int) -> int | None:
+    """Where a new read of `stream` starts: the high-water mark minus the overlap (None: the start)."""
+    return None if stream.high is None else stream.high - overlap
+
+
+def finish(stream: StreamState, start: int | None, cap_at_start: bool) -> StreamState:
+    """The stream after its read completed: `high` moves to what it covered, never past the read's start."""
+    high = stream.top if stream.top is not None else stream.high
+    if high is not None and cap_at_start and start is not None:
+        high = min(high, start)
+    if stream.high is not None and high is not None:
+        high = max(high, stream.high)
+    return StreamState(high=high, done=True)
+
+
+def prune_seen(state: CursorState, lows: dict[str, int | None]) -> list[tuple[str, str, int, int]]:
+    """Keep the seen pairs a next read can meet again (poll key at or above its stream's lower bound)."""
+    kept = [entry for entry in state.seen if (low := lows.get(entry[0])) is None or entry[3] >= low]
+    return kept[-SEEN_LIMIT:]

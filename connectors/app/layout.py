@@ -1,0 +1,103 @@
+"""An entity's mapping bound to its database: the facts reading and writing need, found at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from connectors.app.fields import CHILD_FIELDS, ENTITY_FIELDS, Kind
+from connectors.app.mapping import Child, Column, Entity, Mapping, Tombstone, child_column
+from engine.model import EntityType
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One mapped entity: its spec, and whether its keys are integers (ids are strings outside)."""
+
+    entity: EntityType
+    spec: Entity
+    integer_key: bool
+    soft_delete_is_time: bool
+    tombstone_key_integer: bool
+
+    @property
+    def table(self) -> sa.TableClause:
+        return sa.table(self.spec.table)
+
+    @property
+    def pk(self) -> sa.ColumnClause[Any]:
+        return sa.column(self.spec.primary_key)
+
+    def key(self, external_id: str) -> Any:
+        """The primary key value for `external_id`; ValueError when it cannot be one."""
+        return int(external_id) if self.integer_key else external_id
+
+    def scalar_fields(self) -> list[tuple[str, Kind, Column]]:
+        """(field, kind, column spec) for every mapped scalar field."""
+        kinds = ENTITY_FIELDS[self.entity]
+        found = []
+        for name in self.spec.fields:
+            column = self.spec.column(name)
+            assert column is not None
+            found.append((name, kinds[name], column))
+        return found
+
+    @property
+    def child(self) -> Child | None:
+        return self.spec.child(self.entity)
+
+    def child_fields(self) -> list[tuple[str, Kind, Column]]:
+        child = self.child
+        if child is None:
+            return []
+        kinds = CHILD_FIELDS[self.entity][1]
+        found = []
+        for name in child.fields:
+            column = child_column(child, name)
+            assert column is not None
+            found.append((name, kinds[name], column))
+        return found
+
+    @property
+    def tombstone(self) -> Tombstone | None:
+        return self.spec.delete.tombstone if self.spec.delete else None
+
+    @property
+    def soft_delete_column(self) -> str | None:
+        return self.spec.delete.soft_delete_column if self.spec.delete else None
+
+
+def expression(spec: Column, label: str) -> sa.ColumnElement[Any]:
+    if spec.column is not None:
+        return sa.column(spec.column).label(label)
+    assert spec.expression is not None
+    return sa.literal_column(f"({spec.expression})").label(label)
+
+
+def bind(engine: sa.Engine, mapping: Mapping) -> dict[EntityType, Layout]:
+    """The layouts of every mapped entity (the mapping is already checked against the database)."""
+    inspector = sa.inspect(engine)
+    types: dict[str, dict[str, Any]] = {}
+
+    def type_of(table: str, column: str | None) -> Any:
+        if column is None:
+            return None
+        if table not in types:
+            types[table] = {c["name"]: c["type"] for c in inspector.get_columns(table)}
+        return types[table].get(column)
+
+    layouts = {}
+    for entity, spec in mapping.entities.items():
+        soft = spec.delete.soft_delete_column if spec.delete else None
+        tomb = spec.delete.tombstone if spec.delete else None
+        layouts[entity] = Layout(
+            entity=entity,
+            spec=spec,
+            integer_key=isinstance(type_of(spec.table, spec.primary_key), sa.Integer),
+            soft_delete_is_time=isinstance(type_of(spec.table, soft), sa.DateTime),
+            tombstone_key_integer=tomb is not None
+            and isinstance(type_of(tomb.table, tomb.key_column), sa.Integer),
+        )
+    return layouts

@@ -1,0 +1,212 @@
+"""The YAML table mapping: which table and column hold each canonical field, validated by pydantic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from connectors.app.fields import CHILD_FIELDS, ENTITY_FIELDS, REQUIRED, REQUIRED_CHILD
+from engine.errors import ConfigurationError
+from engine.model import EntityType
+
+
+class Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Column(Spec):
+    """A field held in `column`, or read (never written) through a SQL `expression`."""
+
+    column: str | None = None
+    expression: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Column:
+        if (self.column is None) == (self.expression is None):
+            raise ValueError("give exactly one of column, expression")
+        return self
+
+    @property
+    def writable(self) -> bool:
+        return self.column is not None
+
+
+FieldSpec = str | Column
+
+
+class Address(Spec):
+    """`billing_address` spread over columns: one per address line, then city, region, postcode, country."""
+
+    lines: tuple[str, ...] = ()
+    city: str | None = None
+    region: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+
+
+class Child(Spec):
+    """Invoice lines or payment applications: a child table pointing at its parent."""
+
+    table: str
+    parent_key: str = Field(description="the column holding the parent's primary key")
+    order_by: str | None = Field(None, description="the column keeping the children in order")
+    fields: dict[str, FieldSpec]
+
+
+class Tombstone(Spec):
+    """A table the app fills when it hard-deletes a row: the deleted key, and when or at what version."""
+
+    table: str
+    key_column: str
+    version_column: str | None = None
+    deleted_at_column: str | None = None
+    #: When one tombstone table serves several entities: the column naming the entity, and its value.
+    entity_column: str | None = None
+    entity_value: str | None = None
+
+
+class Delete(Spec):
+    """How a delete shows: a soft-delete column (boolean, or a timestamp set when deleted), or tombstones."""
+
+    soft_delete_column: str | None = None
+    tombstone: Tombstone | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Delete:
+        if (self.soft_delete_column is None) == (self.tombstone is None):
+            raise ValueError("give exactly one of soft_delete_column, tombstone")
+        return self
+
+
+class Capture(Spec):
+    """How changes are found: polling the table by version or updated_at, or an outbox filled by triggers."""
+
+    mode: Literal["poll", "outbox"] = "poll"
+    #: The column polled; by default updated_at when the entity maps one, else the version column.
+    poll_by: Literal["version", "updated_at"] | None = None
+    #: How far back each new read starts again, to catch rows committed late (updated_at polling).
+    overlap_seconds: float = Field(2.0, ge=0)
+    #: The same for version polling, in versions.
+    overlap_versions: int = Field(0, ge=0)
+
+
+class Entity(Spec):
+    table: str
+    primary_key: str
+    version_column: str | None = None
+    updated_at_column: str | None = None
+    #: Set to the mapping's `origin_value` by every ledgersync write, so the app can tell them apart.
+    origin_column: str | None = None
+    fields: dict[str, FieldSpec]
+    billing_address: Address | None = None
+    lines: Child | None = None
+    applications: Child | None = None
+    delete: Delete | None = None
+    capture: Capture = Capture()
+
+    def column(self, name: str) -> Column | None:
+        spec = self.fields.get(name)
+        return Column(column=spec) if isinstance(spec, str) else spec
+
+    def child(self, entity: EntityType) -> Child | None:
+        return self.lines if entity is EntityType.INVOICE else self.applications
+
+    @property
+    def poll_by(self) -> Literal["version", "updated_at"]:
+        if self.capture.poll_by is not None:
+            return self.capture.poll_by
+        return "updated_at" if self.updated_at_column else "version"
+
+
+class Mapping(Spec):
+    version: Literal[1] = 1
+    origin_value: str = "ledgersync"
+    #: The table trigger-based capture fills (see `ledgersync app install-triggers`).
+    outbox_table: str = "ledgersync_changes"
+    page_size: int = Field(200, ge=1)
+    entities: dict[EntityType, Entity]
+
+
+def child_column(child: Child, name: str) -> Column | None:
+    spec = child.fields.get(name)
+    return Column(column=spec) if isinstance(spec, str) else spec
+
+
+def key_path(loc: tuple[int | str, ...]) -> str:
+    # Union branches show up in pydantic locations as type names ("str", "Column"): not keys of the file.
+    return ".".join(
+        str(part) for part in loc if part not in ("str", "Column", "function-after[_one_source()]")
+    )
+
+
+def parse_mapping(data: Any, source: str = "<mapping>") -> Mapping:
+    """Validate mapping data (parsed YAML); ConfigurationError naming each bad key path."""
+    try:
+        mapping = Mapping.model_validate(data)
+    except ValidationError as error:
+        problems = sorted({f"{key_path(e['loc'])}: {e['msg']}" for e in error.errors()})
+        raise ConfigurationError(f"{source}: invalid mapping: " + "; ".join(problems)) from None
+    problems = list(_semantic_problems(mapping))
+    if problems:
+        raise ConfigurationError(f"{source}: invalid mapping: " + "; ".join(problems))
+    return mapping
+
+
+def load_mapping(path: str | Path) -> Mapping:
+    """Read and validate a mapping file (YAML)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigurationError(f"{path}: cannot read the mapping", detail=str(error)) from None
+    if isinstance(data, dict) and "app" in data and "entities" not in data:
+        data = data["app"]  # the `app:` section of a ledgersync.yaml
+    return parse_mapping(data, str(path))
+
+
+def _semantic_problems(mapping: Mapping) -> list[str]:
+    problems: list[str] = []
+    for entity, spec in mapping.entities.items():
+        at = f"entities.{entity}"
+        known = ENTITY_FIELDS[entity]
+        problems += [
+            f"{at}.fields.{name}: not a field of {entity}" for name in spec.fields if name not in known
+        ]
+        problems += [
+            f"{at}.fields.{name}: required" for name in sorted(REQUIRED[entity] - spec.fields.keys())
+        ]
+        if spec.billing_address is not None and entity is not EntityType.CUSTOMER:
+            problems.append(f"{at}.billing_address: only a customer has one")
+        problems += _child_problems(entity, spec, at)
+        if spec.version_column is None and spec.updated_at_column is None:
+            problems.append(f"{at}: give a version_column or an updated_at_column (change capture needs one)")
+        if spec.capture.poll_by == "version" and spec.version_column is None:
+            problems.append(f"{at}.capture.poll_by: polling by version needs a version_column")
+        if spec.capture.poll_by == "updated_at" and spec.updated_at_column is None:
+            problems.append(f"{at}.capture.poll_by: polling by updated_at needs an updated_at_column")
+        tomb = spec.delete.tombstone if spec.delete else None
+        if tomb is not None and (tomb.version_column or tomb.deleted_at_column) is None:
+            problems.append(f"{at}.delete.tombstone: give a version_column or a deleted_at_column")
+    return problems
+
+
+def _child_problems(entity: EntityType, spec: Entity, at: str) -> list[str]:
+    problems: list[str] = []
+    expected = CHILD_FIELDS.get(entity)
+    for name in ("lines", "applications"):
+        child: Child | None = getattr(spec, name)
+        if child is None:
+            continue
+        if expected is None or expected[0] != name:
+            problems.append(f"{at}.{name}: {entity} has no {name}")
+            continue
+        known = expected[1]
+        problems += [f"{at}.{name}.fields.{f}: not a field of {name}" for f in child.fields if f not in known]
+        missing = sorted(REQUIRED_CHILD[entity] - child.fields.keys())
+        problems += [f"{at}.{name}.fields.{f}: required" for f in missing]
+    if entity is EntityType.INVOICE and spec.lines is None:
+        problems.append(f"{at}.lines: required (the table holding invoice lines)")
+    return problems

@@ -1,0 +1,134 @@
+"""Outbox capture: read `ledgersync_changes`, which the app (or the installed triggers) fills in the
+same transaction as each change.
+
+Exact on both databases. PostgreSQL: each outbox row carries its transaction id, and a read takes
+only transactions older than every one still running (the snapshot's xmin), so a late commit is
+always read later, never skipped. SQLite: writers commit one at a time in outbox id order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from connectors.app.capture import Poller
+from connectors.app.cursor import CursorState, StreamState, decode, encode
+from connectors.app.database import is_postgres
+from connectors.app.layout import Layout
+from connectors.app.records import Reader, Stored
+from connectors.app.tombstones import Tombstones
+from engine.model import Version
+from engine.ports import ChangePage
+
+_COLUMNS = ("id", "entity", "record_id", "operation", "seq", "txid", "changed_at")
+
+
+def outbox_table(name: str) -> sa.TableClause:
+    return sa.table(name, *(sa.column(c) for c in _COLUMNS))
+
+
+class OutboxReader:
+    def __init__(
+        self, table: str, poller: Poller, reader: Reader, tombstones: Tombstones, page_size: int
+    ) -> None:
+        self.table = outbox_table(table)
+        self.poller = poller
+        self.reader = reader
+        self.tombstones = tombstones
+        self.page_size = page_size
+
+    def read(self, conn: sa.Connection, layout: Layout, cursor: str | None) -> ChangePage:
+        state = decode(cursor)
+        now = self.poller.clock.now()
+        horizon = self._horizon(conn)
+        if state.outbox is None:
+            return self._initial(conn, layout, state, horizon, now)
+        t = self.table
+        position = t.c.txid if is_postgres(conn) else t.c.id
+        where = sa.and_(t.c.entity == layout.entity.value, position >= state.outbox, position < horizon)
+        if state.rows.after is not None:
+            after_pos, after_id = state.rows.after
+            where = sa.and_(
+                where, sa.or_(position > after_pos, sa.and_(position == after_pos, t.c.id > int(after_id)))
+            )
+        query = sa.select(position.label("pos"), t.c.id, t.c.record_id, t.c.seq, t.c.changed_at)
+        rows = conn.execute(query.where(where).order_by(position, t.c.id).limit(self.page_size + 1)).all()
+        more = len(rows) > self.page_size
+        rows = rows[: self.page_size]
+        events = [self.poller.event(layout.entity, s, now) for s in self._states(conn, layout, rows, now)]
+        if more:
+            last = rows[-1]
+            state.rows = StreamState(after=(int(last.pos), str(last.id)))
+        else:
+            state.rows = StreamState()
+            state.outbox = horizon
+        return ChangePage(events=tuple(events), cursor=encode(state), complete=not more)
+
+    def deleted(self, conn: sa.Connection, layout: Layout, external_id: str, now: datetime) -> Stored | None:
+        """The delete the outbox recorded for a row that is gone, if it recorded one."""
+        if layout.spec.capture.mode != "outbox":
+            return None
+        t = self.table
+        row = conn.execute(
+            sa.select(t.c.seq, t.c.changed_at)
+            .where(t.c.entity == layout.entity.value, t.c.record_id == external_id, t.c.operation == "delete")
+            .order_by(t.c.id.desc())
+            .limit(1)
+        ).first()
+        return None if row is None else self._gone(external_id, row.seq, row.changed_at, now)
+
+    def _initial(
+        self, conn: sa.Connection, layout: Layout, state: CursorState, horizon: int, now: datetime
+    ) -> ChangePage:
+        """No cursor yet: every row of the table, paged by primary key; then the outbox from `horizon`."""
+        where: sa.ColumnElement[bool] = sa.true()
+        if state.rows.after is not None:
+            where = layout.pk > layout.key(state.rows.after[1])
+        page = self.reader.select(conn, layout, where, now, order_by=(layout.pk,), limit=self.page_size + 1)
+        more = len(page) > self.page_size
+        page = page[: self.page_size]
+        events = [self.poller.event(layout.entity, s, now) for s in page if s.invalid is None]
+        start = state.start if state.start is not None else horizon
+        if more:
+            state.rows, state.start = StreamState(after=(0, page[-1].external_id)), start
+        else:
+            state.rows, state.start, state.outbox = StreamState(), None, start
+        return ChangePage(events=tuple(events), cursor=encode(state), complete=not more)
+
+    def _states(
+        self, conn: sa.Connection, layout: Layout, rows: Sequence[Any], now: datetime
+    ) -> list[Stored]:
+        ids = list(dict.fromkeys(str(row.record_id) for row in rows))
+        keys = [layout.key(i) for i in ids]
+        live = (
+            {s.external_id: s for s in self.reader.select(conn, layout, layout.pk.in_(keys), now)}
+            if keys
+            else {}
+        )
+        last = {str(row.record_id): row for row in rows}
+        found = []
+        for external_id in ids:
+            stored = live.get(external_id) or self.tombstones.find(conn, layout, external_id, now)
+            if stored is None:
+                row = last[external_id]
+                stored = self._gone(external_id, row.seq, row.changed_at, now)
+            if stored.invalid is None:
+                found.append(stored)
+        return found
+
+    def _gone(self, external_id: str, seq: Any, changed_at: Any, now: datetime) -> Stored:
+        at = self.poller.codec.timestamp(changed_at) or now
+        return Stored(external_id, Version(seq=int(seq or 0), at=at), 0, deleted=True, fields={})
+
+    def _horizon(self, conn: sa.Connection) -> int:
+        """Outbox positions below this are final: no running transaction can still add one."""
+        if is_postgres(conn):
+            value = conn.execute(
+                sa.text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+            ).scalar()
+        else:
+            value = conn.execute(sa.select(sa.func.coalesce(sa.func.max(self.table.c.id), 0) + 1)).scalar()
+        return int(value or 0)

@@ -1,0 +1,230 @@
+"""Start-up check of a mapping against the real database (SQLAlchemy reflection), and the tables it binds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc
+from sqlalchemy.sql.type_api import TypeEngine
+
+from connectors.app.fields import CHILD_FIELDS, ENTITY_FIELDS, REF_TARGETS, Kind
+from connectors.app.mapping import Child, Column, Entity, Mapping, Tombstone
+from engine.errors import ConfigurationError
+from engine.model import EntityType
+
+#: Column types that can hold each kind of field (NullType: a SQLite column declared without a type).
+_ACCEPTS: dict[Kind | str, tuple[type[TypeEngine[Any]], ...]] = {
+    Kind.TEXT: (sa.String,),
+    Kind.BOOL: (sa.Boolean, sa.Integer),
+    Kind.MONEY: (sa.Numeric,),
+    Kind.DECIMAL: (sa.Numeric,),
+    Kind.DATE: (sa.Date, sa.DateTime),
+    "version": (sa.Integer,),
+    "timestamp": (sa.DateTime,),
+    "soft_delete": (sa.Boolean, sa.Integer, sa.DateTime),
+}
+
+
+@dataclass(frozen=True)
+class Reflected:
+    """One table as found in the database: its columns' types and primary key."""
+
+    name: str
+    types: dict[str, TypeEngine[Any]]
+    primary_key: tuple[str, ...]
+
+
+class Checker:
+    """Collects every problem of a mapping against the database, each naming its mapping key path."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.inspector = sa.inspect(engine)
+        self.names = set(self.inspector.get_table_names()) | set(self.inspector.get_view_names())
+        self.problems: list[str] = []
+        self._cache: dict[str, Reflected] = {}
+
+    def table(self, at: str, name: str) -> Reflected | None:
+        if name not in self.names:
+            self.problems.append(f"{at}: table {name!r} not found")
+            return None
+        if name not in self._cache:
+            columns = self.inspector.get_columns(name)
+            pk = self.inspector.get_pk_constraint(name).get("constrained_columns") or []
+            self._cache[name] = Reflected(name, {c["name"]: c["type"] for c in columns}, tuple(pk))
+        return self._cache[name]
+
+    def column(self, at: str, table: Reflected, name: str | None, kind: Kind | str | None = None) -> None:
+        if name is None:
+            return
+        if name not in table.types:
+            self.problems.append(f"{at}: column {name!r} not found in table {table.name!r}")
+            return
+        column_type = table.types[name]
+        accepted = _ACCEPTS.get(kind) if kind is not None else None
+        if accepted is None or isinstance(column_type, sa.types.NullType):
+            return
+        if not isinstance(column_type, accepted) or (
+            kind is Kind.MONEY and isinstance(column_type, sa.Float)
+        ):
+            self.problems.append(
+                f"{at}: column {name!r} of table {table.name!r} is {column_type}, which cannot hold {kind}"
+            )
+
+    def expression(self, at: str, table: Reflected, expression: str) -> None:
+        probe: sa.Select[Any] = (
+            sa.select(sa.literal_column(f"({expression})"))
+            .select_from(sa.table(table.name))
+            .where(sa.false())
+        )
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(probe)
+        except exc.DBAPIError as error:
+            first = str(error.orig).strip().splitlines()[0]
+            self.problems.append(f"{at}: the expression does not run on table {table.name!r}: {first}")
+
+    def field(self, at: str, table: Reflected, spec: Column, kind: Kind) -> None:
+        if spec.expression is not None:
+            self.expression(at, table, spec.expression)
+        else:
+            self.column(at, table, spec.column, kind)
+
+    def fail_if_any(self) -> None:
+        if self.problems:
+            raise ConfigurationError(
+                "the mapping does not match the app database: " + "; ".join(self.problems)
+            )
+
+
+def check(engine: sa.Engine, mapping: Mapping) -> None:
+    """ConfigurationError listing every mismatch between `mapping` and the database, by key path."""
+    checker = Checker(engine)
+    tables = {
+        entity: checker.table(f"entities.{entity}.table", spec.table)
+        for entity, spec in mapping.entities.items()
+    }
+    for entity, spec in mapping.entities.items():
+        table = tables[entity]
+        if table is not None:
+            _check_entity(checker, entity, spec, table, mapping, tables)
+    checker.fail_if_any()
+
+
+def _check_entity(
+    checker: Checker,
+    entity: EntityType,
+    spec: Entity,
+    table: Reflected,
+    mapping: Mapping,
+    tables: dict[EntityType, Reflected | None],
+) -> None:
+    at = f"entities.{entity}"
+    checker.column(f"{at}.primary_key", table, spec.primary_key)
+    if spec.primary_key in table.types and table.primary_key and table.primary_key != (spec.primary_key,):
+        checker.problems.append(
+            f"{at}.primary_key: table {table.name!r} has primary key {list(table.primary_key)},"
+            f" not {spec.primary_key!r}"
+        )
+    checker.column(f"{at}.version_column", table, spec.version_column, "version")
+    checker.column(f"{at}.updated_at_column", table, spec.updated_at_column, "timestamp")
+    checker.column(f"{at}.origin_column", table, spec.origin_column, Kind.TEXT)
+    kinds = ENTITY_FIELDS[entity]
+    for name, _ in spec.fields.items():
+        column = spec.column(name)
+        assert column is not None
+        if kinds.get(name) is Kind.REF:
+            _check_ref(checker, f"{at}.fields.{name}", table, column, REF_TARGETS[name], mapping, tables)
+        elif name in kinds:
+            checker.field(f"{at}.fields.{name}", table, column, kinds[name])
+    if spec.billing_address is not None:
+        address = spec.billing_address
+        for i, line in enumerate(address.lines):
+            checker.column(f"{at}.billing_address.lines.{i}", table, line, Kind.TEXT)
+        for part in ("city", "region", "postal_code", "country"):
+            checker.column(f"{at}.billing_address.{part}", table, getattr(address, part), Kind.TEXT)
+    child = spec.child(entity)
+    if child is not None:
+        _check_child(checker, entity, f"{at}.{CHILD_FIELDS[entity][0]}", child, mapping, tables)
+    if spec.delete is not None:
+        checker.column(
+            f"{at}.delete.soft_delete_column", table, spec.delete.soft_delete_column, "soft_delete"
+        )
+        if spec.delete.tombstone is not None:
+            _check_tombstone(checker, f"{at}.delete.tombstone", spec.delete.tombstone)
+
+
+def _check_child(
+    checker: Checker,
+    entity: EntityType,
+    at: str,
+    child: Child,
+    mapping: Mapping,
+    tables: dict[EntityType, Reflected | None],
+) -> None:
+    table = checker.table(f"{at}.table", child.table)
+    if table is None:
+        return
+    checker.column(f"{at}.parent_key", table, child.parent_key)
+    checker.column(f"{at}.order_by", table, child.order_by)
+    kinds = CHILD_FIELDS[entity][1]
+    for name, spec in child.fields.items():
+        column = Column(column=spec) if isinstance(spec, str) else spec
+        if kinds.get(name) is Kind.REF:
+            _check_ref(checker, f"{at}.fields.{name}", table, column, REF_TARGETS[name], mapping, tables)
+        elif name in kinds:
+            checker.field(f"{at}.fields.{name}", table, column, kinds[name])
+
+
+def _check_ref(
+    checker: Checker,
+    at: str,
+    table: Reflected,
+    column: Column,
+    target: EntityType,
+    mapping: Mapping,
+    tables: dict[EntityType, Reflected | None],
+) -> None:
+    if column.column is None:
+        checker.problems.append(f"{at}: a reference needs a column (it is written back)")
+        return
+    checker.column(at, table, column.column)
+    target_table = tables.get(target)
+    if target not in mapping.entities:
+        checker.problems.append(f"{at}: references {target}, which the mapping does not map")
+        return
+    target_pk = mapping.entities[target].primary_key
+    if target_table is None or column.column not in table.types or target_pk not in target_table.types:
+        return
+    if _is_integer(table.types[column.column]) != _is_integer(target_table.types[target_pk]):
+        checker.problems.append(
+            f"{at}: column {column.column!r} is {table.types[column.column]}, but {target} ids"
+            f" ({target_table.name}.{target_pk}) are {target_table.types[target_pk]}"
+        )
+
+
+def _check_tombstone(checker: Checker, at: str, tomb: Tombstone) -> None:
+    table = checker.table(f"{at}.table", tomb.table)
+    if table is None:
+        return
+    checker.column(f"{at}.key_column", table, tomb.key_column)
+    checker.column(f"{at}.version_column", table, tomb.version_column, "version")
+    checker.column(f"{at}.deleted_at_column", table, tomb.deleted_at_column, "timestamp")
+    checker.column(f"{at}.entity_column", table, tomb.entity_column, Kind.TEXT)
+
+
+def _is_integer(column_type: TypeEngine[Any]) -> bool:
+    return isinstance(column_type, sa.Integer)
+
+
+def integer_keys(engine: sa.Engine, tables: Iterable[tuple[str, str]]) -> dict[str, bool]:
+    """Whether each (table, key column) holds integers, so ids (always strings outside) convert back."""
+    inspector = sa.inspect(engine)
+    result = {}
+    for table, column in tables:
+        types = {c["name"]: c["type"] for c in inspector.get_columns(table)}
+        result[table] = isinstance(types.get(column), sa.Integer)
+    return result

@@ -1,0 +1,298 @@
+"""Write-back: one op in one transaction, checked against the version it was planned from, applied once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import ValidationError
+from sqlalchemy import exc
+
+from connectors.app import applied
+from connectors.app.codec import Codec
+from connectors.app.fields import ADDRESS_PARTS, CHILD_FIELDS, REF_TARGETS, Kind
+from connectors.app.layout import Layout
+from connectors.app.mapping import Mapping
+from connectors.app.records import Reader, Stored
+from connectors.app.tombstones import Tombstones
+from engine.errors import ConfigurationError, NotFoundError, RecordRejectedError, VersionConflictError
+from engine.model import EntityType, Ref, Side, Version, parse_record, record_fields
+from engine.plan import Op, OpKind
+from engine.ports import Clock, WriteResult
+
+log = logging.getLogger(__name__)
+
+ZERO = Decimal("0.00")
+_NAME_LISTS = frozenset({EntityType.CUSTOMER, EntityType.ITEM})
+
+
+class _AlreadyAppliedError(Exception):
+    """Another transaction recorded the same op id first (a concurrent retry)."""
+
+
+class Writer:
+    def __init__(
+        self,
+        mapping: Mapping,
+        layouts: dict[EntityType, Layout],
+        codec: Codec,
+        reader: Reader,
+        tombstones: Tombstones,
+        clock: Clock,
+    ) -> None:
+        self.mapping = mapping
+        self.layouts = layouts
+        self.codec = codec
+        self.reader = reader
+        self.tombstones = tombstones
+        self.clock = clock
+
+    def apply(self, conn: sa.Connection, op: Op) -> WriteResult:
+        """Apply `op` on `conn` (an open write transaction) and record its result with it."""
+        done = applied.stored_result(conn, op.op_id)
+        if done is not None:
+            log.debug("op %s already applied in the app database", op.op_id)
+            return done
+        if op.side is not Side.APP:
+            raise ConfigurationError(f"op {op.op_id} is for the {op.side} side, this connector is the app")
+        layout = self.layouts.get(op.entity)
+        if layout is None:
+            raise RecordRejectedError(f"the mapping has no {op.entity}", code="unmapped")
+        now = self.clock.now()
+        result = (
+            self._create(conn, layout, op, now)
+            if op.kind is OpKind.CREATE
+            else self._change(conn, layout, op, now)
+        )
+        try:
+            with conn.begin_nested():
+                applied.remember(conn, op.op_id, op.entity, result, now)
+        except exc.IntegrityError as error:
+            raise _AlreadyAppliedError(op.op_id) from error
+        return result
+
+    # kinds
+
+    def _create(self, conn: sa.Connection, layout: Layout, op: Op, now: datetime) -> WriteResult:
+        fields = self._validated(layout.entity, op.fields)
+        self._check_refs(conn, fields, op.fields.keys())
+        values = self._values(layout, fields, op.fields.keys(), create=True)
+        values.update(self._stamp(conn, layout, None, now))
+        table = _table(layout.spec.table, [*values, layout.spec.primary_key])
+        inserted = conn.execute(
+            sa.insert(table).values(values).returning(table.c[layout.spec.primary_key])
+        ).scalar_one()
+        self._replace_children(conn, layout, inserted, fields)
+        return self._result(conn, layout, inserted, now)
+
+    def _change(self, conn: sa.Connection, layout: Layout, op: Op, now: datetime) -> WriteResult:
+        if op.external_id is None:
+            raise RecordRejectedError(f"op {op.op_id}: a {op.kind} needs an external id", code="invalid")
+        self._check_kind(layout.entity, op.kind)
+        key = self._key(layout, op.external_id)
+        current = self.reader.select(conn, layout, layout.pk == key, now, lock=True)
+        if not current or current[0].deleted:
+            state = "was deleted" if current else "does not exist"
+            raise NotFoundError(f"{layout.entity} {op.external_id} {state} in the app")
+        stored = current[0]
+        if op.expected_seq is not None and op.expected_seq != stored.version.seq:
+            raise VersionConflictError(
+                f"{layout.entity} {op.external_id} in the app is at version {stored.version.seq}",
+                detail=f"the write expected {op.expected_seq}",
+            )
+        if op.kind is OpKind.DELETE:
+            return self._delete(conn, layout, key, stored, now)
+        sent = self._sent(layout, op, stored)
+        fields = self._validated(layout.entity, {**stored.fields, **sent})
+        self._check_refs(conn, fields, sent.keys())
+        values = self._values(layout, fields, sent.keys(), create=False)
+        values.update(self._stamp(conn, layout, stored, now))
+        conn.execute(sa.update(_table(layout.spec.table, values)).where(layout.pk == key).values(values))
+        if CHILD_FIELDS.get(layout.entity, ("",))[0] in sent:
+            self._replace_children(conn, layout, key, fields)
+        return self._result(conn, layout, key, now)
+
+    def _sent(self, layout: Layout, op: Op, stored: Stored) -> dict[str, Any]:
+        if op.kind is OpKind.UPDATE:
+            return dict(op.fields)
+        if op.kind is OpKind.INACTIVATE:
+            column = layout.spec.column("active")
+            if column is None or not column.writable:
+                raise RecordRejectedError(f"the mapping gives {layout.entity} no writable active column")
+            return {"active": False}
+        # A void keeps the document and zeroes its amounts.
+        collection = CHILD_FIELDS[layout.entity][0]
+        zeroed = [{**child, "amount": ZERO} for child in stored.fields.get(collection, ())]
+        sent: dict[str, Any] = {collection: zeroed}
+        for name in ("total", "balance"):
+            if name in layout.spec.fields:
+                sent[name] = ZERO
+        return sent
+
+    def _delete(
+        self, conn: sa.Connection, layout: Layout, key: Any, stored: Stored, now: datetime
+    ) -> WriteResult:
+        soft = layout.soft_delete_column
+        if soft is not None:
+            values = self._stamp(conn, layout, stored, now)
+            values[soft] = (
+                self.codec.write_timestamp(now)
+                if layout.soft_delete_is_time
+                else self.codec.write(Kind.BOOL, True)
+            )
+            conn.execute(sa.update(_table(layout.spec.table, values)).where(layout.pk == key).values(values))
+            return self._result(conn, layout, key, now)
+        if layout.tombstone is None:
+            raise RecordRejectedError(f"the mapping says nothing about how a {layout.entity} is deleted")
+        version = self.tombstones.bury(conn, layout, key, stored.version, now)
+        child = layout.child
+        if child is not None:
+            conn.execute(sa.delete(sa.table(child.table)).where(sa.column(child.parent_key) == key))
+        conn.execute(sa.delete(layout.table).where(layout.pk == key))
+        return WriteResult(external_id=str(key), version=version, deleted=True)
+
+    # helpers
+
+    @staticmethod
+    def _check_kind(entity: EntityType, kind: OpKind) -> None:
+        if kind is OpKind.INACTIVATE and entity not in _NAME_LISTS:
+            raise RecordRejectedError(f"a {entity} cannot be made inactive", code="unsupported")
+        if kind is OpKind.VOID and entity in _NAME_LISTS:
+            raise RecordRejectedError(f"a {entity} cannot be voided", code="unsupported")
+
+    def _key(self, layout: Layout, external_id: str) -> Any:
+        try:
+            return layout.key(external_id)
+        except ValueError:
+            raise NotFoundError(f"{layout.entity} {external_id!r} is not an id of the app") from None
+
+    @staticmethod
+    def _validated(entity: EntityType, fields: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return record_fields(parse_record(entity, fields))
+        except ValidationError as error:
+            raise RecordRejectedError(
+                f"invalid {entity} for the app", code="invalid", detail=str(error)
+            ) from None
+
+    def _check_refs(self, conn: sa.Connection, fields: dict[str, Any], sent: Any) -> None:
+        for ref in _references(fields, set(sent)):
+            layout = self.layouts.get(ref.entity)
+            found: list[Stored] = []
+            if layout is not None and ref.side in (None, Side.APP):
+                try:
+                    key = layout.key(ref.id)
+                except ValueError:
+                    key = None
+                if key is not None:
+                    found = self.reader.select(conn, layout, layout.pk == key, self.clock.now())
+            if not found or found[0].deleted:
+                raise RecordRejectedError(
+                    f"references {ref.entity} {ref.id} ({ref.side or 'unsided'}), which is not a live"
+                    f" {ref.entity} in the app",
+                    code="invalid_reference",
+                )
+
+    def _values(self, layout: Layout, fields: dict[str, Any], sent: Any, *, create: bool) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, kind, column in layout.scalar_fields():
+            if column.column is not None and (create or name in sent):
+                values[column.column] = self._value(kind, name, fields.get(name))
+        address = layout.spec.billing_address
+        if address is not None and (create or "billing_address" in sent):
+            given = fields.get("billing_address") or {}
+            lines = list(given.get("lines", ()))
+            if len(lines) > len(address.lines):
+                raise RecordRejectedError(
+                    f"the address has {len(lines)} lines; the app holds {len(address.lines)}", code="invalid"
+                )
+            lines += [None] * (len(address.lines) - len(lines))
+            values.update(dict(zip(address.lines, lines, strict=True)))
+            values.update({getattr(address, p): given.get(p) for p in ADDRESS_PARTS if getattr(address, p)})
+        if layout.spec.origin_column is not None:
+            values[layout.spec.origin_column] = self.mapping.origin_value
+        return values
+
+    def _value(self, kind: Kind, name: str, value: Any) -> Any:
+        if kind is Kind.REF:
+            target = self.layouts.get(REF_TARGETS[name])
+            return self.codec.write(kind, value, integer_ref=target is not None and target.integer_key)
+        return self.codec.write(kind, value)
+
+    def _stamp(
+        self, conn: sa.Connection, layout: Layout, stored: Stored | None, now: datetime
+    ) -> dict[str, Any]:
+        """The version column and updated_at a write sets: always forward, even if the clock is not."""
+        spec = layout.spec
+        values: dict[str, Any] = {}
+        if spec.version_column is not None:
+            if spec.poll_by == "version":
+                # Polled versions must grow across the table, not only per row.
+                top: sa.Select[Any] = sa.select(sa.func.max(sa.column(spec.version_column))).select_from(
+                    layout.table
+                )
+                values[spec.version_column] = (conn.execute(top).scalar() or 0) + 1
+            else:
+                values[spec.version_column] = (stored.version.seq if stored else 0) + 1
+        if spec.updated_at_column is not None:
+            at = now if stored is None else max(now, stored.version.at + timedelta(microseconds=1))
+            values[spec.updated_at_column] = self.codec.write_timestamp(at)
+        return values
+
+    def _replace_children(
+        self, conn: sa.Connection, layout: Layout, key: Any, fields: dict[str, Any]
+    ) -> None:
+        child = layout.child
+        if child is None:
+            return
+        columns = [c.column for _, _, c in layout.child_fields() if c.column]
+        table = _table(
+            child.table, [*columns, child.parent_key, *([child.order_by] if child.order_by else [])]
+        )
+        conn.execute(sa.delete(table).where(sa.column(child.parent_key) == key))
+        rows = []
+        for position, given in enumerate(fields.get(CHILD_FIELDS[layout.entity][0], ())):
+            row = {
+                c.column: self._value(kind, name, given.get(name))
+                for name, kind, c in layout.child_fields()
+                if c.column
+            }
+            row[child.parent_key] = key
+            if child.order_by:
+                row[child.order_by] = position + 1
+            rows.append(row)
+        for row in rows:
+            conn.execute(sa.insert(table).values(row))
+
+    def _result(self, conn: sa.Connection, layout: Layout, key: Any, now: datetime) -> WriteResult:
+        stored = self.reader.select(conn, layout, layout.pk == key, now)[0]
+        if stored.invalid is not None:
+            raise RecordRejectedError(f"{layout.entity} {key} reads back invalid: {stored.invalid}")
+        fields = {} if stored.deleted else stored.fields
+        return WriteResult(
+            external_id=stored.external_id, version=stored.version, fields=fields, deleted=stored.deleted
+        )
+
+
+def _references(fields: dict[str, Any], sent: set[str]) -> Iterator[Ref]:
+    """Each reference among the sent top-level fields (python form: Ref dicts)."""
+    if "customer" in sent and fields.get("customer"):
+        yield Ref.model_validate(fields["customer"])
+    for collection, name in (("lines", "item"), ("applications", "invoice")):
+        if collection in sent:
+            yield from (Ref.model_validate(c[name]) for c in fields.get(collection, ()) if c.get(name))
+
+
+def _table(name: str, columns: Any) -> sa.TableClause:
+    return sa.table(name, *(sa.column(c) for c in dict.fromkeys(columns)))
+
+
+def is_replay(error: BaseException) -> bool:
+    return isinstance(error, _AlreadyAppliedError)
+
+
+__all__ = ["Version", "Writer", "is_replay"]
