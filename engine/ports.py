@@ -16,6 +16,7 @@ from engine.state import (
     AuditEntry,
     Conflict,
     Connection,
+    Counts,
     Cursor,
     InboxEntry,
     JournalEntry,
@@ -187,6 +188,10 @@ class StoreSession(Protocol):
         external_id: str | None = None,
         limit: int = 200,
     ) -> list[AuditEntry]: ...
+
+    def counts(self, connection: str) -> Counts:
+        """Rows per status and audit actions per kind, for metrics and `status`."""
+        ...
 
     # webhook inbox
     def inbox_add(self, body: bytes, now: datetime) -> int: ...

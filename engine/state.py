@@ -177,3 +177,13 @@ class InboxEntry(Frozen):
     received_at: AwareDatetime
     processed: bool = False
     error: str | None = None
+
+
+class Counts(Frozen):
+    """How much of everything one connection has, by status: what /metrics and `status` report."""
+
+    journal: dict[str, int] = Field(default_factory=dict)
+    ops: dict[str, int] = Field(default_factory=dict)
+    conflicts: dict[str, int] = Field(default_factory=dict)
+    audit: dict[str, int] = Field(default_factory=dict)
+    links: int = 0

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.model import EntityType, Side
-from engine.state import AuditAction, AuditEntry, Connection, Cursor
+from engine.state import AuditAction, AuditEntry, Connection, Counts, Cursor
 from engine.store import rows
 from engine.store import tables as t
 from engine.store.base import SessionBase
@@ -90,6 +90,25 @@ class MetaMixin(SessionBase):
                 detail=detail or {},
                 at=now,
             )
+        )
+
+    def counts(self, connection: str) -> Counts:
+        """Rows per status (journal, ops, conflicts) and per action (audit), and the number of links."""
+
+        def by(table: sa.Table, column: str) -> dict[str, int]:
+            key = table.c[column]
+            statement = sa.select(key, sa.func.count()).where(table.c.connection == connection).group_by(key)
+            return {str(name): int(n) for name, n in self._conn.execute(statement)}
+
+        links = self._conn.execute(
+            sa.select(sa.func.count()).select_from(t.links).where(t.links.c.connection == connection)
+        ).scalar_one()
+        return Counts(
+            journal=by(t.journal, "status"),
+            ops=by(t.ops, "status"),
+            conflicts=by(t.conflicts, "status"),
+            audit=by(t.audit, "action"),
+            links=int(links),
         )
 
     def history(

@@ -119,3 +119,17 @@ def test_aware_times_come_back_in_utc(store: SqlStateStore) -> None:
     assert entry.at.tzinfo is not None
     assert entry.at.utcoffset() == timedelta(0)
     assert entry.at == datetime(2026, 5, 2, 3, 30, 15, 123456, tzinfo=UTC)
+
+
+def test_counts_group_rows_by_status_and_action(store: SqlStateStore) -> None:
+    from tests.support.samples import customer_event
+
+    with store.session() as s:
+        s.append_event(customer_event(seq=1), at(1))
+        s.append_event(customer_event(seq=2), at(2))
+        s.create_link(CONNECTION, EntityType.CUSTOMER, "app-1", "qb-1")
+        s.audit(CONNECTION, EntityType.CUSTOMER, AuditAction.ECHO_DROPPED, at(3))
+        counts = s.counts(CONNECTION)
+        assert s.counts("someone-else").links == 0
+    assert counts.journal == {"new": 2} and counts.links == 1
+    assert counts.audit == {"echo_dropped": 1} and counts.ops == {} and counts.conflicts == {}
