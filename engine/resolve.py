@@ -6,13 +6,13 @@ from datetime import datetime
 from typing import Any
 
 from engine.decide import BLOCKING, op_for, side_state
-from engine.errors import ConfigurationError, NotFoundError
+from engine.errors import ConfigurationError, NotFoundError, VersionConflictError
 from engine.model import EntityType, Frozen, Side, fields_from_json, fields_to_json
 from engine.normalize import normalize_value
 from engine.plan import OpKind, Plan, Write
 from engine.ports import Policy, StoreSession
 from engine.reconcile import DELETED_FIELD, SideState, create_plan, delete_plan, directions
-from engine.state import AuditAction, Conflict, Snapshot
+from engine.state import AuditAction, Conflict, ConflictStatus, Snapshot
 
 
 class Choice(Frozen):
@@ -82,6 +82,10 @@ def resolve(
     conflict = s.get_conflict(conflict_id)
     if conflict is None:
         raise NotFoundError(f"no conflict {conflict_id}")
+    if conflict.status is ConflictStatus.RESOLVED:
+        raise VersionConflictError(
+            f"conflict {conflict_id} is already resolved", detail=f"by {conflict.resolved_by}"
+        )
     link = s.get_link(conflict.link_id)
     if link is None:
         raise NotFoundError(f"conflict {conflict_id} names no link")
