@@ -6,11 +6,12 @@ import logging
 from pathlib import Path
 
 import sqlalchemy as sa
+from sqlalchemy import exc
 
 from connectors.app import applied, schema
 from connectors.app.capture import Poller
 from connectors.app.codec import Codec
-from connectors.app.database import make_engine, transaction
+from connectors.app.database import make_engine, transaction, translate
 from connectors.app.layout import Layout, bind
 from connectors.app.mapping import Mapping, load_mapping
 from connectors.app.outbox import OutboxReader
@@ -47,9 +48,12 @@ class SqlConnector:
         self.engine = engine
         self.connection = connection
         self.clock = clock or SystemClock()
-        schema.check(engine, mapping)
-        applied.create_table(engine)
-        self.layouts: dict[EntityType, Layout] = bind(engine, mapping)
+        try:
+            schema.check(engine, mapping)
+            applied.create_table(engine)
+            self.layouts: dict[EntityType, Layout] = bind(engine, mapping)
+        except exc.SQLAlchemyError as error:
+            raise translate(error) from error
         codec = Codec(engine.dialect.name)
         self.reader = Reader(codec)
         self.tombstones = Tombstones(codec)

@@ -136,10 +136,12 @@ def child_column(child: Child, name: str) -> Column | None:
 
 
 def key_path(loc: tuple[int | str, ...]) -> str:
-    # Union branches show up in pydantic locations as type names ("str", "Column"): not keys of the file.
-    return ".".join(
-        str(part) for part in loc if part not in ("str", "Column", "function-after[_one_source()]")
-    )
+    # Union branches show up in pydantic locations as type names: they are not keys of the file.
+    return ".".join(str(part) for part in loc if not _is_branch(part))
+
+
+def _is_branch(part: int | str) -> bool:
+    return isinstance(part, str) and (part in ("str", "Column") or part.startswith("function-"))
 
 
 def parse_mapping(data: Any, source: str = "<mapping>") -> Mapping:
@@ -147,12 +149,24 @@ def parse_mapping(data: Any, source: str = "<mapping>") -> Mapping:
     try:
         mapping = Mapping.model_validate(data)
     except ValidationError as error:
-        problems = sorted({f"{key_path(e['loc'])}: {e['msg']}" for e in error.errors()})
-        raise ConfigurationError(f"{source}: invalid mapping: " + "; ".join(problems)) from None
+        raise ConfigurationError(f"{source}: invalid mapping: " + "; ".join(_problems(error))) from None
     problems = list(_semantic_problems(mapping))
     if problems:
         raise ConfigurationError(f"{source}: invalid mapping: " + "; ".join(problems))
     return mapping
+
+
+def _problems(error: ValidationError) -> list[str]:
+    found: dict[str, list[tuple[bool, str]]] = {}
+    for e in error.errors():
+        branch = any(_is_branch(part) for part in e["loc"])
+        found.setdefault(key_path(e["loc"]), []).append((branch and e["loc"][-1] == "str", e["msg"]))
+    problems = []
+    for path, messages in sorted(found.items()):
+        # A field given as a mapping failed as a Column: the "not a string" branch only adds noise.
+        useful = [m for is_str, m in messages if not is_str] or [m for _, m in messages]
+        problems += [f"{path}: {m}" for m in dict.fromkeys(useful)]
+    return problems
 
 
 def load_mapping(path: str | Path) -> Mapping:
@@ -188,8 +202,10 @@ def _semantic_problems(mapping: Mapping) -> list[str]:
         if spec.capture.poll_by == "updated_at" and spec.updated_at_column is None:
             problems.append(f"{at}.capture.poll_by: polling by updated_at needs an updated_at_column")
         tomb = spec.delete.tombstone if spec.delete else None
-        if tomb is not None and (tomb.version_column or tomb.deleted_at_column) is None:
-            problems.append(f"{at}.delete.tombstone: give a version_column or a deleted_at_column")
+        if tomb is not None and spec.poll_by == "version" and tomb.version_column is None:
+            problems.append(f"{at}.delete.tombstone.version_column: required when polling by version")
+        if tomb is not None and spec.poll_by == "updated_at" and tomb.deleted_at_column is None:
+            problems.append(f"{at}.delete.tombstone.deleted_at_column: required when polling by updated_at")
     return problems
 
 

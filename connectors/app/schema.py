@@ -111,6 +111,11 @@ def check(engine: sa.Engine, mapping: Mapping) -> None:
         table = tables[entity]
         if table is not None:
             _check_entity(checker, entity, spec, table, mapping, tables)
+    if any(spec.capture.mode == "outbox" for spec in mapping.entities.values()):
+        outbox = checker.table("outbox_table", mapping.outbox_table)
+        for column in ("id", "entity", "record_id", "operation", "seq", "txid", "changed_at"):
+            if outbox is not None:
+                checker.column("outbox_table", outbox, column)
     checker.fail_if_any()
 
 

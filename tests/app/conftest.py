@@ -59,3 +59,11 @@ def fresh_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AppDb]:
             yield AppDb(postgres_url(), schema)
     else:
         yield AppDb(f"sqlite:///{tmp_path / 'fresh.db'}")
+
+
+@pytest.fixture
+def fresh_pg_example() -> Iterator[AppDb]:
+    """A seeded example app in a PostgreSQL schema of its own, for tests that race transactions."""
+    with postgres_schema() as schema:
+        create_example_db(postgres_url(), schema=schema)
+        yield AppDb(postgres_url(), schema)

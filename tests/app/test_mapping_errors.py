@@ -1,0 +1,161 @@
+"""A mapping that does not fit the database is refused when the connector starts, naming the key."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from connectors.app import SqlConnector, load_mapping, parse_mapping
+from connectors.app.database import make_engine
+from engine.errors import ConfigurationError, UpstreamUnavailableError
+from examples.invoicing import MAPPING
+from tests.app.conftest import AppDb
+
+BASE: dict[str, Any] = yaml.safe_load(MAPPING.read_text(encoding="utf-8"))
+
+
+def mapping_with(path: str, value: Any) -> dict[str, Any]:
+    """The example mapping with the key at dotted `path` set to `value` (None: removed)."""
+    data = copy.deepcopy(BASE)
+    *parents, last = path.split(".")
+    node = data
+    for key in parents:
+        node = node[key]
+    if value is None:
+        del node[last]
+    else:
+        node[last] = value
+    return data
+
+
+def start(db: AppDb, data: dict[str, Any]) -> None:
+    engine = make_engine(db.url, schema=db.schema)
+    try:
+        SqlConnector(parse_mapping(data), engine).close()
+    finally:
+        engine.dispose()
+
+
+DATABASE_MISMATCHES = [
+    ("entities.customer.table", "clients", "entities.customer.table: table 'clients' not found"),
+    (
+        "entities.customer.fields.email",
+        "mail",
+        "entities.customer.fields.email: column 'mail' not found in table 'customers'",
+    ),
+    ("entities.customer.primary_key", "uid", "entities.customer.primary_key: column 'uid' not found"),
+    (
+        "entities.customer.primary_key",
+        "email",
+        "entities.customer.primary_key: table 'customers' has primary key",
+    ),
+    ("entities.customer.fields.email", "version", "entities.customer.fields.email: column 'version'"),
+    ("entities.item.fields.unit_price", "name", "entities.item.fields.unit_price: column 'name'"),
+    ("entities.invoice.fields.txn_date", "number", "entities.invoice.fields.txn_date: column 'number'"),
+    (
+        "entities.invoice.fields.customer",
+        "number",
+        "entities.invoice.fields.customer: column 'number' is VARCHAR(21), but customer ids",
+    ),
+    ("entities.item.version_column", "name", "entities.item.version_column: column 'name'"),
+    ("entities.invoice.lines.table", "lines", "entities.invoice.lines.table: table 'lines' not found"),
+    ("entities.invoice.lines.fields.amount", "total", "entities.invoice.lines.fields.amount: column 'total'"),
+    ("entities.invoice.lines.parent_key", "invoice", "entities.invoice.lines.parent_key: column 'invoice'"),
+    (
+        "entities.payment.delete.tombstone.key_column",
+        "rid",
+        "entities.payment.delete.tombstone.key_column: column 'rid' not found in table 'deleted_records'",
+    ),
+    ("entities.customer.delete.soft_delete_column", "gone", "entities.customer.delete.soft_delete_column"),
+    (
+        "entities.customer.fields.notes",
+        {"expression": "no_such_column || 'x'"},
+        "entities.customer.fields.notes: the expression does not run on table 'customers'",
+    ),
+    (
+        "entities.customer.billing_address.city",
+        "town",
+        "entities.customer.billing_address.city: column 'town'",
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "message"), DATABASE_MISMATCHES)
+def test_a_mapping_that_does_not_fit_the_database_is_refused_at_start_naming_the_key(
+    example_db: AppDb, path: str, value: Any, message: str
+) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        start(example_db, mapping_with(path, value))
+    assert message in str(raised.value)
+
+
+def test_a_column_type_that_cannot_hold_the_field_is_named_with_both_types(sqlite_example: AppDb) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        start(sqlite_example, mapping_with("entities.customer.fields.email", "version"))
+    assert "is INTEGER, which cannot hold text" in str(raised.value)
+
+
+def test_every_problem_is_reported_at_once(sqlite_example: AppDb) -> None:
+    data = mapping_with("entities.customer.fields.email", "mail")
+    data["entities"]["item"]["fields"]["unit_price"] = "name"
+    with pytest.raises(ConfigurationError) as raised:
+        start(sqlite_example, data)
+    assert "entities.customer.fields.email" in str(raised.value)
+    assert "entities.item.fields.unit_price" in str(raised.value)
+
+
+SHAPE_ERRORS = [
+    ("entities.customer.colour", "blue", "entities.customer.colour: Extra inputs are not permitted"),
+    (
+        "entities.customer.fields.favourite",
+        "notes",
+        "entities.customer.fields.favourite: not a field of customer",
+    ),
+    ("entities.customer.fields.display_name", None, "entities.customer.fields.display_name: required"),
+    ("entities.invoice.lines", None, "entities.invoice.lines: required"),
+    ("entities.invoice.lines.fields.amount", None, "entities.invoice.lines.fields.amount: required"),
+    ("entities.gadget", {"table": "x"}, "entities.gadget"),
+    ("entities.customer.table", None, "entities.customer.table: Field required"),
+    ("entities.customer.capture.poll_by", "sometimes", "entities.customer.capture.poll_by"),
+    (
+        "entities.customer.fields.notes",
+        {"column": "notes", "expression": "notes"},
+        "entities.customer.fields.notes: Value error, give exactly one of column, expression",
+    ),
+    ("entities.customer.delete", {}, "entities.customer.delete: Value error, give exactly one of"),
+    (
+        "entities.invoice.delete.tombstone.deleted_at_column",
+        None,
+        "entities.invoice.delete.tombstone.deleted_at_column: required when polling by updated_at",
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "message"), SHAPE_ERRORS)
+def test_a_malformed_mapping_is_refused_before_touching_the_database(
+    path: str, value: Any, message: str
+) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        parse_mapping(mapping_with(path, value))
+    assert message in str(raised.value)
+
+
+def test_a_mapping_file_that_is_not_yaml_is_refused_with_its_name(tmp_path: Path) -> None:
+    bad = tmp_path / "mapping.yaml"
+    bad.write_text("entities: [unclosed\n", encoding="utf-8")
+    with pytest.raises(ConfigurationError, match="mapping.yaml: cannot read the mapping"):
+        load_mapping(bad)
+
+
+def test_the_example_mapping_is_valid() -> None:
+    mapping = load_mapping(MAPPING)
+    assert set(mapping.entities) == {"customer", "item", "invoice", "payment"}
+
+
+def test_a_database_that_does_not_answer_is_retriable_at_start() -> None:
+    with pytest.raises(UpstreamUnavailableError):
+        SqlConnector.open(MAPPING, "postgresql+psycopg://postgres@127.0.0.1:9/nowhere?connect_timeout=2")
