@@ -1,0 +1,200 @@
+"""`QboConnector`: QuickBooks as one side of the sync (engine.ports.Connector) over a `QboClient`.
+
+Reads follow `cursor.py` (CDC windows, capped responses split, a query sweep for first reads and old
+cursors). Writes go through the mapping and return what QuickBooks answered: no read-back after a write
+(reads are metered). Every write carries the op id as `requestid`, so a retry is replayed, not redone.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from connectors.quickbooks import cursor as qc
+from connectors.quickbooks.client import QboClient
+from connectors.quickbooks.mapping import NAME_LISTS, MappingContext, is_deleted, to_canonical
+from connectors.quickbooks.sync.writes import DELETED_SEQ, QBO_NAMES, WriteHandler
+from engine.errors import NotFoundError, RecordRejectedError
+from engine.model import ChangeEvent, EntityType, Operation, Side, Version
+from engine.plan import Op
+from engine.ports import Capabilities, ChangePage, Clock, Policy, WriteResult
+
+log = logging.getLogger(__name__)
+
+#: QuickBooks' words for "this id is gone because someone deleted it" (fault 610's detail).
+_DELETED_DETAIL = "deleted this transaction"
+#: The CDC fault for a changedSince older than 30 days.
+_TOO_OLD_DETAIL = "older than fixed days"
+_T = TypeVar("_T")
+ENTITIES_BY_NAME = {name: entity for entity, name in QBO_NAMES.items()}
+
+
+class QboConnector:
+    """One QuickBooks company, for one connection."""
+
+    def __init__(
+        self,
+        client: QboClient,
+        mapping: MappingContext,
+        policy: Policy,
+        clock: Clock,
+        connection_id: str,
+        *,
+        overlap: timedelta = qc.DEFAULT_OVERLAP,
+        cdc_cap: int = qc.CDC_CAP,
+        page_size: int = qc.SWEEP_PAGE,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.mapping = mapping
+        self.policy = policy
+        self.clock = clock
+        self.connection = connection_id
+        self.overlap = overlap
+        self.cdc_cap = cdc_cap
+        self.page_size = page_size
+        self._monotonic = monotonic
+        self._writes = WriteHandler(client, mapping, policy, self._server_now)
+
+    @property
+    def realm_id(self) -> str:
+        return self.client.realm_id
+
+    # the Connector port
+
+    @property
+    def side(self) -> Side:
+        return Side.QUICKBOOKS
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(side=Side.QUICKBOOKS, entities=frozenset(EntityType), batch_size=1)
+
+    def read_changes(self, entity: EntityType, cursor: str | None) -> ChangePage:
+        """One CDC read or one sweep page from `cursor`; `complete` is False while more is waiting."""
+        position = qc.decode(cursor)
+        if qc.too_old(position, self.clock.now()):
+            log.info("%s cursor is older than CDC allows: sweeping with queries", entity)
+            position = qc.to_sweep(position)
+        if position.mode is qc.Mode.CDC:
+            since = position.since
+            assert since is not None
+            try:
+                objects, started = self._timed(lambda: self.client.cdc([QBO_NAMES[entity]], since))
+            except RecordRejectedError as exc:
+                if _TOO_OLD_DETAIL not in str(exc):
+                    raise
+                log.info("QuickBooks refused the CDC window for %s as too old: sweeping", entity)
+                return self.read_changes(entity, qc.encode(qc.to_sweep(position)))
+            rows = objects.get(QBO_NAMES[entity], [])
+            step = qc.after_cdc(position, started, _stamps(rows), cap=self.cdc_cap, overlap=self.overlap)
+        else:
+            statement = qc.sweep_query(
+                QBO_NAMES[entity], position, name_list=entity in NAME_LISTS, page_size=self.page_size
+            )
+            rows, started = self._timed(lambda: self.client.query(statement))
+            step = qc.after_sweep_page(position, started, _stamps(rows), page_size=self.page_size)
+        events = tuple(self.events_from(entity, rows))
+        log.debug("read %d %s changes (%s), complete=%s", len(events), entity, position.mode, step.complete)
+        return ChangePage(events=events, cursor=qc.encode(step.cursor), complete=step.complete)
+
+    def fetch(self, entity: EntityType, external_id: str) -> ChangeEvent:
+        try:
+            found = self.client.read(QBO_NAMES[entity], external_id)
+        except RecordRejectedError as exc:
+            if exc.code != "610":
+                raise
+            if _DELETED_DETAIL in str(exc):
+                return self._deleted(entity, external_id, self._server_now())
+            raise NotFoundError(f"QuickBooks has no {entity} {external_id}", detail=str(exc)) from exc
+        event = self._event(entity, found)
+        if event is None:
+            raise RecordRejectedError(
+                f"QuickBooks {entity} {external_id} cannot be synced", code="unmappable"
+            )
+        return event
+
+    def write(self, op: Op) -> WriteResult:
+        return self._writes.write(op)
+
+    # for the webhook inbox
+
+    def read_notified(self, ids: Mapping[EntityType, set[str]], since: datetime | None) -> list[ChangeEvent]:
+        """Events for records a webhook named: one CDC call for all of them when `since` is known and
+        recent, then a read per id that CDC did not bring back (a capped answer, a clock skew)."""
+        events: list[ChangeEvent] = []
+        missing = {entity: set(found) for entity, found in ids.items() if found}
+        if since is not None and missing and since - self.overlap >= qc.oldest_cdc_since(self.clock.now()):
+            names = [QBO_NAMES[e] for e in missing]
+            answer = self.client.cdc(names, since - self.overlap)
+            for entity in list(missing):
+                rows = answer.get(QBO_NAMES[entity], [])
+                events.extend(self.events_from(entity, rows))
+                missing[entity] -= {str(row.get("Id")) for row in rows}
+        for entity, entity_ids in missing.items():
+            for external_id in sorted(entity_ids):
+                try:
+                    events.append(self.fetch(entity, external_id))
+                except NotFoundError:
+                    log.info("webhook named %s %s, which QuickBooks does not have", entity, external_id)
+                except RecordRejectedError as exc:
+                    log.warning("QuickBooks %s %s cannot be synced: %s", entity, external_id, exc)
+        return events
+
+    # internals
+
+    def events_from(self, entity: EntityType, rows: Iterable[Mapping[str, Any]]) -> list[ChangeEvent]:
+        events = []
+        for row in qc.dedupe(rows):
+            event = self._event(entity, row)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def _event(self, entity: EntityType, row: Mapping[str, Any]) -> ChangeEvent | None:
+        external_id = str(row.get("Id"))
+        if is_deleted(row):
+            return self._deleted(entity, external_id, qc.stamp_of(row) or self._server_now())
+        try:
+            fields, version = to_canonical(entity, row, self.mapping)
+        except RecordRejectedError as exc:
+            # Not ours to sync (an Inventory item...): logged, and left out of the journal.
+            log.warning("skipping QuickBooks %s %s: %s", entity, external_id, exc)
+            return None
+        return ChangeEvent(
+            side=Side.QUICKBOOKS,
+            connection=self.connection,
+            entity=entity,
+            external_id=external_id,
+            version=version,
+            observed_at=self.clock.now(),
+            fields=fields,
+        )
+
+    def _deleted(self, entity: EntityType, external_id: str, at: datetime) -> ChangeEvent:
+        return ChangeEvent(
+            side=Side.QUICKBOOKS,
+            connection=self.connection,
+            entity=entity,
+            external_id=external_id,
+            version=Version(seq=DELETED_SEQ, at=at),
+            observed_at=self.clock.now(),
+            operation=Operation.DELETE,
+        )
+
+    def _timed(self, call: Callable[[], _T]) -> tuple[_T, datetime]:
+        """Run one read and say when it began, in QuickBooks' clock (its answer's time less the wait)."""
+        began = self._monotonic()
+        result = call()
+        elapsed = self._monotonic() - began
+        return result, qc.read_started(self._server_now(), elapsed)
+
+    def _server_now(self) -> datetime:
+        """QuickBooks' time of its last answer; our clock when it gave none."""
+        return qc.parse_stamp(self.client.last_server_time) or self.clock.now()
+
+
+def _stamps(rows: Sequence[Mapping[str, Any]]) -> list[datetime]:
+    return [stamp for row in rows if (stamp := qc.stamp_of(row)) is not None]

@@ -1,0 +1,225 @@
+"""Applying one op to QuickBooks: create, sparse update, inactivate, delete, void; names taken per policy.
+
+The result is built from QuickBooks' answer to the write, never from a read-back. `requestid` is the op
+id, so a retried op is replayed by QuickBooks; a create retried under another name (the `suffix` policy)
+gets its own requestid per attempt, derived from the op id, so replays stay exact.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from connectors.quickbooks.client import QboClient
+from connectors.quickbooks.mapping import (
+    DISPLAY_NAME_MAX,
+    ITEM_NAME_MAX,
+    NAME_LISTS,
+    TRANSACTIONS,
+    MappingContext,
+    suffixed_name,
+    to_canonical,
+    to_qbo_create,
+    to_qbo_inactivate,
+    to_qbo_sparse_update,
+)
+from engine.errors import ConfigurationError, DuplicateNameError, NotFoundError, RecordRejectedError
+from engine.model import EntityType, Side, Version
+from engine.plan import Op, OpKind
+from engine.ports import DuplicateNames, Policy, WriteResult
+
+log = logging.getLogger(__name__)
+
+QBO_NAMES: Mapping[EntityType, str] = {
+    EntityType.CUSTOMER: "Customer",
+    EntityType.ITEM: "Item",
+    EntityType.INVOICE: "Invoice",
+    EntityType.PAYMENT: "Payment",
+}
+#: The version of a deleted record: QuickBooks reports no SyncToken for it, and nothing comes after.
+DELETED_SEQ = 2**31 - 1
+#: Names that must be unique: canonical field, QuickBooks key, maximum length.
+NAME_FIELDS: Mapping[EntityType, tuple[str, str, int]] = {
+    EntityType.CUSTOMER: ("display_name", "DisplayName", DISPLAY_NAME_MAX),
+    EntityType.ITEM: ("name", "Name", ITEM_NAME_MAX),
+}
+#: Give up suffixing after "Name (50)": something else is wrong.
+MAX_SUFFIX = 50
+REQUEST_ID_MAX = 50
+
+
+class WriteHandler:
+    """The write half of `QboConnector`."""
+
+    def __init__(
+        self,
+        client: QboClient,
+        mapping: MappingContext,
+        policy: Policy,
+        server_now: Callable[[], datetime],
+    ) -> None:
+        self.client = client
+        self.mapping = mapping
+        self.policy = policy
+        self._server_now = server_now
+
+    def write(self, op: Op) -> WriteResult:
+        if op.side is not Side.QUICKBOOKS:
+            raise ConfigurationError(f"op {op.op_id} is for the {op.side} side, this connector is QuickBooks")
+        if op.kind is OpKind.CREATE:
+            return self._create(op)
+        if op.external_id is None:
+            raise RecordRejectedError(f"op {op.op_id}: a {op.kind} needs a QuickBooks Id", code="invalid")
+        self._check_kind(op)
+        try:
+            return self._change(op, op.external_id)
+        except RecordRejectedError as exc:
+            if exc.code == "610":
+                self._raise_if_gone(op.entity, op.external_id, exc)
+            raise
+
+    # create, and names already taken
+
+    def _create(self, op: Op) -> WriteResult:
+        entity = op.entity
+        body = _mapped(lambda: to_qbo_create(entity, op.fields, self.mapping), op)
+        attempt = 1
+        while True:
+            try:
+                answer = self.client.create(QBO_NAMES[entity], body, request_id(op.op_id, attempt))
+                return self._result(entity, answer)
+            except DuplicateNameError as exc:
+                if entity not in NAME_FIELDS:
+                    raise
+                linked = self._on_taken_name(op, body, exc)
+                if linked is not None:
+                    return linked
+            attempt += 1
+            if attempt > MAX_SUFFIX:
+                raise RecordRejectedError(
+                    f"{entity} {_name(op, body)!r}: QuickBooks refused {MAX_SUFFIX} suffixed names",
+                    code="6240",
+                )
+            _, key, limit = NAME_FIELDS[entity]
+            body = {
+                **body,
+                key: suffixed_name(str(op.fields[NAME_FIELDS[entity][0]]), attempt, max_length=limit),
+            }
+            log.info("%s name taken in QuickBooks: trying %r", entity, body[key], extra={"op_id": op.op_id})
+
+    def _on_taken_name(self, op: Op, body: Mapping[str, Any], exc: DuplicateNameError) -> WriteResult | None:
+        """The existing record to link to (policy `link`), None to try a suffix, or a rejection."""
+        rule = self.policy.duplicate_names(op.entity)
+        name = _name(op, body)
+        if rule is DuplicateNames.MANUAL:
+            raise RecordRejectedError(
+                f"{op.entity} name {name!r} is already taken in QuickBooks"
+                f"{f' (Id={exc.existing_id})' if exc.existing_id else ''}; the policy says manual: "
+                "rename one of the two, or link them by hand",
+                code="6240",
+                tid=exc.tid,
+            )
+        if rule is DuplicateNames.LINK:
+            existing = self._holder(op.entity, name, exc.existing_id)
+            if existing is not None:
+                log.info("%s name %r taken: linking to QuickBooks Id %s", op.entity, name, existing["Id"])
+                return self._result(op.entity, existing)
+            # The name belongs to a vendor or employee: no customer to link to, so keep both apart.
+            log.info("%s name %r is held by another kind of record: adding a suffix", op.entity, name)
+        return None
+
+    def _holder(self, entity: EntityType, name: str, existing_id: str | None) -> dict[str, Any] | None:
+        """The record of `entity` holding `name`, if it is one (6240 may name a Vendor or Employee)."""
+        _, key, _ = NAME_FIELDS[entity]
+        if existing_id is not None:
+            try:
+                found = self.client.read(QBO_NAMES[entity], existing_id)
+            except RecordRejectedError as exc:
+                if exc.code != "610":
+                    raise
+                return None
+            return found if str(found.get(key, "")).casefold() == name.casefold() else None
+        quoted = name.replace("'", "''")
+        statement = f"SELECT * FROM {QBO_NAMES[entity]} WHERE Active IN (true,false) AND {key} = '{quoted}'"  # noqa: S608
+        rows = self.client.query(statement)
+        return rows[0] if rows else None
+
+    # update, inactivate, delete, void
+
+    def _check_kind(self, op: Op) -> None:
+        allowed = {
+            OpKind.UPDATE: set(EntityType),
+            OpKind.INACTIVATE: NAME_LISTS,
+            OpKind.DELETE: TRANSACTIONS,
+            OpKind.VOID: TRANSACTIONS,
+        }[op.kind]
+        if op.entity not in allowed:
+            hint = "inactivate it" if op.entity in NAME_LISTS else "delete or void it"
+            raise RecordRejectedError(
+                f"QuickBooks cannot {op.kind} a {op.entity}; {hint}", code="ledgersync.unsupported"
+            )
+
+    def _change(self, op: Op, external_id: str) -> WriteResult:
+        entity, name = op.entity, QBO_NAMES[op.entity]
+        token = op.expected_seq if op.expected_seq is not None else self._current_token(entity, external_id)
+        rid = request_id(op.op_id)
+        if op.kind is OpKind.UPDATE:
+            body = _mapped(
+                lambda: to_qbo_sparse_update(entity, op.fields, external_id, token, self.mapping), op
+            )
+            return self._result(entity, self.client.update(name, body, rid))
+        if op.kind is OpKind.INACTIVATE:
+            return self._result(
+                entity, self.client.update(name, to_qbo_inactivate(entity, external_id, token), rid)
+            )
+        if op.kind is OpKind.VOID:
+            return self._result(entity, self.client.void(name, external_id, str(token), rid))
+        self.client.delete(name, external_id, str(token), rid)
+        return WriteResult(
+            external_id=external_id, version=Version(seq=DELETED_SEQ, at=self._server_now()), deleted=True
+        )
+
+    def _current_token(self, entity: EntityType, external_id: str) -> int:
+        """The SyncToken now, for an op planned without one (a read: the only way to learn it)."""
+        try:
+            found = self.client.read(QBO_NAMES[entity], external_id)
+        except RecordRejectedError as exc:
+            if exc.code == "610":
+                raise NotFoundError(f"QuickBooks has no {entity} {external_id}", detail=str(exc)) from exc
+            raise
+        return int(found["SyncToken"])
+
+    def _raise_if_gone(self, entity: EntityType, external_id: str, error: RecordRejectedError) -> None:
+        """A 610 on a write names either the target or something it references: tell them apart."""
+        self._current_token(entity, external_id)  # NotFoundError when the target itself is gone
+
+    def _result(self, entity: EntityType, answer: Mapping[str, Any]) -> WriteResult:
+        fields, version = to_canonical(entity, answer, self.mapping)
+        return WriteResult(external_id=str(answer["Id"]), version=version, fields=fields)
+
+
+def request_id(op_id: str, attempt: int = 1) -> str:
+    """The `requestid` of an op's write (attempt > 1: a create retried under a suffixed name)."""
+    if attempt == 1:
+        return op_id[:REQUEST_ID_MAX]
+    suffix = f"-{attempt}"
+    return op_id[: REQUEST_ID_MAX - len(suffix)] + suffix
+
+
+def _mapped(build: Callable[[], dict[str, Any]], op: Op) -> dict[str, Any]:
+    try:
+        return build()
+    except (ValueError, ValidationError) as exc:
+        raise RecordRejectedError(
+            f"op {op.op_id}: {op.entity} fields cannot be sent to QuickBooks: {exc}",
+            code="ledgersync.invalid",
+        ) from exc
+
+
+def _name(op: Op, body: Mapping[str, Any]) -> str:
+    _, key, _ = NAME_FIELDS[op.entity]
+    return str(body.get(key, ""))
