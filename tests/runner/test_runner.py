@@ -262,3 +262,19 @@ def test_delete_against_edit_conflict_can_bring_the_record_back(loop: InProcess)
     with loop.store.session() as s:
         link = s.find_link("default", C, Side.QUICKBOOKS, qid)
     assert link is not None and link.app_id not in (None, app_id)
+
+
+def test_a_dry_run_reports_the_plan_and_writes_nothing_anywhere(loop: InProcess):
+    from engine.dryrun import dry_run
+
+    ids = seed_app(loop)
+    sides = {Side.APP: loop.app, Side.QUICKBOOKS: loop.quickbooks}
+    report = dry_run(loop.store, sides, loop.runner.policy, loop.runner.clock, "default")
+    kinds = sorted((op.entity, op.kind, op.side) for op in report.ops)
+    assert (C, "create", Side.QUICKBOOKS) in kinds and (ITEM, "create", Side.QUICKBOOKS) in kinds
+    assert loop.app.writes == loop.quickbooks.writes == 0
+    with loop.store.session() as s:
+        assert s.counts("default").journal == {} and s.list_links("default") == []
+        assert s.get_cursor("default", Side.APP, C) is None
+    loop.runner.run_until_quiet()  # the real run still finds everything to do
+    assert loop.quickbooks.get(INV, qbo_id(loop, INV, ids["invoice"])) is not None
