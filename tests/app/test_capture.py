@@ -206,7 +206,8 @@ def test_a_soft_deleted_customer_reads_as_a_delete(sqlite_example: AppDb) -> Non
             with engine.begin() as conn:
                 conn.execute(
                     sa.text(
-                        "UPDATE customers SET deleted_at = :at, version = version + 1, updated_at = :at WHERE id = 3"
+                        "UPDATE customers SET deleted_at = :at, version = version + 1, updated_at = :at"
+                        " WHERE id = 3"
                     ),
                     {"at": stamp(engine, datetime.now(UTC))},
                 )

@@ -147,7 +147,7 @@ def test_a_malformed_mapping_is_refused_before_touching_the_database(
 def test_a_mapping_file_that_is_not_yaml_is_refused_with_its_name(tmp_path: Path) -> None:
     bad = tmp_path / "mapping.yaml"
     bad.write_text("entities: [unclosed\n", encoding="utf-8")
-    with pytest.raises(ConfigurationError, match="mapping.yaml: cannot read the mapping"):
+    with pytest.raises(ConfigurationError, match=r"mapping\.yaml: cannot read the mapping"):
         load_mapping(bad)
 
 

@@ -1,0 +1,145 @@
+"""Write-back into the app database: optimistic versions against the app's own edits, origin tags,
+idempotency that survives a restart, and database refusals as rejected records."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from connectors.app.database import make_engine
+from engine.errors import RecordRejectedError, VersionConflictError
+from engine.model import EntityType, Operation, Ref, Side
+from engine.plan import Op, OpKind
+from examples.invoicing.edit import delete_record, edit_record, main
+from tests.app.conftest import AppDb
+
+CUSTOMER = EntityType.CUSTOMER
+
+
+def op(kind: OpKind, entity: EntityType, fields: dict[str, Any] | None = None, **extra: Any) -> Op:
+    return Op(
+        op_id=uuid.uuid4().hex,
+        connection="test",
+        link_id="link",
+        entity=entity,
+        side=Side.APP,
+        kind=kind,
+        fields=fields or {},
+        reason="test",
+        **extra,
+    )
+
+
+def column(db: AppDb, sql: str) -> Any:
+    engine = make_engine(db.url, schema=db.schema)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text(sql)).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def test_an_app_users_edit_makes_a_planned_write_a_version_conflict_not_an_overwrite(
+    example_db: AppDb,
+) -> None:
+    with example_db.connector() as connector:
+        before = connector.fetch(CUSTOMER, "1")
+        edit_record(example_db.url, "customer", 1, {"phone": "555-0199"}, schema=example_db.schema)
+        stale = op(
+            OpKind.UPDATE, CUSTOMER, {"phone": "555-0100"}, external_id="1", expected_seq=before.version.seq
+        )
+        with pytest.raises(VersionConflictError):
+            connector.write(stale)
+        assert connector.fetch(CUSTOMER, "1").fields["phone"] == "555-0199"
+
+
+def test_sync_writes_set_the_origin_column_and_user_edits_do_not(sqlite_example: AppDb) -> None:
+    with sqlite_example.connector() as connector:
+        current = connector.fetch(CUSTOMER, "2")
+        written = connector.write(
+            op(
+                OpKind.UPDATE,
+                CUSTOMER,
+                {"notes": "From QuickBooks"},
+                external_id="2",
+                expected_seq=current.version.seq,
+            )
+        )
+        assert written.version.seq == current.version.seq + 1
+        assert column(sqlite_example, "SELECT changed_by FROM customers WHERE id = 2") == "ledgersync"
+        edit_record(sqlite_example.url, "customer", 2, {"notes": "Called back"})
+        assert column(sqlite_example, "SELECT changed_by FROM customers WHERE id = 2") == "user"
+
+
+def test_a_retried_op_after_a_lost_answer_is_not_applied_twice_even_by_a_new_connector(
+    example_db: AppDb,
+) -> None:
+    create = op(OpKind.CREATE, CUSTOMER, {"display_name": f"Ødegård & Fils {uuid.uuid4().hex[:6]}"})
+    with example_db.connector() as connector:
+        first = connector.write(create)
+    with example_db.connector() as restarted:
+        again = restarted.write(create)
+    assert again == first
+    name = create.fields["display_name"].replace("'", "''")
+    assert column(example_db, f"SELECT count(*) FROM customers WHERE display_name = '{name}'") == 1
+
+
+def test_an_invoice_write_replaces_its_lines_and_references_are_app_ids(sqlite_example: AppDb) -> None:
+    with sqlite_example.connector() as connector:
+        invoice = connector.fetch(EntityType.INVOICE, "1")
+        line = {"item": Ref(entity=EntityType.ITEM, id="3", side=Side.APP), "amount": Decimal("120.00")}
+        result = connector.write(
+            op(
+                OpKind.UPDATE,
+                EntityType.INVOICE,
+                {"lines": [line]},
+                external_id="1",
+                expected_seq=invoice.version.seq,
+            )
+        )
+    assert [(li["item"]["id"], li["amount"]) for li in result.fields["lines"]] == [("3", Decimal("120.00"))]
+    assert column(sqlite_example, "SELECT count(*) FROM invoice_lines WHERE invoice_id = 1") == 1
+    assert result.fields["customer"] == {"entity": CUSTOMER, "id": "1", "side": Side.APP}
+
+
+def test_a_write_the_database_refuses_is_a_rejected_record_with_its_message(example_db: AppDb) -> None:
+    # Invoice 1 is partly paid: the payment application's foreign key keeps it from being deleted.
+    with example_db.connector() as connector:
+        with pytest.raises(RecordRejectedError) as raised:
+            connector.write(op(OpKind.DELETE, EntityType.INVOICE, external_id="1"))
+        assert raised.value.code == "integrity"
+        assert "foreign key" in str(raised.value).lower()
+        assert connector.fetch(EntityType.INVOICE, "1").operation is Operation.UPSERT
+
+
+def test_a_customer_deleted_by_ledgersync_is_soft_deleted(sqlite_example: AppDb) -> None:
+    with sqlite_example.connector() as connector:
+        result = connector.write(op(OpKind.DELETE, CUSTOMER, external_id="3"))
+    assert result.deleted
+    assert (
+        column(sqlite_example, "SELECT count(*) FROM customers WHERE id = 3 AND deleted_at IS NOT NULL") == 1
+    )
+
+
+def test_an_address_with_more_lines_than_the_app_holds_is_rejected(sqlite_example: AppDb) -> None:
+    address = {"lines": ["1 Main St", "Suite 2", "Floor 3"], "city": "Québec"}
+    with sqlite_example.connector() as connector, pytest.raises(RecordRejectedError, match="3 lines"):
+        connector.write(op(OpKind.UPDATE, CUSTOMER, {"billing_address": address}, external_id="1"))
+
+
+def test_the_edit_command_changes_a_record_as_a_user_and_deletes_with_a_tombstone(
+    sqlite_example: AppDb, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--db", sqlite_example.url, "customer", "3", "phone=555-0100", "city=Saint-Étienne"]) == 0
+    assert "customer 3 is now at version 2" in capsys.readouterr().out
+    with sqlite_example.connector() as connector:
+        fields = connector.fetch(CUSTOMER, "3").fields
+        assert (fields["phone"], fields["billing_address"]["city"]) == ("555-0100", "Saint-Étienne")
+        delete_record(sqlite_example.url, "invoice", 2)
+        gone = connector.fetch(EntityType.INVOICE, "2")
+    assert gone.operation is Operation.DELETE
+    assert gone.version.seq == 2
