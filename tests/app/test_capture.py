@@ -19,10 +19,10 @@ from connectors.app import SqlConnector, parse_mapping
 from connectors.app.codec import Codec
 from connectors.app.database import make_engine
 from engine.clock import FakeClock
-from engine.model import ChangeEvent, EntityType, Operation
+from engine.model import ChangeEvent, EntityType, Operation, Ref, Side
 from tests.app.conftest import AppDb
 from tests.app.test_mapping_errors import mapping_with
-from tests.contract.suite import latest, read_all
+from tests.contract.suite import create, latest, read_all
 
 CUSTOMER = EntityType.CUSTOMER
 
@@ -177,11 +177,12 @@ def test_the_cursor_never_moves_past_the_start_of_the_read(sqlite_example: AppDb
 
 def test_a_hard_delete_the_app_records_in_its_tombstone_table_reads_as_a_delete(example_db: AppDb) -> None:
     with example_db.connector() as connector:
+        customer = Ref(entity=CUSTOMER, id="3", side=Side.APP)
+        payment = create(connector, EntityType.PAYMENT, {"customer": customer, "total": "10.00"}).external_id
         _, cursor = read_all(connector, EntityType.PAYMENT)
         engine = make_engine(example_db.url, schema=example_db.schema)
         try:
             with engine.begin() as conn:
-                payment = conn.execute(sa.text("SELECT max(id) FROM payments")).scalar_one()
                 conn.execute(sa.text("DELETE FROM payments WHERE id = :id"), {"id": payment})
                 conn.execute(
                     sa.text(
@@ -193,10 +194,10 @@ def test_a_hard_delete_the_app_records_in_its_tombstone_table_reads_as_a_delete(
         finally:
             engine.dispose()
         events, _ = read_all(connector, EntityType.PAYMENT, cursor)
-        gone = latest(events)[str(payment)]
+        gone = latest(events)[payment]
         assert gone.operation is Operation.DELETE
         assert gone.version.seq == 2
-        assert connector.fetch(EntityType.PAYMENT, str(payment)).operation is Operation.DELETE
+        assert connector.fetch(EntityType.PAYMENT, payment).operation is Operation.DELETE
 
 
 def test_a_soft_deleted_customer_reads_as_a_delete(sqlite_example: AppDb) -> None:
