@@ -96,7 +96,25 @@ class OutboxReader:
             state.rows, state.start = StreamState(after=(0, page[-1].external_id)), start
         else:
             state.rows, state.start, state.outbox = StreamState(), None, start
+            events += [self.poller.event(layout.entity, s, now) for s in self._all_deleted(conn, layout, now)]
         return ChangePage(events=tuple(events), cursor=encode(state), complete=not more)
+
+    def _all_deleted(self, conn: sa.Connection, layout: Layout, now: datetime) -> list[Stored]:
+        """Every record deleted for good: its tombstone, or the outbox's delete row when there is none."""
+        found = {s.external_id: s for s in self.tombstones.select(conn, layout, None, now)}
+        t = self.table
+        gone = conn.execute(
+            sa.select(t.c.record_id, sa.func.max(t.c.id).label("last"))
+            .where(t.c.entity == layout.entity.value, t.c.operation == "delete")
+            .group_by(t.c.record_id)
+        ).all()
+        for row in gone:
+            stored = self.deleted(conn, layout, str(row.record_id), now)
+            if stored is not None and row.record_id not in found:
+                live = self.reader.select(conn, layout, layout.pk == layout.key(str(row.record_id)), now)
+                if not live:
+                    found[str(row.record_id)] = stored
+        return list(found.values())
 
     def _states(
         self, conn: sa.Connection, layout: Layout, rows: Sequence[Any], now: datetime
@@ -114,7 +132,8 @@ class OutboxReader:
             stored = live.get(external_id) or self.tombstones.find(conn, layout, external_id, now)
             if stored is None:
                 row = last[external_id]
-                stored = self._gone(external_id, row.seq, row.changed_at, now)
+                gone = self.deleted(conn, layout, external_id, now)
+                stored = gone or self._gone(external_id, row.seq, row.changed_at, now)
             if stored.invalid is None:
                 found.append(stored)
         return found
