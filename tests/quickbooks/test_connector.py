@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
+
 import pytest
 
 from connectors.quickbooks.connector import QboConnector
+from connectors.quickbooks.emulator import EmulatorConfig, running_emulator
 from connectors.quickbooks.mapping import MappingContext
-from engine.ports import Connector
-from policies import PolicySet
-from tests.contract.suite import ConnectorContract
+from engine.errors import RecordRejectedError
+from engine.model import ChangeEvent, EntityType, Side
+from engine.plan import Op, OpKind
+from engine.ports import Connector, StateStore
+from policies import PolicySet, parse_policy
+from tests.contract.suite import ConnectorContract, latest, read_all
 from tests.quickbooks.conftest import Rig
 
 #: The emulator's seeded "Sales of Product Income" account, the default for items.
@@ -31,3 +40,102 @@ class TestQboConnectorContract(ConnectorContract):
     @pytest.fixture
     def connector(self, rig: Rig) -> Connector:
         return make_connector(rig)
+
+
+def customer_op(name: str, **fields: object) -> Op:
+    return Op(
+        op_id=uuid.uuid4().hex,
+        connection="c1",
+        link_id=uuid.uuid4().hex,
+        entity=EntityType.CUSTOMER,
+        side=Side.QUICKBOOKS,
+        kind=OpKind.CREATE,
+        fields={"display_name": name, **fields},
+        reason="test",
+    )
+
+
+def policy_with(customer_duplicates: str) -> PolicySet:
+    text = f"version: 1\nentities:\n  customer:\n    duplicate_names: {customer_duplicates}\n"
+    return parse_policy(text, "test policy")
+
+
+class TestDuplicateNames:
+    def test_suffix_creates_the_record_under_the_next_free_name(self, rig: Rig) -> None:
+        connector = make_connector(rig, policy=policy_with("suffix"))
+        rig.qbo.create_record("Customer", {"DisplayName": "Acme"})
+        rig.qbo.create_record("Customer", {"DisplayName": "Acme (2)"})
+        op = customer_op("Acme", email="a@acme.example")
+        result = connector.write(op)
+        assert result.fields["display_name"] == "Acme (3)"
+        assert connector.write(op) == result  # a retried op is replayed, not created again
+        assert rig.count("Customer") == 3
+
+    def test_link_returns_the_existing_customer_so_the_runner_links_it(self, rig: Rig) -> None:
+        connector = make_connector(rig, policy=policy_with("link"))
+        existing = rig.qbo.create_record("Customer", {"DisplayName": "Globex"})
+        result = connector.write(customer_op("globex"))
+        assert result.external_id == existing["Id"]
+        assert rig.count("Customer") == 1
+
+    def test_link_never_adopts_a_vendor_holding_the_name_it_suffixes_instead(self, rig: Rig) -> None:
+        connector = make_connector(rig, policy=policy_with("link"))
+        rig.qbo.create_record("Vendor", {"DisplayName": "Initech"})
+        result = connector.write(customer_op("Initech"))
+        assert result.fields["display_name"] == "Initech (2)"
+        assert rig.count("Customer") == 1
+
+    def test_manual_parks_the_record_with_a_message_for_the_reviewer(self, rig: Rig) -> None:
+        connector = make_connector(rig, policy=policy_with("manual"))
+        existing = rig.qbo.create_record("Customer", {"DisplayName": "Umbrella"})
+        with pytest.raises(
+            RecordRejectedError, match=rf"already taken in QuickBooks \(Id={existing['Id']}\)"
+        ):
+            connector.write(customer_op("Umbrella"))
+        assert rig.count("Customer") == 1
+
+
+class TestReading:
+    def test_a_cursor_older_than_30_days_is_swept_with_inactive_records_included(self, rig: Rig) -> None:
+        connector = make_connector(rig)
+        kept = rig.qbo.create_record("Customer", {"DisplayName": "Kept"})
+        _, cursor = read_all(connector, EntityType.CUSTOMER)
+        assert json.loads(cursor)["mode"] == "cdc"
+        rig.qbo.advance_clock(31 * 86400)
+        rig.clock.advance(31 * 86400)
+        gone = rig.qbo.create_record("Customer", {"DisplayName": "Gone"})
+        rig.qbo.delete_record("Customer", gone["Id"])  # inactivated: queries hide it unless asked
+        rig.qbo.edit_record("Customer", kept["Id"], {"Notes": "a month later"})
+        rig.connect("c1")  # the month also expired the tokens
+        events, cursor = read_all(connector, EntityType.CUSTOMER, cursor)
+        seen = latest(events)
+        assert seen[gone["Id"]].fields["active"] is False
+        assert seen[kept["Id"]].fields["notes"] == "a month later"
+        assert json.loads(cursor)["mode"] == "cdc"
+
+    def test_a_capped_cdc_answer_is_read_in_narrower_windows(self, rig_small_cdc: Rig) -> None:
+        rig = rig_small_cdc
+        connector = make_connector(rig, cdc_cap=3)
+        _, cursor = read_all(connector, EntityType.CUSTOMER)
+        made = []
+        for n in range(8):
+            made.append(rig.qbo.create_record("Customer", {"DisplayName": f"Spread {n}"}))
+            rig.qbo.advance_clock(2)  # each its own second: the windows narrow by time, no sweep
+        pages = 0
+        seen: dict[str, ChangeEvent] = {}
+        while True:
+            page = connector.read_changes(EntityType.CUSTOMER, cursor)
+            pages += 1
+            seen.update(latest(list(page.events)))
+            cursor = page.cursor
+            if page.complete:
+                break
+        assert {m["Id"] for m in made} <= set(seen)
+        assert pages >= 3
+        assert json.loads(cursor or "{}")["mode"] == "cdc"
+
+
+@pytest.fixture
+def rig_small_cdc(sqlite_store: StateStore) -> Iterator[Rig]:
+    with running_emulator(EmulatorConfig(cdc_max_objects=3)) as handle, ExitStack() as stack:
+        yield Rig(handle, sqlite_store, stack)
