@@ -31,9 +31,8 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_a_good_file_resolves_env_references_and_validates_sections(tmp_path: Path):
-    config = load_config(
-        write(tmp_path, GOOD), {"LEDGERSYNC_SECRET_KEY": "k" * 44, "QBO_CLIENT_SECRET": "sekrit-xyz"}, SECTIONS
-    )
+    environ = {"LEDGERSYNC_SECRET_KEY": "k" * 44, "QBO_CLIENT_SECRET": "sekrit-xyz"}
+    config = load_config(write(tmp_path, GOOD), environ, SECTIONS)
     qbo = config.sections["quickbooks"]
     assert isinstance(qbo, QboSettings)
     assert qbo.client_id == "emulator-client-id" and qbo.client_secret.get_secret_value() == "sekrit-xyz"
