@@ -10,7 +10,10 @@ from __future__ import annotations
 import logging
 
 import sqlalchemy as sa
+from sqlalchemy import exc
 
+from connectors.app import schema
+from connectors.app.database import translate
 from connectors.app.layout import Layout, bind
 from connectors.app.mapping import Mapping
 from engine.errors import ConfigurationError
@@ -114,9 +117,13 @@ def statements(dialect: str, mapping: Mapping, layouts: dict[EntityType, Layout]
 
 def install(engine: sa.Engine, mapping: Mapping) -> list[str]:
     """Create the outbox and the triggers (idempotent); returns the statements it ran."""
-    done = statements(engine.dialect.name, mapping, bind(engine, mapping))
-    with engine.begin() as conn:
-        for statement in done:
-            conn.exec_driver_sql(statement)
+    try:
+        schema.check(engine, mapping)
+        done = statements(engine.dialect.name, mapping, bind(engine, mapping))
+        with engine.begin() as conn:
+            for statement in done:
+                conn.exec_driver_sql(statement)
+    except exc.SQLAlchemyError as error:
+        raise translate(error) from error
     log.info("capture triggers installed", extra={"backend": engine.dialect.name, "count": len(done)})
     return done
