@@ -18,8 +18,10 @@ from enum import StrEnum
 from typing import Protocol
 
 import redis
+from pydantic import SecretStr
 
 from connectors.quickbooks.settings import QboSettings
+from engine.errors import UpstreamUnavailableError
 
 #: How long to wait before looking again when only the in-flight limit is full.
 IN_FLIGHT_POLL_SECONDS = 0.02
@@ -255,3 +257,18 @@ class RedisRateBudget:
         raw: dict[bytes | str, bytes | str] = self._redis.hgetall(key)
         counts = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
         return _with_total(counts)
+
+
+def metered_reads_from_redis(
+    url: str, realms: list[str], prefix: str = "ledgersync:budget"
+) -> dict[str, dict[str, int]]:
+    """This month's metered reads per realm, as the shared Redis budget counted them (for status)."""
+    client = redis.Redis.from_url(url)
+    try:
+        settings = QboSettings(client_id="-", client_secret=SecretStr("-"))
+        budget = RedisRateBudget(client, settings, prefix=prefix)
+        return {realm: budget.metered_reads(realm) for realm in realms}
+    except redis.RedisError as error:
+        raise UpstreamUnavailableError("the rate budget's Redis is unavailable", detail=str(error)) from error
+    finally:
+        client.close()
