@@ -100,8 +100,11 @@ class Checker:
             )
 
 
-def check(engine: sa.Engine, mapping: Mapping) -> None:
-    """ConfigurationError listing every mismatch between `mapping` and the database, by key path."""
+def check(engine: sa.Engine, mapping: Mapping, *, outbox: bool = True) -> None:
+    """ConfigurationError listing every mismatch between `mapping` and the database, by key path.
+
+    `outbox=False` leaves out the outbox table (install-triggers is about to create it).
+    """
     checker = Checker(engine)
     tables = {
         entity: checker.table(f"entities.{entity}.table", spec.table)
@@ -111,7 +114,7 @@ def check(engine: sa.Engine, mapping: Mapping) -> None:
         table = tables[entity]
         if table is not None:
             _check_entity(checker, entity, spec, table, mapping, tables)
-    if any(spec.capture.mode == "outbox" for spec in mapping.entities.values()):
+    if outbox and any(spec.capture.mode == "outbox" for spec in mapping.entities.values()):
         outbox = checker.table("outbox_table", mapping.outbox_table)
         for column in ("id", "entity", "record_id", "operation", "seq", "txid", "changed_at"):
             if outbox is not None:

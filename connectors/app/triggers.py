@@ -118,7 +118,7 @@ def statements(dialect: str, mapping: Mapping, layouts: dict[EntityType, Layout]
 def install(engine: sa.Engine, mapping: Mapping) -> list[str]:
     """Create the outbox and the triggers (idempotent); returns the statements it ran."""
     try:
-        schema.check(engine, mapping)
+        schema.check(engine, mapping, outbox=False)
         done = statements(engine.dialect.name, mapping, bind(engine, mapping))
         with engine.begin() as conn:
             for statement in done:

@@ -159,3 +159,8 @@ def test_the_example_mapping_is_valid() -> None:
 def test_a_database_that_does_not_answer_is_retriable_at_start() -> None:
     with pytest.raises(UpstreamUnavailableError):
         SqlConnector.open(MAPPING, "postgresql+psycopg://postgres@127.0.0.1:9/nowhere?connect_timeout=2")
+
+
+def test_outbox_capture_without_the_outbox_table_is_refused_at_start(sqlite_example: AppDb) -> None:
+    with pytest.raises(ConfigurationError, match="outbox_table: table 'ledgersync_changes' not found"):
+        start(sqlite_example, mapping_with("entities.customer.capture", {"mode": "outbox"}))
