@@ -21,7 +21,12 @@ from connectors.quickbooks import faults
 from connectors.quickbooks.budget import MeteredRead, RateBudget
 from connectors.quickbooks.settings import QboSettings
 from connectors.quickbooks.tokens import TokenCustodian
-from engine.errors import LedgersyncError, RateLimitedError, UpstreamUnavailableError
+from engine.errors import (
+    LedgersyncError,
+    NeedsReauthorizationError,
+    RateLimitedError,
+    UpstreamUnavailableError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -269,6 +274,11 @@ class QboClient:
                         error.message, retry_after=wait, detail=error.detail, tid=error.tid
                     )
                 continue
+            if isinstance(error, NeedsReauthorizationError):
+                # 403 (3100 / 120: the admin lost rights, the app lost the company) or a fresh token
+                # refused again: Intuit says treat the connection as disconnected.
+                self.tokens.mark_needs_reauth(self.connection_id, error.message)
+                raise error
             if isinstance(error, UpstreamUnavailableError):
                 failures += 1
                 if failures > self.settings.server_error_retries:

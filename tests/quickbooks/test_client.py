@@ -185,3 +185,17 @@ def test_throttling_that_does_not_end_surfaces_as_rate_limited_with_the_wait(qbo
         assert caught.value.retry_after == 60.0
         assert waits == [60.0, 60.0]  # the realm is held after each 429
         assert rig.qbo.request_log()["by_status"]["429"] == 3
+
+
+def test_a_token_for_another_company_403_parks_the_connection(rig: Rig):
+    from engine.errors import NeedsReauthorizationError
+    from engine.state import ConnectionStatus
+
+    rig.connect("c1")
+    client = rig.client("c1")
+    client.realm_id = "1234"  # the grant is for another company: 403 (3100)
+    with pytest.raises(NeedsReauthorizationError):
+        client.query("select * from Customer")
+    with rig.store.session() as session:
+        parked = session.get_connection("c1")
+    assert parked is not None and parked.status is ConnectionStatus.NEEDS_REAUTH
