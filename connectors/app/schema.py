@@ -115,10 +115,10 @@ def check(engine: sa.Engine, mapping: Mapping, *, outbox: bool = True) -> None:
         if table is not None:
             _check_entity(checker, entity, spec, table, mapping, tables)
     if outbox and any(spec.capture.mode == "outbox" for spec in mapping.entities.values()):
-        outbox = checker.table("outbox_table", mapping.outbox_table)
+        found = checker.table("outbox_table", mapping.outbox_table)
         for column in ("id", "entity", "record_id", "operation", "seq", "txid", "changed_at"):
-            if outbox is not None:
-                checker.column("outbox_table", outbox, column)
+            if found is not None:
+                checker.column("outbox_table", found, column)
     checker.fail_if_any()
 
 
