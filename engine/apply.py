@@ -126,19 +126,24 @@ def _record_success(s: StoreSession, op: Op, result: WriteResult, now: datetime)
     assert link is not None
     if link.external_id(op.side) != result.external_id:
         link = s.set_link_id(link.id, op.side, result.external_id)
-    written = frozenset(op.fields)
-    s.record_write(
-        LedgerEntry(
-            connection=op.connection,
-            side=op.side,
-            entity=op.entity,
-            external_id=result.external_id,
-            seq=result.version.seq,
-            fields=written,
+    # An adopted record (an existing one linked by the duplicate-name policy) is not our write: no
+    # ledger entry and no base from what we meant to send, so the two copies are reconciled as a match.
+    written = frozenset() if result.adopted else frozenset(op.fields)
+    if not result.adopted:
+        s.record_write(
+            LedgerEntry(
+                connection=op.connection,
+                side=op.side,
+                entity=op.entity,
+                external_id=result.external_id,
+                seq=result.version.seq,
+                fields=written,
+            )
         )
-    )
     snapshot = s.get_snapshot(link.id) or Snapshot(link_id=link.id)
-    base = {**(snapshot.base or {}), **fields_to_json(op.entity, op.fields)}
+    base = (
+        snapshot.base if result.adopted else {**(snapshot.base or {}), **fields_to_json(op.entity, op.fields)}
+    )
     seqs = {"app_seq": result.version.seq} if op.side == "app" else {"quickbooks_seq": result.version.seq}
     s.save_snapshot(snapshot.model_copy(update={"base": base, "tombstone": op.kind in _REMOVING, **seqs}))
     s.set_op_status(op.op_id, OpStatus.APPLIED, now, attempt=True)
@@ -151,10 +156,11 @@ def _record_success(s: StoreSession, op: Op, result: WriteResult, now: datetime)
         observed_at=now,
         operation=Operation.DELETE if result.deleted else Operation.UPSERT,
         fields={} if result.deleted else result.fields,
-        origin=Origin.LEDGERSYNC,
+        origin=Origin.USER if result.adopted else Origin.LEDGERSYNC,
     )
     # Journaled as new: reconciling it drops it as our echo, except fields QuickBooks computed for us.
-    s.append_event(echo, now)
+    if result.deleted or result.fields:
+        s.append_event(echo, now)
     s.audit(
         op.connection,
         op.entity,
@@ -163,5 +169,11 @@ def _record_success(s: StoreSession, op: Op, result: WriteResult, now: datetime)
         link_id=link.id,
         side=op.side,
         external_id=result.external_id,
-        detail={"op_id": op.op_id, "kind": op.kind, "fields": sorted(written), "version": result.version.seq},
+        detail={
+            "op_id": op.op_id,
+            "kind": op.kind,
+            "fields": sorted(written),
+            "version": result.version.seq,
+            **({"adopted": "linked to the existing record"} if result.adopted else {}),
+        },
     )

@@ -70,9 +70,12 @@ class WriteResult(Frozen):
 
     external_id: str
     version: Version
-    #: Canonical fields (python form) as stored after the write; empty for delete and void.
+    #: Canonical fields (python form) as stored after the write; empty for a delete.
     fields: dict[str, Any] = {}
     deleted: bool = False
+    #: The write found an existing record and adopted it instead (a duplicate name linked by policy):
+    #: its fields are someone else's, not ours, so they are reconciled rather than taken as our echo.
+    adopted: bool = False
 
 
 class Capabilities(Frozen):

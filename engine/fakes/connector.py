@@ -144,14 +144,14 @@ class FakeConnector(FaultKnobs):
         elif op.kind is OpKind.INACTIVATE:
             stored = self._book.inactivate(op.entity, target, seq)
         elif op.kind is OpKind.VOID:
-            return self._result(target, self._book.void(op.entity, target, seq), with_fields=False)
+            return self._result(target, self._book.void(op.entity, target, seq))
         else:
             return self._result(target, self._book.delete(op.entity, target, seq), with_fields=False)
         return self._result(target, stored)
 
     @staticmethod
     def _result(external_id: str, stored: StoredRecord, *, with_fields: bool = True) -> WriteResult:
-        # The port's contract: fields are empty for delete and void.
+        # The port's contract: fields are empty for a delete only (a voided record still exists).
         fields = stored.fields if with_fields else {}
         return WriteResult(
             external_id=external_id, version=stored.version, fields=fields, deleted=stored.deleted

@@ -127,7 +127,7 @@ class WriteHandler:
             existing = self._holder(op.entity, name, exc.existing_id)
             if existing is not None:
                 log.info("%s name %r taken: linking to QuickBooks Id %s", op.entity, name, existing["Id"])
-                return self._result(op.entity, existing)
+                return self._result(op.entity, existing).model_copy(update={"adopted": True})
             # The name belongs to a vendor or employee: no customer to link to, so keep both apart.
             log.info("%s name %r is held by another kind of record: adding a suffix", op.entity, name)
         return None
