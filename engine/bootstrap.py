@@ -1,24 +1,70 @@
-"""The one composition module: wires store, connectors, policy and clock into a runner."""
+"""The one composition module: wires configuration, store, connectors, policy, broker and web app.
+
+Everything else takes what it needs as arguments; only this module knows which concrete connector,
+store and broker a configuration means.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel
+import httpx
+from pydantic import BaseModel, ConfigDict
 
+from connectors.app.connector import SqlConnector
+from connectors.app.database import make_engine as make_app_engine
+from connectors.app.mapping import load_mapping
+from connectors.quickbooks.budget import MemoryRateBudget, RateBudget, RedisRateBudget
+from connectors.quickbooks.client import QboClient, new_http_client
+from connectors.quickbooks.connector import QboConnector
+from connectors.quickbooks.crypto import TokenCipher
+from connectors.quickbooks.mapping import MappingContext
+from connectors.quickbooks.match import MatchReport, initial_match
+from connectors.quickbooks.oauth import OAuthClient
+from connectors.quickbooks.receiver import InboxReport, process_inbox, webhook_route
 from connectors.quickbooks.settings import QboSettings
+from connectors.quickbooks.tokens import TokenCustodian
 from engine.clock import SystemClock
+from engine.errors import ConfigurationError
 from engine.fakes.connector import FakeConnector
 from engine.model import Side
-from engine.ports import Clock
+from engine.ports import Clock, Connector
 from engine.runner import Runner
 from engine.settings import Config
 from engine.store import SqlStateStore, open_store
+from engine.workers import Services
 from policies import PolicySet, load_policy
 
+log = logging.getLogger(__name__)
+
+#: How often the scheduler refreshes tokens; the job refreshes what would expire before its next run.
+TOKEN_JOB = timedelta(minutes=45)
+
+
+class QuickBooksSection(QboSettings):
+    """The `quickbooks:` section: the transport settings plus the company defaults for mapping."""
+
+    defaults: MappingContext = MappingContext()
+
+
+class AppSection(BaseModel):
+    """The `app:` section: the app's database and its table mapping."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    database_url: str
+    #: The mapping file, relative to the configuration file.
+    mapping: str
+    #: A PostgreSQL schema to find the tables in, if not the default one.
+    schema_name: str | None = None
+
+
 #: The configuration file's connector sections and the models that validate them.
-SECTIONS: dict[str, type[BaseModel]] = {"quickbooks": QboSettings}
+SECTIONS: dict[str, type[BaseModel]] = {"quickbooks": QuickBooksSection, "app": AppSection}
 
 
 def open_configured_store(config: Config) -> SqlStateStore:
@@ -28,6 +74,170 @@ def open_configured_store(config: Config) -> SqlStateStore:
 
 def configured_policy(config: Config) -> PolicySet:
     return load_policy(config.path(config.settings.policy)) if config.settings.policy else PolicySet.default()
+
+
+@dataclass
+class Runtime:
+    """The configured system in one process: built lazily, closed once."""
+
+    config: Config
+    clock: Clock = field(default_factory=SystemClock)
+    store: SqlStateStore = field(init=False)
+    policy: PolicySet = field(init=False)
+    _http: httpx.Client | None = None
+    _custodian: TokenCustodian | None = None
+    _budget: RateBudget | None = None
+    _app: SqlConnector | None = None
+    _quickbooks: dict[str, QboConnector] = field(default_factory=dict)
+    _runners: dict[str, Runner] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.policy = configured_policy(self.config)
+        self.store = open_configured_store(self.config)
+
+    @property
+    def connection(self) -> str:
+        return self.config.settings.connection
+
+    def quickbooks_settings(self) -> QuickBooksSection:
+        section = self.config.sections.get("quickbooks")
+        if not isinstance(section, QuickBooksSection):
+            raise ConfigurationError(
+                f"{self.config.source}: no quickbooks section; add one (see `ledgersync init`)"
+            )
+        return section
+
+    def http(self) -> httpx.Client:
+        if self._http is None:
+            self._http = new_http_client(self.quickbooks_settings())
+        return self._http
+
+    def oauth(self) -> OAuthClient:
+        return OAuthClient(self.http(), self.quickbooks_settings(), self.clock)
+
+    def custodian(self) -> TokenCustodian:
+        if self._custodian is None:
+            key = self.config.settings.secret_key
+            cipher = TokenCipher(key.get_secret_value() if key else "")
+            self._custodian = TokenCustodian(
+                self.store, self.oauth(), cipher, self.clock, self.quickbooks_settings()
+            )
+        return self._custodian
+
+    def budget(self) -> RateBudget:
+        if self._budget is None:
+            settings = self.quickbooks_settings()
+            url = self.config.settings.broker_url
+            if url:
+                import redis
+
+                self._budget = RedisRateBudget(redis.Redis.from_url(url), settings)
+            else:
+                self._budget = MemoryRateBudget(settings)
+        return self._budget
+
+    def app_connector(self) -> SqlConnector:
+        if self._app is None:
+            section = self.config.sections.get("app")
+            if not isinstance(section, AppSection):
+                raise ConfigurationError(
+                    f"{self.config.source}: no app section; add one (see `ledgersync init`)"
+                )
+            mapping = load_mapping(self.config.path(section.mapping))
+            engine = make_app_engine(section.database_url, schema=section.schema_name)
+            self._app = SqlConnector(mapping, engine, connection=self.connection, clock=self.clock)
+        return self._app
+
+    def quickbooks_connector(self, connection: str) -> QboConnector:
+        if connection not in self._quickbooks:
+            with self.store.session() as s:
+                stored = s.get_connection(connection)
+            if stored is None or stored.realm_id is None:
+                raise ConfigurationError(
+                    f"connection {connection!r} is not connected; run `ledgersync connect`"
+                )
+            settings = self.quickbooks_settings()
+            client = QboClient(
+                self.http(), settings, stored.realm_id, connection, self.custodian(), self.budget()
+            )
+            self._quickbooks[connection] = QboConnector(
+                client, settings.defaults, self.policy, self.clock, connection
+            )
+        return self._quickbooks[connection]
+
+    def sides(self, connection: str) -> dict[Side, Connector]:
+        return {Side.APP: self.app_connector(), Side.QUICKBOOKS: self.quickbooks_connector(connection)}
+
+    def runner(self, connection: str | None = None) -> Runner:
+        connection = connection or self.connection
+        if connection not in self._runners:
+            self._runners[connection] = Runner(
+                self.store, self.sides(connection), self.policy, self.clock, connection
+            )
+        return self._runners[connection]
+
+    def match(self, connection: str | None = None) -> MatchReport:
+        """Link records that already exist on both sides (by the policy's match keys) before any create."""
+        connection = connection or self.connection
+        sides = self.sides(connection)
+        return initial_match(
+            self.store, connection, sides[Side.APP], sides[Side.QUICKBOOKS], self.policy, self.clock
+        )
+
+    def ingest_webhooks(self) -> InboxReport:
+        """Read what pending QuickBooks webhooks name (one CDC call per realm) and journal it."""
+        with self.store.session() as s:
+            realms = {c.realm_id: c.id for c in s.list_connections() if c.realm_id}
+        readers = {realm: self.quickbooks_connector(conn) for realm, conn in realms.items()}
+        return process_inbox(self.store, readers, lambda event: self.runner(event.connection).ingest(event))
+
+    def refresh_tokens(self, now: Any) -> object:
+        return self.custodian().refresh_due(now, within=TOKEN_JOB + self.quickbooks_settings().refresh_margin)
+
+    def sweep(self, connection: str) -> int:
+        """The daily sweep: re-read all QuickBooks has (inactive records too); duplicates are no-ops."""
+        runner = self.runner(connection)
+        connector = self.quickbooks_connector(connection)
+        count = 0
+        for entity in runner.entities:
+            cursor: str | None = None
+            while True:
+                page = connector.read_changes(entity, cursor)
+                count += sum(1 for event in page.events if runner.ingest(event) == "new")
+                cursor = page.cursor
+                if page.complete:
+                    break
+        return count
+
+    def services(self) -> Services:
+        return Services(
+            store=self.store,
+            policy=self.policy,
+            clock=self.clock,
+            connectors=self.sides,
+            refresh_tokens=self.refresh_tokens,
+            sweep=self.sweep,
+            ingest=self.ingest_webhooks,
+        )
+
+    def web_routes(self) -> list[Any]:
+        """The connectors' routes for the web app: the QuickBooks webhook receiver, OAuth connect."""
+        routes: list[Any] = []
+        section = self.config.sections.get("quickbooks")
+        if isinstance(section, QuickBooksSection):
+            if section.webhook_verifier_token is not None:
+                routes.append(webhook_route(self.store, section.webhook_verifier_token, self.clock))
+            from connectors.quickbooks.connect_routes import connect_routes
+
+            routes += connect_routes(self.oauth, self.custodian, self.connection, self.clock)
+        return routes
+
+    def close(self) -> None:
+        if self._app is not None:
+            self._app.close()
+        if self._http is not None:
+            self._http.close()
+        self.store.dispose()
 
 
 @dataclass

@@ -38,6 +38,8 @@ class Services:
     connectors: Callable[[str], Mapping[Side, Connector]]
     refresh_tokens: Callable[[datetime], object] | None = None
     sweep: Callable[[str], object] | None = None
+    #: Reads what pending QuickBooks webhooks name and journals it.
+    ingest: Callable[[], object] | None = None
     _runners: dict[str, Runner] = field(default_factory=dict)
 
     def runner(self, connection: str) -> Runner:
@@ -56,6 +58,7 @@ class Actors:
     apply: dramatiq.Actor[..., Any]
     refresh_tokens: dramatiq.Actor[..., Any]
     sweep: dramatiq.Actor[..., Any]
+    ingest: dramatiq.Actor[..., Any]
 
 
 def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:
@@ -111,6 +114,13 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:
     def sweep(connection: str) -> None:
         if services.sweep is not None:
             services.sweep(connection)
+            kick_actor.send(connection)
+
+    def ingest(connection: str) -> None:
+        """Webhook bodies in the inbox become journaled changes (one CDC call per realm)."""
+        if services.ingest is not None:
+            services.ingest()
+            kick_actor.send(connection)
 
     poll_actor = actor(poll)
     kick_actor = actor(kick)
@@ -123,4 +133,5 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:
         apply=apply_actor,
         refresh_tokens=actor(refresh_tokens),
         sweep=actor(sweep),
+        ingest=actor(ingest),
     )

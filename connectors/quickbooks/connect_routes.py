@@ -1,0 +1,77 @@
+"""The web side of connecting a QuickBooks company: /connect redirects to Intuit, /callback finishes.
+
+The CSRF `state` travels in a short-lived, HMAC-signed cookie; the callback refuses a state that does
+not match it, an `error=` from Intuit (the user said no) and a code that cannot be exchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from collections.abc import Callable
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from connectors.quickbooks.oauth import OAuthClient
+from connectors.quickbooks.tokens import TokenCustodian
+from engine.errors import LedgersyncError
+from engine.ports import Clock
+
+log = logging.getLogger(__name__)
+COOKIE = "ledgersync_oauth_state"
+
+
+def connect_routes(
+    oauth: Callable[[], OAuthClient],
+    custodian: Callable[[], TokenCustodian],
+    connection: str,
+    clock: Clock,
+    secret: bytes | None = None,
+) -> list[Route]:
+    key = secret or secrets.token_bytes(32)
+
+    def sign(state: str) -> str:
+        return state + "." + hmac.new(key, state.encode(), hashlib.sha256).hexdigest()
+
+    def unsign(cookie: str | None) -> str | None:
+        state, _, mac = (cookie or "").partition(".")
+        good = hmac.new(key, state.encode(), hashlib.sha256).hexdigest()
+        return state if state and hmac.compare_digest(mac, good) else None
+
+    def start(_: Request) -> Response:
+        request = oauth().authorization_request()
+        response = RedirectResponse(request.url, status_code=302)
+        response.set_cookie(COOKIE, sign(request.state), max_age=600, httponly=True, samesite="lax")
+        return response
+
+    async def callback(request: Request) -> Response:
+        expected = unsign(request.cookies.get(COOKIE))
+        if expected is None:
+            return _page("The connect request expired or did not come from this browser; start again.", 400)
+        if "error" in request.query_params:
+            return _page(f"QuickBooks did not connect: {request.query_params['error']}.", 400)
+        try:
+            client = oauth()
+            parsed = client.parse_callback(str(request.url), expected)
+            tokens = await run_in_threadpool(client.exchange_code, parsed)
+            stored = await run_in_threadpool(custodian().connect, connection, tokens)
+        except LedgersyncError as error:
+            log.warning("QuickBooks connect failed: %s", error)
+            return _page(f"QuickBooks did not connect: {error}", 400)
+        response = _page(f"Connected to QuickBooks company {stored.realm_id}. You can close this page.", 200)
+        response.delete_cookie(COOKIE)
+        return response
+
+    return [Route("/connect", start), Route("/callback", callback)]
+
+
+def _page(message: str, status: int) -> HTMLResponse:
+    from html import escape
+
+    body = f"<!doctype html><title>ledgersync</title><p>{escape(message)}</p><a href='/'>ledgersync</a>"
+    return HTMLResponse(body, status_code=status)
