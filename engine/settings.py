@@ -120,6 +120,11 @@ def load_config(
                 except ValidationError as error:
                     problems += [Problem((name, *p.path), p.expected) for p in problems_from(error, model)]
     if problems or settings is None:
+        # A missing variable also fails validation at its key; say it once, the useful way.
+        unset = {p.path for p in problems if p.expected.startswith("expected the environment variable")}
+        problems = [
+            p for p in problems if p.path not in unset or p.expected.startswith("expected the environ")
+        ]
         problems.sort(key=lambda problem: document.position(problem.path) or (0, 0))
         raise ConfigFileError("configuration", source, [problem_line(source, document, p) for p in problems])
     anchored = _anchor_sqlite(settings.state_url, directory)

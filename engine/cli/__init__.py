@@ -14,11 +14,19 @@ app = typer.Typer(
 
 def _register() -> None:
     # Each command group lives in its own module and adds itself to `app`.
-    from engine.cli import conflicts_cmd, emulator_cmd, policy_cmd, run_cmd
+    from engine.cli import (
+        app_cmd,
+        conflicts_cmd,
+        connect_cmd,
+        demo_cmd,
+        emulator_cmd,
+        policy_cmd,
+        runtime_cmd,
+    )
     from engine.cli.context import config_option
 
     app.callback()(config_option)
-    for module in (policy_cmd, emulator_cmd, run_cmd, conflicts_cmd):
+    for module in (runtime_cmd, connect_cmd, conflicts_cmd, demo_cmd, policy_cmd, emulator_cmd, app_cmd):
         module.register(app)
 
 

@@ -2,8 +2,8 @@
 expiry, hard-expiry warnings, metered reads this month).
 
 `status --json` prints a list of objects with keys id, realm_id, environment, status, token_age_seconds,
-access_expires_at, refresh_expires_at, refresh_hard_expires_at, warning, metered_reads (null when no
-Redis budget is given).
+access_expires_at, refresh_expires_at, refresh_hard_expires_at, warning, metered_reads (null without a
+Redis broker), ops (count by status), open_conflicts, parked (op_id, entity, error).
 """
 
 from __future__ import annotations
@@ -13,18 +13,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
-from pydantic import SecretStr
 
-from engine.cli.context import EXIT_NEEDS_REAUTH, err, fail, out
+from engine.cli.context import EXIT_NEEDS_REAUTH, err, fail, load, out
 from engine.errors import ConfigurationError, LedgersyncError, NeedsReauthorizationError
+from engine.plan import OpStatus
 from engine.state import Connection
 
-DEFAULT_STORE = "sqlite:///ledgersync.db"
 HARD_EXPIRY_WARNING = timedelta(days=30)
-
-StoreUrl = Annotated[
-    str, typer.Option("--state-store", envvar="LEDGERSYNC_STATE_STORE", help="State store URL.")
-]
 
 
 def register(app: typer.Typer) -> None:
@@ -32,101 +27,70 @@ def register(app: typer.Typer) -> None:
     app.command("status")(status)
 
 
-def connect(
-    environment: Annotated[
-        str,
-        typer.Option(
-            envvar="LEDGERSYNC_QBO_ENVIRONMENT", help="sandbox, production, or an emulator base URL."
-        ),
-    ] = "sandbox",
-    client_id: Annotated[
-        str, typer.Option(envvar="LEDGERSYNC_QBO_CLIENT_ID", help="The app's OAuth client id.")
-    ] = "",
-    client_secret: Annotated[
-        str,
-        typer.Option(
-            envvar="LEDGERSYNC_QBO_CLIENT_SECRET", help="The app's OAuth client secret.", show_default=False
-        ),
-    ] = "",
-    redirect_uri: Annotated[
-        str, typer.Option(envvar="LEDGERSYNC_QBO_REDIRECT_URI", help="Registered redirect URI.")
-    ] = "http://localhost:8000/callback",
-    state_store: StoreUrl = DEFAULT_STORE,
-    connection: Annotated[str, typer.Option(help="Connection id (reconnect: the same id).")] = "default",
-    secret_key: Annotated[
-        str,
-        typer.Option(
-            envvar="LEDGERSYNC_SECRET_KEY",
-            help="Fernet key that encrypts the stored tokens.",
-            show_default=False,
-        ),
-    ] = "",
-) -> None:
-    """Connect a QuickBooks company (or reconnect one that needs re-authorization)."""
-    from connectors.quickbooks.client import new_http_client
-    from connectors.quickbooks.crypto import TokenCipher
-    from connectors.quickbooks.oauth import OAuthClient
-    from connectors.quickbooks.settings import QboSettings
-    from connectors.quickbooks.tokens import TokenCustodian
-    from engine.clock import SystemClock
-    from engine.store import SqlStateStore
+def connect(ctx: typer.Context) -> None:
+    """Connect the configured QuickBooks company (or reconnect one that needs re-authorization).
 
-    if not client_id or not client_secret:
-        fail("give --client-id and --client-secret (or LEDGERSYNC_QBO_CLIENT_ID / _SECRET)")
+    Against the emulator, which consents by itself, this completes without a browser; otherwise open
+    the printed address, approve, and paste the address QuickBooks sent your browser back to.
+    """
+    from engine.bootstrap import Runtime
+
+    config = load(ctx)
     try:
-        cipher = TokenCipher(secret_key)
-        settings = QboSettings(
-            environment=environment,
-            client_id=client_id,
-            client_secret=SecretStr(client_secret),
-            redirect_uri=redirect_uri,
-        )
-    except (ConfigurationError, ValueError) as error:
+        runtime = Runtime(config)
+    except ConfigurationError as error:
         fail(str(error))
-    clock = SystemClock()
-    store = SqlStateStore(state_store, create=True)
     try:
-        with new_http_client(settings) as http:
-            oauth = OAuthClient(http, settings, clock)
-            request = oauth.authorization_request()
-            out.print(f"Authorize ledgersync in QuickBooks:\n{request.url}", highlight=False, soft_wrap=True)
-            if settings.is_emulator:
-                callback = oauth.consent_automatically(request)
-            else:
-                pasted = typer.prompt("Paste the URL QuickBooks redirected your browser to")
-                callback = oauth.parse_callback(pasted, request.state)
-            tokens = oauth.exchange_code(callback)
-            custodian = TokenCustodian(store, oauth, cipher, clock, settings)
-            stored = custodian.connect(connection, tokens)
+        settings = runtime.quickbooks_settings()
+        oauth = runtime.oauth()
+        request = oauth.authorization_request()
+        out.print(f"Authorize ledgersync in QuickBooks:\n{request.url}", highlight=False, soft_wrap=True)
+        if settings.is_emulator:
+            callback = oauth.consent_automatically(request)
+        else:
+            pasted = typer.prompt("Paste the address QuickBooks redirected your browser to")
+            callback = oauth.parse_callback(pasted, request.state)
+        stored = runtime.custodian().connect(runtime.connection, oauth.exchange_code(callback))
     except NeedsReauthorizationError as error:
         fail(str(error), EXIT_NEEDS_REAUTH)
     except LedgersyncError as error:
         fail(str(error))
     finally:
-        store.dispose()
+        runtime.close()
     out.print(f"Connected {stored.id} to QuickBooks company {stored.realm_id} ({settings.environment}).")
 
 
 def status(
-    state_store: StoreUrl = DEFAULT_STORE,
-    redis_url: Annotated[
-        str | None,
-        typer.Option(envvar="LEDGERSYNC_REDIS_URL", help="Redis of the shared rate budget (metered reads)."),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
 ) -> None:
-    """Connections: status, token age and expiry, hard-expiry warnings, metered reads this month."""
-    from engine.store import SqlStateStore
+    """Connections (status, token age and expiry, warnings), pending, waiting and parked ops, open
+    conflicts, and metered QuickBooks reads this month (with a Redis broker)."""
+    from engine.bootstrap import open_configured_store
 
-    store = SqlStateStore(state_store, create=True)
+    config = load(ctx)
+    store = open_configured_store(config)
     try:
         with store.session() as session:
             connections = session.list_connections()
+            counts = {c.id: session.counts(c.id) for c in connections}
+            parked = {
+                c.id: [r.model_dump(mode="json") for r in session.ops(c.id, [OpStatus.PARKED])]
+                for c in connections
+            }
     finally:
         store.dispose()
     now = datetime.now(UTC)
-    metered = _metered_reads(redis_url, [c.realm_id for c in connections if c.realm_id])
-    rows = [_row(c, now, metered.get(c.realm_id or "")) for c in connections]
+    metered = _metered_reads(config.settings.broker_url, [c.realm_id for c in connections if c.realm_id])
+    rows = []
+    for c in connections:
+        row = _row(c, now, metered.get(c.realm_id or ""))
+        row["ops"] = counts[c.id].ops
+        row["open_conflicts"] = counts[c.id].conflicts.get("open", 0)
+        row["parked"] = [
+            {"op_id": p["op"]["op_id"], "entity": p["op"]["entity"], "error": p["last_error"]}
+            for p in parked[c.id]
+        ]
+        rows.append(row)
     if as_json:
         out.print_json(json.dumps(rows))
     else:
@@ -174,7 +138,7 @@ def _print(rows: list[dict[str, Any]]) -> None:
         return
     for row in rows:
         reads = row["metered_reads"]
-        metered = "unknown (no --redis-url)" if reads is None else str(reads["total"])
+        metered = "unknown (no Redis broker)" if reads is None else str(reads["total"])
         age = row["token_age_seconds"]
         out.print(
             f"{row['id']}: {row['status']}  realm {row['realm_id']} ({row['environment']})\n"
@@ -186,6 +150,10 @@ def _print(rows: list[dict[str, Any]]) -> None:
             highlight=False,
         )
         if row["status"] != "connected":
-            out.print(f"  [yellow]reconnect: ledgersync connect --connection {row['id']}[/yellow]")
+            out.print("  [yellow]reconnect: ledgersync connect[/yellow]")
         if row["warning"]:
             out.print(f"  [yellow]{row['warning']}[/yellow]", highlight=False)
+        ops = ", ".join(f"{n} {status}" for status, n in sorted(row["ops"].items())) or "none"
+        out.print(f"  ops: {ops}; open conflicts: {row['open_conflicts']}", highlight=False)
+        for p in row["parked"]:
+            out.print(f"  [red]parked[/red] {p['entity']} op {p['op_id']}: {p['error']}", highlight=False)

@@ -19,10 +19,10 @@ errors = Console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("run")(run)
+    app.command("demo")(demo)
 
 
-def run(
+def demo(
     state_url: Annotated[
         str | None, typer.Option(help="State store URL (default: a SQLite file in a temporary directory).")
     ] = None,

@@ -10,7 +10,7 @@ from pathlib import Path
 def test_ledgersync_run_plays_the_sample_book_and_ends_with_a_field_by_field_comparison(tmp_path: Path):
     script = Path(sys.executable).with_name("ledgersync")
     done = subprocess.run(
-        [str(script), "run"],
+        [str(script), "demo"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -33,7 +33,7 @@ def test_ledgersync_run_rejects_a_broken_policy_file_naming_the_key(tmp_path: Pa
     bad.write_text("version: 1\nentities:\n  customer:\n    conflict: app_win\n")
     script = Path(sys.executable).with_name("ledgersync")
     done = subprocess.run(
-        [str(script), "run", "--policy", str(bad)],
+        [str(script), "demo", "--policy", str(bad)],
         capture_output=True,
         text=True,
         timeout=60,

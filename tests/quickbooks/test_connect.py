@@ -1,4 +1,5 @@
-"""`ledgersync connect` and `ledgersync status`, run through Typer against the emulator (auto-consent)."""
+"""`ledgersync connect` and `ledgersync status`, run as a user does, on a ledgersync.yaml, against the
+emulator (which consents by itself)."""
 
 from __future__ import annotations
 
@@ -11,39 +12,50 @@ from typer.testing import CliRunner
 from connectors.quickbooks.crypto import TokenCipher, generate_key
 from connectors.quickbooks.emulator.server import EmulatorHandle
 from engine.cli import connect_cmd
+from engine.cli.context import config_option
 from engine.state import ConnectionStatus
 from engine.store import SqlStateStore
 
 
 def cli() -> typer.Typer:
     app = typer.Typer()
+    app.callback()(config_option)
     connect_cmd.register(app)
     return app
 
 
+def config_file(tmp_path: Path, qbo: EmulatorHandle) -> Path:
+    path = tmp_path / "ledgersync.yaml"
+    path.write_text(
+        "state_url: sqlite:///state.db\n"
+        "connection: acme\n"
+        "secret_key: {env: LEDGERSYNC_SECRET_KEY}\n"
+        "quickbooks:\n"
+        f"  environment: {qbo.base_url}\n"
+        f"  client_id: {qbo.client_id}\n"
+        "  client_secret: {env: QBO_CLIENT_SECRET}\n"
+    )
+    return path
+
+
 def test_connect_then_status_then_reconnect_after_a_disconnect(qbo: EmulatorHandle, tmp_path: Path):
-    url = f"sqlite:///{tmp_path / 'state.db'}"
     key = generate_key()
-    env = {
-        "LEDGERSYNC_QBO_ENVIRONMENT": qbo.base_url,
-        "LEDGERSYNC_QBO_CLIENT_ID": qbo.client_id,
-        "LEDGERSYNC_QBO_CLIENT_SECRET": qbo.client_secret,
-        "LEDGERSYNC_SECRET_KEY": key,
-        "LEDGERSYNC_STATE_STORE": url,
-    }
+    config = config_file(tmp_path, qbo)
+    env = {"LEDGERSYNC_SECRET_KEY": key, "QBO_CLIENT_SECRET": qbo.client_secret}
     runner = CliRunner()
-    result = runner.invoke(cli(), ["connect", "--connection", "acme"], env=env)
+    result = runner.invoke(cli(), ["--config", str(config), "connect"], env=env)
     assert result.exit_code == 0, result.output
     assert "state=" in result.output and f"company {qbo.realm_id}" in result.output
     assert qbo.client_secret not in result.output
 
-    result = runner.invoke(cli(), ["status", "--json"], env=env)
+    result = runner.invoke(cli(), ["--config", str(config), "status", "--json"], env=env)
     assert result.exit_code == 0, result.output
     [row] = json.loads(result.output)
     assert row["id"] == "acme" and row["status"] == "connected" and row["realm_id"] == qbo.realm_id
     assert row["warning"] is None and row["metered_reads"] is None
+    assert row["ops"] == {} and row["open_conflicts"] == 0 and row["parked"] == []
 
-    store = SqlStateStore(url)
+    store = SqlStateStore(f"sqlite:///{tmp_path / 'state.db'}")
     try:
         with store.session() as session:
             stored = session.get_connection("acme")
@@ -51,10 +63,10 @@ def test_connect_then_status_then_reconnect_after_a_disconnect(qbo: EmulatorHand
             session.save_connection(stored.model_copy(update={"status": ConnectionStatus.NEEDS_REAUTH}))
         first = TokenCipher(key).decrypt(stored.tokens_encrypted)
 
-        result = runner.invoke(cli(), ["status"], env=env)
-        assert result.exit_code == 3 and "ledgersync connect --connection acme" in result.output
+        result = runner.invoke(cli(), ["--config", str(config), "status"], env=env)
+        assert result.exit_code == 3 and "ledgersync connect" in result.output
 
-        result = runner.invoke(cli(), ["connect", "--connection", "acme"], env=env)
+        result = runner.invoke(cli(), ["--config", str(config), "connect"], env=env)
         assert result.exit_code == 0, result.output
         with store.session() as session:
             again = session.get_connection("acme")
@@ -66,8 +78,16 @@ def test_connect_then_status_then_reconnect_after_a_disconnect(qbo: EmulatorHand
 
 
 def test_connect_without_a_secret_key_says_how_to_make_one(qbo: EmulatorHandle, tmp_path: Path):
-    args = ["connect", "--environment", qbo.base_url, "--client-id", qbo.client_id]
-    args += ["--client-secret", qbo.client_secret, "--state-store", f"sqlite:///{tmp_path / 's.db'}"]
-    result = CliRunner().invoke(cli(), args, env={"LEDGERSYNC_SECRET_KEY": ""})
+    config = config_file(tmp_path, qbo)
+    config.write_text(config.read_text().replace("secret_key: {env: LEDGERSYNC_SECRET_KEY}\n", ""))
+    result = CliRunner().invoke(
+        cli(), ["--config", str(config), "connect"], env={"QBO_CLIENT_SECRET": qbo.client_secret}
+    )
     assert result.exit_code == 2
     assert "LEDGERSYNC_SECRET_KEY" in result.output and "generate_key" in result.output
+
+
+def test_a_missing_client_secret_names_the_key_and_the_variable(qbo: EmulatorHandle, tmp_path: Path):
+    result = CliRunner().invoke(cli(), ["--config", str(config_file(tmp_path, qbo)), "connect"], env={})
+    assert result.exit_code == 2
+    assert "quickbooks.client_secret: expected the environment variable QBO_CLIENT_SECRET" in result.output

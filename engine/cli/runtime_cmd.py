@@ -1,0 +1,298 @@
+"""`ledgersync run | worker | scheduler | web | sync | backfill`: running the configured sync.
+
+`run` is embedded mode: web app, scheduler and worker threads in one process on the in-process
+broker. `worker`, `scheduler` and `web` are distributed mode, on the Redis broker from the config.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from engine.cli.context import EXIT_NEEDS_REAUTH, EXIT_PARKED, fail, load, out
+from engine.errors import ConfigurationError, LedgersyncError, NeedsReauthorizationError
+from engine.plan import OpStatus
+
+Host = Annotated[str | None, typer.Option(help="Address to listen on (default: web.host in the config).")]
+Port = Annotated[int | None, typer.Option(help="Port to listen on (default: web.port in the config).")]
+
+
+def register(app: typer.Typer) -> None:
+    for name, fn in (
+        ("run", run),
+        ("worker", worker),
+        ("scheduler", scheduler),
+        ("web", web),
+        ("sync", sync),
+        ("backfill", backfill),
+    ):
+        app.command(name)(fn)
+
+
+def _runtime(ctx: typer.Context) -> Any:
+    from engine.bootstrap import Runtime
+
+    config = load(ctx)
+    try:
+        return Runtime(config)
+    except ConfigurationError as error:
+        fail(str(error))
+
+
+def _web_app(runtime: Any, checks: dict[str, Any] | None = None) -> Any:
+    from engine.web import WebServices, create_web_app
+
+    services = WebServices(
+        store=runtime.store,
+        policy=runtime.policy,
+        clock=runtime.clock,
+        connection=runtime.connection,
+        checks=checks or {},
+    )
+    return create_web_app(services, runtime.web_routes())
+
+
+def _serve(app: Any, host: str, port: int) -> None:
+    import uvicorn
+
+    out.print(f"web app on http://{host}:{port} (conflicts at /conflicts, health at /healthz)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def run(ctx: typer.Context, host: Host = None, port: Port = None) -> None:
+    """Embedded mode: web app, scheduler and workers in this process (SQLite and nothing else needed)."""
+    from engine import jobs
+    from engine.broker import in_process_worker, make_broker
+    from engine.scheduler import Scheduler
+    from engine.workers import build_actors
+
+    runtime = _runtime(ctx)
+    settings = runtime.config.settings
+    try:
+        broker = make_broker(None)
+        actors = build_actors(broker, runtime.services())
+        worker = in_process_worker(broker, threads=2)
+        scheduler = Scheduler(
+            lambda job: jobs.send(actors, runtime.connection, job),
+            jobs.intervals(settings.schedule),
+            runtime.clock.now,
+        )
+        worker.start()
+        thread = threading.Thread(target=scheduler.run, name="scheduler", daemon=True)
+        thread.start()
+        try:
+            _serve(_web_app(runtime), host or settings.web.host, port or settings.web.port)
+        finally:
+            scheduler.stop()
+            thread.join(timeout=5)
+            worker.stop()
+    finally:
+        runtime.close()
+
+
+def worker(
+    ctx: typer.Context, threads: Annotated[int, typer.Option(min=1, help="Worker threads.")] = 4
+) -> None:
+    """A worker process on the Redis broker (run as many as you like)."""
+    import dramatiq
+
+    from engine.broker import QUEUE, make_broker
+    from engine.workers import build_actors
+
+    runtime = _runtime(ctx)
+    if not runtime.config.settings.broker_url:
+        fail("a worker needs broker_url (Redis) in the config; for one process use `ledgersync run`")
+    broker = make_broker(runtime.config.settings.broker_url)
+    build_actors(broker, runtime.services())
+    consumer = dramatiq.Worker(broker, queues={QUEUE}, worker_threads=threads)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    consumer.start()
+    out.print(f"worker running with {threads} threads on {QUEUE}")
+    try:
+        stop.wait()
+    finally:
+        consumer.stop()
+        broker.close()
+        runtime.close()
+
+
+def scheduler(ctx: typer.Context) -> None:
+    """The scheduler (one active instance, guarded by a Redis lease; extra ones stand by)."""
+    import redis
+
+    from engine import jobs
+    from engine.broker import make_broker
+    from engine.scheduler import RedisLease, Scheduler
+    from engine.workers import build_actors
+
+    runtime = _runtime(ctx)
+    url = runtime.config.settings.broker_url
+    if not url:
+        fail("the scheduler needs broker_url (Redis) in the config; for one process use `ledgersync run`")
+    broker = make_broker(url)
+    actors = build_actors(broker, runtime.services())
+    lease = RedisLease(redis.Redis.from_url(url))
+    loop = Scheduler(
+        lambda job: jobs.send(actors, runtime.connection, job),
+        jobs.intervals(runtime.config.settings.schedule),
+        runtime.clock.now,
+        lease,
+    )
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: loop.stop())
+    out.print("scheduler running")
+    try:
+        loop.run()
+    finally:
+        broker.close()
+        runtime.close()
+
+
+def web(ctx: typer.Context, host: Host = None, port: Port = None) -> None:
+    """The web app alone: OAuth connect, the QuickBooks webhook receiver, conflicts, /healthz, /metrics."""
+    runtime = _runtime(ctx)
+    checks = {}
+    if runtime.config.settings.broker_url:
+        import redis
+
+        client = redis.Redis.from_url(runtime.config.settings.broker_url)
+        checks["broker"] = lambda: bool(client.ping())
+    try:
+        _serve(
+            _web_app(runtime, checks),
+            host or runtime.config.settings.web.host,
+            port or runtime.config.settings.web.port,
+        )
+    finally:
+        runtime.close()
+
+
+def sync(
+    ctx: typer.Context,
+    once: Annotated[bool, typer.Option("--once", help="Run until nothing is pending, then exit.")] = True,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan; write nothing anywhere.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary.")] = False,
+) -> None:
+    """Sync in this process until nothing is pending (`--dry-run`: only show what would be written)."""
+    del once  # the only mode: a continuous sync is `ledgersync run`
+    from engine.dryrun import dry_run as plan_only
+
+    runtime = _runtime(ctx)
+    try:
+        if dry_run:
+            report = plan_only(
+                runtime.store,
+                runtime.sides(runtime.connection),
+                runtime.policy,
+                runtime.clock,
+                runtime.connection,
+            )
+            _print_plan(report, as_json)
+            return
+        stats = runtime.runner().run_until_quiet()
+        with runtime.store.session() as s:
+            parked = s.ops(runtime.connection, [OpStatus.PARKED])
+            waiting = s.ops(runtime.connection, [OpStatus.WAITING])
+        summary = {
+            "captured": stats.captured,
+            "decided": stats.decided,
+            "applied": stats.applied,
+            "conflicts": stats.conflicts,
+            "parked": len(parked),
+            "waiting": len(waiting),
+        }
+        out.print_json(json.dumps(summary)) if as_json else out.print(
+            ", ".join(f"{k} {v}" for k, v in summary.items())
+        )
+    except NeedsReauthorizationError as error:
+        fail(f"{error}; reconnect with `ledgersync connect`", EXIT_NEEDS_REAUTH)
+    except LedgersyncError as error:
+        fail(str(error))
+    finally:
+        runtime.close()
+    if waiting:
+        raise typer.Exit(EXIT_NEEDS_REAUTH)
+    if parked:
+        raise typer.Exit(EXIT_PARKED)
+
+
+def _print_plan(report: Any, as_json: bool) -> None:
+    ops = [
+        {
+            "entity": op.entity,
+            "side": op.side,
+            "kind": op.kind,
+            "external_id": op.external_id,
+            "fields": sorted(op.fields),
+            "reason": op.reason,
+        }
+        for op in report.ops
+    ]
+    conflicts = [
+        {"entity": c.entity, "field": c.field, "app": c.app, "quickbooks": c.quickbooks}
+        for c in report.conflicts
+    ]
+    if as_json:
+        out.print_json(json.dumps({"ops": ops, "conflicts": conflicts}, default=str))
+        return
+    table = Table(title=f"dry run: {len(ops)} write(s), {len(conflicts)} conflict(s); nothing was written")
+    for column in ("entity", "to", "kind", "id", "fields", "why"):
+        table.add_column(column)
+    for op in ops:
+        table.add_row(
+            op["entity"],
+            op["side"],
+            op["kind"],
+            op["external_id"] or "(new)",
+            ", ".join(op["fields"]),
+            op["reason"],
+        )
+    out.print(table)
+    for c in conflicts:
+        out.print(f"conflict: {c['entity']}.{c['field']}: app={c['app']!r} quickbooks={c['quickbooks']!r}")
+
+
+def backfill(ctx: typer.Context) -> None:
+    """First sync of existing records: link what already exists on both sides, then push and pull the rest."""
+    runtime = _runtime(ctx)
+    try:
+        report = runtime.match()
+        out.print(f"linked {report.linked} existing record pair(s) by match keys")
+        runner = runtime.runner()
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeRemainingColumn(),
+            console=out,
+        ) as progress:
+            reading = progress.add_task("reading both sides", total=len(runner.entities) * 2)
+            for entity in runner.entities:
+                for side in runtime.sides(runtime.connection):
+                    runner.poll(side, entity)
+                    progress.advance(reading)
+            with runtime.store.session() as s:
+                pending = len(s.pending_records(runtime.connection, limit=1_000_000))
+            deciding = progress.add_task("deciding and writing", total=max(pending, 1))
+            while True:
+                done = runner.decide_pending() + runner.apply_pending()
+                progress.update(deciding, completed=min(pending, progress.tasks[deciding].completed + done))
+                if done == 0:
+                    break
+            progress.update(deciding, completed=max(pending, 1))
+        stats = runner.run_until_quiet()
+        out.print(f"backfill done: {stats.applied} more write(s) after the first pass")
+    except LedgersyncError as error:
+        fail(str(error))
+    finally:
+        runtime.close()
