@@ -59,7 +59,7 @@ def to_canonical(
         return record_fields(parse_record(entity, raw)), version
     except ValidationError as exc:
         raise RecordRejectedError(
-            f"QuickBooks {entity} {qbo.get('Id')!r} has no canonical form: {_problems(entity, exc)}",
+            f"QuickBooks {entity} {qbo.get('Id')!r} has no canonical form: {_problems(exc)}",
             code="ledgersync.unmappable",
         ) from exc
 
@@ -74,7 +74,7 @@ def to_qbo_create(entity: EntityType, fields: Mapping[str, Any], ctx: MappingCon
         complete = record_fields(parse_record(entity, fields))
     except ValidationError as exc:
         raise RecordRejectedError(
-            f"{entity}: cannot send to QuickBooks: {_problems(entity, exc)}", code="ledgersync.required"
+            f"{entity}: cannot send to QuickBooks: {_problems(exc)}", code="ledgersync.required"
         ) from exc
     return _TO_QBO[entity](_writable(entity, complete), ctx, create=True)
 
@@ -139,7 +139,7 @@ _ELEMENTS = {
 }
 
 
-def _problems(entity: EntityType, exc: ValidationError) -> str:
+def _problems(exc: ValidationError) -> str:
     def one(error: Any) -> str:
         path = ".".join(str(part) for part in error["loc"])
         element = _ELEMENTS.get(str(error["loc"][-1])) if error["loc"] else None
