@@ -22,7 +22,7 @@ secret_key: {env: LEDGERSYNC_SECRET_KEY}   # encrypts the QuickBooks tokens at r
 app:
   database_url: {env: APP_DATABASE_URL}   # e.g. postgresql+psycopg://user@host/app
   mapping: mapping.yaml                   # see docs/app-connector.md
-  # db_schema: public                      # PostgreSQL: the schema holding the app's tables
+  # schema_name: public                    # PostgreSQL: the schema holding the app's tables
 
 # QuickBooks Online: see the QuickBooks connector's documentation for this section.
 # quickbooks:

@@ -9,8 +9,10 @@ import yaml
 from typer.testing import CliRunner
 
 from connectors.app import SqlConnector, load_mapping
+from engine.bootstrap import SECTIONS
 from engine.cli import app_cmd
 from engine.model import EntityType
+from engine.settings import load_config
 from examples.invoicing import MAPPING, create_example_db
 from policies.loader import load_policy
 from tests.contract.suite import read_all
@@ -28,6 +30,9 @@ def test_init_writes_a_commented_config_a_policy_and_a_model_mapping(tmp_path: P
     config = (tmp_path / "ledgersync.yaml").read_text(encoding="utf-8")
     assert config.startswith("#")
     assert yaml.safe_load(config)["app"]["mapping"] == "mapping.yaml"
+    environ = {"APP_DATABASE_URL": "sqlite:///app.db", "LEDGERSYNC_SECRET_KEY": "k" * 44}
+    loaded = load_config(tmp_path / "ledgersync.yaml", environ, SECTIONS)
+    assert loaded.sections["app"].model_dump()["mapping"] == "mapping.yaml"
     load_policy(tmp_path / "policies.yaml")
     assert set(load_mapping(tmp_path / "mapping.yaml").entities) == set(EntityType)
 
