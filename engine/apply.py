@@ -138,6 +138,7 @@ def _record_success(s: StoreSession, op: Op, result: WriteResult, now: datetime)
                 external_id=result.external_id,
                 seq=result.version.seq,
                 fields=written,
+                values=fields_to_json(op.entity, op.fields),
             )
         )
     snapshot = s.get_snapshot(link.id) or Snapshot(link_id=link.id)

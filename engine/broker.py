@@ -21,7 +21,7 @@ def make_broker(url: str | None) -> dramatiq.Broker:
 
 
 def in_process_worker(broker: dramatiq.Broker, threads: int = 2) -> dramatiq.Worker:
-    """Worker threads in this process (embedded mode); call `.start()` and later `.stop()`."""
+    """Worker threads in this process, on either broker; call `.start()` and later `.stop()`."""
     return dramatiq.Worker(broker, queues={QUEUE}, worker_threads=threads, worker_timeout=100)
 
 

@@ -53,12 +53,15 @@ def side_state(s: StoreSession, link: Link, side: Side) -> SideState | None:
 
 
 def ledger_of(s: StoreSession, link: Link) -> Ledger:
-    result: dict[tuple[Side, int], frozenset[str]] = {}
+    result: dict[tuple[Side, int], Mapping[str, Any]] = {}
     for side in Side:
         external_id = link.external_id(side)
         if external_id is not None:
             for entry in s.ledger_for(link.connection, side, link.entity, external_id):
-                result[(side, entry.seq)] = entry.fields
+                written = {name: entry.values.get(name) for name in entry.fields}
+                result[(side, entry.seq)] = (
+                    fields_from_json(link.entity, written) if entry.values else written
+                )
     return result
 
 
@@ -71,6 +74,7 @@ def _create_in_flight(s: StoreSession, key: RecordKey) -> bool:
 
 
 class Decision(NamedTuple):
+    link_id: str
     plan: Plan
     #: The ops persisted for the plan's writes, to enqueue once the transaction commits.
     op_ids: tuple[str, ...]
@@ -119,7 +123,7 @@ def decide(s: StoreSession, key: RecordKey, policy: Policy, now: datetime) -> De
                     ),
                     state.version.seq,
                 )
-    return Decision(plan, op_ids)
+    return Decision(link.id, plan, op_ids)
 
 
 def _newest_seq(s: StoreSession, key: RecordKey) -> int:

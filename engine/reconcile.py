@@ -21,11 +21,12 @@ from typing import Any
 
 from engine.diff import changed_fields
 from engine.model import QUICKBOOKS_COMPUTED, EntityType, Frozen, Ref, Side, Version, field_names
+from engine.normalize import normalize_value
 from engine.plan import ConflictPolicy, DeleteAction, Direction, FieldConflict, OpKind, Plan, Wait, Write
 from engine.ports import Policy
 
-#: Versions our own writes produced: (side, seq) -> the fields that write set.
-Ledger = Mapping[tuple[Side, int], frozenset[str]]
+#: Versions our own writes produced: (side, seq) -> the fields that write set, with the values it sent.
+Ledger = Mapping[tuple[Side, int], Mapping[str, Any]]
 
 _DELETE_KINDS = {
     DeleteAction.INACTIVATE: OpKind.INACTIVATE,
@@ -167,10 +168,19 @@ def _user_changes(
 ) -> frozenset[str]:
     """Synced fields this side changed since base, not counting fields our own write set."""
     assert state.fields is not None
-    echoed = ledger.get((side, state.version.seq), frozenset())
+    written = ledger.get((side, state.version.seq), {})
     current = {f: state.fields.get(f) for f in dirs}
     before = {f: base[f] for f in dirs if f in base}
-    return changed_fields(before, current) - echoed
+    changed = changed_fields(before, current)
+    # A field our write set but that side now holds differently was filled or normalized there
+    # (QuickBooks' next DocNumber, a due date from terms): its value counts where it can flow back.
+    # Where it cannot (a one-way field), re-asserting ours would only make that side fill it again.
+    refilled = {
+        f
+        for f in changed & written.keys()
+        if dirs[f].writes_to(side.other) and normalize_value(f, current[f]) != normalize_value(f, written[f])
+    }
+    return (changed - written.keys()) | refilled
 
 
 def _merge(

@@ -31,8 +31,13 @@ class RunStats:
     stale: int = 0
     decided: int = 0
     applied: int = 0
-    conflicts: int = 0
+    #: Distinct (link, field) conflicts seen open by this run's decisions.
+    conflicted: set[tuple[str, str]] = field(default_factory=set)
     outcomes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def conflicts(self) -> int:
+        return len(self.conflicted)
 
     def count(self, outcome: str) -> None:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
@@ -123,7 +128,7 @@ class Runner:
                 decided += 1
                 if stats is not None:
                     stats.decided += 1
-                    stats.conflicts += len(decision.plan.conflicts)
+                    stats.conflicted.update((decision.link_id, c.field) for c in decision.plan.conflicts)
         return decided
 
     def apply_pending(self, stats: RunStats | None = None) -> int:

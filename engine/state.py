@@ -103,7 +103,7 @@ class OpRecord(Frozen):
 
 
 class LedgerEntry(Frozen):
-    """A version our own write produced, and which fields that write set."""
+    """A version our own write produced: the fields that write set, and the values it set (JSON form)."""
 
     connection: str
     side: Side
@@ -111,6 +111,8 @@ class LedgerEntry(Frozen):
     external_id: str
     seq: int
     fields: frozenset[str]
+    #: What the write sent, by field; empty for entries stored before values were kept.
+    values: dict[str, Any] = Field(default_factory=dict)
 
 
 class ConflictStatus(StrEnum):

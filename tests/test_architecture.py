@@ -25,7 +25,8 @@ ONE_PLACE = {
     "sqlalchemy": ("engine/store/", "connectors/app/"),
     "alembic": ("engine/store/",),
     "dramatiq": ("engine/broker", "engine/workers"),
-    "httpx": ("connectors/",),
+    # The composition module wires everything, so it may hold the HTTP client it builds.
+    "httpx": ("connectors/", "engine/bootstrap.py"),
 }
 
 

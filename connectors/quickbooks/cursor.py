@@ -117,9 +117,16 @@ def oldest_cdc_since(now: datetime) -> datetime:
     return now - timedelta(days=CDC_MAX_DAYS) + CDC_EDGE_MARGIN
 
 
+#: How close to CDC's 30-day edge a cursor may be before it is swept instead. Smaller than the edge
+#: margin a sweep resumes CDC at, so a cursor a sweep just produced is never "too old" a moment later
+#: (which would sweep again, forever).
+TOO_OLD_MARGIN = timedelta(minutes=5)
+
+
 def too_old(cursor: QboCursor, now: datetime) -> bool:
     """A CDC cursor that QuickBooks would refuse: its changes must be swept with queries instead."""
-    return cursor.mode is Mode.CDC and cursor.since is not None and cursor.since < oldest_cdc_since(now)
+    edge = now - timedelta(days=CDC_MAX_DAYS) + TOO_OLD_MARGIN
+    return cursor.mode is Mode.CDC and cursor.since is not None and cursor.since < edge
 
 
 def to_sweep(cursor: QboCursor) -> QboCursor:

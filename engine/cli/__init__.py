@@ -31,5 +31,13 @@ def _register() -> None:
 
 
 def main() -> None:
+    import logging
+
+    # Warnings from the engine and connectors (a 429 waited out, a token refreshed after a 401) are
+    # worth seeing; set LEDGERSYNC_LOG_LEVEL=INFO or DEBUG for more.
+    import os
+
+    level = os.environ.get("LEDGERSYNC_LOG_LEVEL", "WARNING").upper()
+    logging.basicConfig(level=level, format="  [%(levelname)s %(name)s] %(message)s")
     _register()
     app()

@@ -100,9 +100,7 @@ def worker(
     ctx: typer.Context, threads: Annotated[int, typer.Option(min=1, help="Worker threads.")] = 4
 ) -> None:
     """A worker process on the Redis broker (run as many as you like)."""
-    import dramatiq
-
-    from engine.broker import QUEUE, make_broker
+    from engine.broker import QUEUE, in_process_worker, make_broker
     from engine.workers import build_actors
 
     runtime = _runtime(ctx)
@@ -110,7 +108,7 @@ def worker(
         fail("a worker needs broker_url (Redis) in the config; for one process use `ledgersync run`")
     broker = make_broker(runtime.config.settings.broker_url)
     build_actors(broker, runtime.services())
-    consumer = dramatiq.Worker(broker, queues={QUEUE}, worker_threads=threads)
+    consumer = in_process_worker(broker, threads=threads)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

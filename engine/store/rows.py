@@ -115,6 +115,7 @@ def to_ledger_entry(row: Row) -> LedgerEntry:
         external_id=row["external_id"],
         seq=row["seq"],
         fields=frozenset(row["fields"]),
+        values=dict(row["fields"]) if isinstance(row["fields"], dict) else {},
     )
 
 

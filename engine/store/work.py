@@ -83,7 +83,8 @@ class WorkMixin(SessionBase):
             entity=entry.entity.value,
             external_id=entry.external_id,
             seq=entry.seq,
-            fields=sorted(entry.fields),
+            # Stored as {field: value}; a plain list of names is read back too (older rows).
+            fields={name: entry.values.get(name) for name in sorted(entry.fields)},
         )
         self._conn.execute(insert.on_conflict_do_nothing())
 

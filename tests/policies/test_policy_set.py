@@ -123,10 +123,16 @@ def test_default_policy_has_the_documented_choices() -> None:
         assert default.direction(C, field) is Direction.BOTH
         expected = ConflictPolicy.MANUAL if field in {"email", "phone"} else ConflictPolicy.NEWEST_WINS
         assert default.conflict_policy(C, field) is expected
-    assert {default.direction(IT, f) for f in field_names(IT)} == {Direction.APP_TO_QUICKBOOKS}
+    assert default.direction(IT, "income_account") is Direction.NONE  # QuickBooks' bookkeeping
+    assert {default.direction(IT, f) for f in field_names(IT) if f != "income_account"} == {
+        Direction.APP_TO_QUICKBOOKS
+    }
+    filled_by_quickbooks = {"doc_number", "due_date"}  # when the app leaves them empty
     for field in field_names(INV):
         computed = field in {"total", "balance"}
         expected_direction = Direction.QUICKBOOKS_TO_APP if computed else Direction.APP_TO_QUICKBOOKS
+        if field in filled_by_quickbooks:
+            expected_direction = Direction.BOTH
         assert default.direction(INV, field) is expected_direction
     assert {default.direction(P, f) for f in field_names(P)} == {Direction.BOTH}
     assert default.match_keys(C) == ("email", "display_name")

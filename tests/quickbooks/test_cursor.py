@@ -66,6 +66,13 @@ class TestCdcWindows:
         assert not step.complete
         assert step.cursor == QboCursor(Mode.SWEEP, since=at(3), resume=at(4))
 
+    def test_the_cdc_cursor_a_finished_sweep_hands_over_is_not_too_old_minutes_later(self) -> None:
+        # Regression: the hand-over cursor sat exactly on the edge, so the next read (a moment later by
+        # our clock) swept again, forever.
+        step = qc.after_sweep_page(QboCursor(Mode.SWEEP), at(600), [], page_size=10)
+        assert step.cursor.mode is Mode.CDC
+        assert not qc.too_old(step.cursor, at(600) + timedelta(minutes=50))
+
     def test_a_cursor_older_than_30_days_must_sweep(self) -> None:
         old = QboCursor(Mode.CDC, since=at(0))
         assert not qc.too_old(old, at(0) + timedelta(days=29))

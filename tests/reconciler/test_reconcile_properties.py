@@ -51,7 +51,7 @@ class World:
     base: dict[str, Any]
     sides: dict[Side, dict[str, Any]]
     seqs: dict[Side, int] = field(default_factory=lambda: {Side.APP: 1, Side.QUICKBOOKS: 1})
-    ledger: dict[tuple[Side, int], frozenset[str]] = field(default_factory=dict)
+    ledger: dict[tuple[Side, int], dict[str, Any]] = field(default_factory=dict)
     minute: int = 0
 
     def edit(self, side: Side, changes: dict[str, Any]) -> None:
@@ -75,7 +75,7 @@ class World:
             assert write.kind is OpKind.UPDATE
             self.sides[write.side] = {**self.sides[write.side], **write.fields}
             self.seqs[write.side] += 1
-            self.ledger[(write.side, self.seqs[write.side])] = frozenset(write.fields)
+            self.ledger[(write.side, self.seqs[write.side])] = dict(write.fields)
             self.base = {**self.base, **write.fields}
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -233,14 +233,14 @@ def test_an_app_edit_of_a_computed_field_is_overwritten_by_quickbooks_value():
 def test_our_own_write_coming_back_plans_nothing():
     base = customer()
     echoed = state(customer(phone="555-777-0000"), seq=2)
-    ledger = {(QBO, 2): frozenset({"phone"})}
+    ledger = {(QBO, 2): {"phone": "555-777-0000"}}
     assert run(base, state(base), echoed, ledger=ledger).empty
 
 
 def test_fields_our_write_did_not_set_still_flow_from_the_echo():
     # We created the invoice in QuickBooks; the echo carries the total QuickBooks computed.
     base = invoice()
-    ledger = {(QBO, 0): frozenset(base) - {"total", "balance"}}
+    ledger = {(QBO, 0): {k: v for k, v in base.items() if k not in ("total", "balance")}}
     plan = run(
         base,
         state(base),
@@ -254,7 +254,7 @@ def test_fields_our_write_did_not_set_still_flow_from_the_echo():
 
 
 def test_a_user_edit_after_our_write_is_not_mistaken_for_an_echo():
-    ledger = {(QBO, 2): frozenset({"phone"})}
+    ledger = {(QBO, 2): {"phone": "555-777-0000"}}
     plan = run(customer(), state(customer()), state(customer(phone="555-123-4567"), seq=3), ledger=ledger)
     assert [w.side for w in plan.writes] == [APP]
 
@@ -341,3 +341,21 @@ def test_a_payment_waits_for_its_invoices():
 def test_an_invoice_whose_references_are_linked_is_created():
     plan = run(None, state(invoice()), None, entity=INVOICE)
     assert [w.kind for w in plan.writes] == [OpKind.CREATE] and plan.waits == ()
+
+
+def test_a_value_the_other_side_filled_in_for_our_write_flows_back_where_it_may():
+    # We created the invoice without a due date; QuickBooks filled one from the customer's terms.
+    rules = Rules(direction_=Direction.APP_TO_QUICKBOOKS, field_directions={"due_date": Direction.BOTH})
+    sent = invoice()
+    filled = invoice(due_date="2026-12-01")
+    ledger = {(QBO, 0): dict(sent)}
+    plan = run(sent, state(sent), state(filled, seq=0), rules, ledger=ledger, entity=INVOICE)
+    (write,) = plan.writes
+    assert write.side is APP and write.fields == {"due_date": date(2026, 12, 1)}
+
+
+def test_a_one_way_value_the_other_side_filled_in_is_left_alone():
+    rules = Rules(direction_=Direction.APP_TO_QUICKBOOKS)
+    sent, filled = invoice(), invoice(due_date="2026-12-01")
+    plan = run(sent, state(sent), state(filled, seq=0), rules, ledger={(QBO, 0): dict(sent)}, entity=INVOICE)
+    assert plan.writes == ()  # re-sending "no due date" would only make QuickBooks fill it again

@@ -113,8 +113,9 @@ def test_the_ledger_remembers_versions_we_wrote(store: SqlStateStore) -> None:
         external_id="130",
         seq=2,
         fields=frozenset({"doc_number", "private_note"}),
+        values={"doc_number": "1001", "private_note": None},
     )
-    later = entry.model_copy(update={"seq": 3, "fields": frozenset()})
+    later = entry.model_copy(update={"seq": 3, "fields": frozenset(), "values": {}})
     with store.session() as s:
         s.record_write(later)
         s.record_write(entry)

@@ -1,0 +1,287 @@
+"""`ledgersync demo`: the whole product on temporary storage, told as a short story.
+
+It starts the QuickBooks emulator and the example invoicing app, connects through OAuth, backfills,
+then plays what real users do on both sides, prints each step, and ends by comparing both sides
+field by field. Everything it runs is the real code path: config file, runtime, connectors, runner,
+webhook receiver; only QuickBooks is the emulator.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from connectors.quickbooks.crypto import generate_key
+from connectors.quickbooks.emulator import EmulatorConfig, EmulatorHandle, running_emulator
+from engine.bootstrap import SECTIONS, Runtime
+from engine.compare import differing_fields
+from engine.model import EntityType, Side
+from engine.resolve import Choice, resolve
+from engine.runner import RunStats
+from engine.settings import load_config
+from engine.web import WebServices, create_web_app
+from engine.web.serve import free_port, serving
+from examples.invoicing import MAPPING, create_example_db
+from examples.invoicing.actions import add_customer, add_invoice, row
+from examples.invoicing.edit import edit_record
+
+C, INV = EntityType.CUSTOMER, EntityType.INVOICE
+CONFIG = """\
+# Written by `ledgersync demo`: the embedded defaults plus the emulator and the example app.
+state_url: sqlite:///state.db
+secret_key: {{env: LEDGERSYNC_SECRET_KEY}}
+quickbooks:
+  environment: {qbo}
+  client_id: {client_id}
+  client_secret: {{env: QBO_CLIENT_SECRET}}
+  webhook_verifier_token: {{env: QBO_WEBHOOK_VERIFIER}}
+  defaults:
+    income_account: "1"
+app:
+  database_url: {app}
+  mapping: {mapping}
+"""
+
+
+@dataclass
+class Story:
+    """The demo's world and its narrator."""
+
+    qbo: EmulatorHandle
+    runtime: Runtime
+    app_url: str
+    say: Callable[[str], None]
+    step: Callable[[str], None]
+    writes: int = 0
+    webhooks_read: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def sync(self) -> RunStats:
+        """What the workers do between two looks: read webhooks and both sides, decide, write."""
+        inbox = self.runtime.ingest_webhooks()
+        self.webhooks_read += inbox.entries - len(inbox.failed)
+        notified = inbox.events
+        stats = self.runtime.runner().run_until_quiet()
+        self.writes += stats.applied
+        read, wrote, conflicts = stats.captured + notified, stats.applied, stats.conflicts
+        self.say(f"  sync: {read} change(s) read, {wrote} write(s), {conflicts} conflict(s)")
+        return stats
+
+    def qbo_id(self, entity: EntityType, app_id: int) -> str:
+        with self.runtime.store.session() as s:
+            link = s.find_link(self.runtime.connection, entity, Side.APP, str(app_id))
+        if link is None or link.quickbooks_id is None:
+            raise RuntimeError(f"{entity} {app_id} did not reach QuickBooks")
+        return link.quickbooks_id
+
+    def app_id(self, entity: EntityType, qbo_id: str) -> int:
+        with self.runtime.store.session() as s:
+            link = s.find_link(self.runtime.connection, entity, Side.QUICKBOOKS, qbo_id)
+        if link is None or link.app_id is None:
+            raise RuntimeError(f"{entity} {qbo_id} did not reach the app")
+        return int(link.app_id)
+
+    def delivered(self) -> int:
+        """Webhook bodies QuickBooks has delivered to our receiver so far."""
+        with self.runtime.store.session() as s:
+            return self.webhooks_read + len(s.inbox_pending(10_000))
+
+    def settle_webhooks(self, seconds: float = 10.0) -> None:
+        """Wait until QuickBooks has no notification left to send, then read what came."""
+        deadline = time.monotonic() + seconds
+        while self.qbo.webhook_deliveries()["pending"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.sync()
+
+    def wait_for_webhook(self, before: int, seconds: float) -> bool:
+        """Whether a new webhook body arrives within `seconds`."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.delivered() > before:
+                return True
+            time.sleep(0.1)
+        return False
+
+
+def run_demo(workdir: Path, say: Callable[[str], None], step: Callable[[str], None]) -> int:
+    """Play the story in `workdir`; returns how many synced fields differ at the end (0: converged)."""
+    app_url = f"sqlite:///{workdir / 'app.db'}"
+    create_example_db(app_url)
+    port = free_port()
+    emulator = EmulatorConfig(webhook_url=f"http://127.0.0.1:{port}/webhooks/quickbooks")
+    with running_emulator(emulator) as qbo:
+        config_path = workdir / "ledgersync.yaml"
+        config_path.write_text(
+            CONFIG.format(qbo=qbo.base_url, client_id=qbo.client_id, app=app_url, mapping=MAPPING),
+            encoding="utf-8",
+        )
+        environ = {
+            "LEDGERSYNC_SECRET_KEY": generate_key(),
+            "QBO_CLIENT_SECRET": qbo.client_secret,
+            "QBO_WEBHOOK_VERIFIER": emulator.verifier_token,
+        }
+        runtime = Runtime(load_config(config_path, environ, SECTIONS))
+        try:
+            services = WebServices(store=runtime.store, policy=runtime.policy, clock=runtime.clock)
+            with serving(create_web_app(services, runtime.web_routes()), port=port):
+                story = Story(qbo, runtime, app_url, say, step)
+                _play(story)
+                return _compare(story)
+        finally:
+            runtime.close()
+
+
+def _play(story: Story) -> None:
+    runtime, qbo, say = story.runtime, story.qbo, story.say
+
+    story.step("Connect to QuickBooks (OAuth; the emulator consents by itself)")
+    oauth = runtime.oauth()
+    request = oauth.authorization_request()
+    stored = runtime.custodian().connect(
+        runtime.connection, oauth.exchange_code(oauth.consent_automatically(request))
+    )
+    say(f"  connected to company {stored.realm_id}; tokens stored encrypted")
+
+    story.step("Backfill: link what exists on both sides, then copy the app's records to QuickBooks")
+    matched = runtime.match()
+    say(f"  {sum(len(v) for v in matched.linked.values())} record pair(s) already on both sides were linked")
+    story.sync()
+    client = runtime.quickbooks_connector(runtime.connection).client
+    for name in ("Customer", "Item", "Invoice", "Payment"):
+        count = client.count(f"SELECT COUNT(*) FROM {name}")  # noqa: S608 - names from the tuple above
+        say(f"  QuickBooks now has {count} {name.lower()}(s)")
+
+    story.step("A customer created in the app appears in QuickBooks")
+    customer = add_customer(
+        story.app_url,
+        display_name="Kai Nakamura-Ortiz",
+        first_name="Kai",
+        last_name="Nakamura-Ortiz",
+        email="kai@nakamura-design.example",
+        phone="555-010-4242",
+        city="Portland",
+        region="OR",
+        country="USA",
+    )
+    story.sync()
+    qbo_customer = story.qbo_id(C, customer)
+    say(f"  QuickBooks customer {qbo_customer}: {qbo.read_record('Customer', qbo_customer)['DisplayName']}")
+
+    story.step("The accountant changes that customer's phone in QuickBooks; it reaches the app")
+    before = story.delivered()
+    qbo.edit_record("Customer", qbo_customer, {"PrimaryPhone": {"FreeFormNumber": "(555) 010-7777"}})
+    arrived = story.wait_for_webhook(before, seconds=5)
+    say("  QuickBooks' webhook arrived (signature checked, body stored)" if arrived else "  no webhook yet")
+    story.sync()
+    say(f"  the app's phone for customer {customer} is now {_cell(story, 'customers', customer, 'phone')}")
+
+    story.step("Both sides change the same e-mail at once: a conflict for a person to decide")
+    edit_record(story.app_url, "customer", customer, {"email": "kai@new-studio.example"})
+    qbo.edit_record(
+        "Customer", qbo_customer, {"PrimaryEmailAddr": {"Address": "billing@nakamura-design.example"}}
+    )
+    story.sync()
+    with runtime.store.session() as s:
+        (conflict,) = [c for c in s.list_conflicts(runtime.connection) if c.field == "email"]
+        say(f"  conflict #{conflict.id} on email: app {conflict.app!r}, QuickBooks {conflict.quickbooks!r}")
+        resolve(
+            s, conflict.id, Choice(take=Side.QUICKBOOKS), "demo reviewer", runtime.policy, runtime.clock.now()
+        )
+    say("  the reviewer keeps QuickBooks' address (`ledgersync conflicts resolve ID --take quickbooks`)")
+    story.sync()
+    say(f"  the app's e-mail is now {_cell(story, 'customers', customer, 'email')}")
+
+    _money_and_faults(story, customer, qbo_customer)
+
+
+def _money_and_faults(story: Story, customer: int, qbo_customer: str) -> None:
+    qbo, say = story.qbo, story.say
+    story.step("An invoice made in the app goes to QuickBooks, which computes its total")
+    invoice = add_invoice(
+        story.app_url,
+        customer,
+        "D-2001",
+        issued_on=date(2026, 11, 20),
+        lines=[
+            {"item_id": 1, "description": "Brand workshop", "quantity": 3, "unit_price": "120.00"},
+            {
+                "item_id": 2,
+                "description": "Printed proofs",
+                "quantity": 2,
+                "unit_price": "18.50",
+                "taxable": True,
+            },
+        ],
+    )
+    story.sync()
+    qbo_invoice = story.qbo_id(INV, invoice)
+    total = Decimal(str(qbo.read_record("Invoice", qbo_invoice)["TotalAmt"]))
+    shown = _cell(story, "invoices", invoice, "total")
+    say(f"  QuickBooks invoice {qbo_invoice} totals {total}; the app shows {shown}")
+
+    story.step("The accountant records the customer's payment in QuickBooks; the app shows the invoice paid")
+    qbo.create_record(
+        "Payment",
+        {
+            "CustomerRef": {"value": qbo_customer},
+            "TotalAmt": float(total),
+            "Line": [{"Amount": float(total), "LinkedTxn": [{"TxnId": qbo_invoice, "TxnType": "Invoice"}]}],
+        },
+    )
+    story.sync()
+    say(f"  the app's invoice {invoice} balance: {_cell(story, 'invoices', invoice, 'balance')}")
+
+    story.step(
+        "An hour passes in QuickBooks: the access token expires; ledgersync refreshes it and carries on"
+    )
+    qbo.advance_clock(3700)
+    qbo.edit_record("Customer", qbo_customer, {"Notes": "Prefers e-mail after 5 pm"})
+    story.sync()
+    say(f"  the app's notes: {_cell(story, 'customers', customer, 'notes')!r}")
+
+    story.step("A webhook is lost on the way; the change-data-capture poll still finds the change")
+    story.settle_webhooks()  # earlier notifications first, so the next one is the one lost
+    qbo.inject_fault("webhook_drop")
+    before = story.delivered()
+    qbo.edit_record("Customer", qbo_customer, {"CompanyName": "Nakamura & Ortiz Design"})
+    arrived = story.wait_for_webhook(before, seconds=2)
+    say(
+        "  a webhook arrived after all"
+        if arrived
+        else "  no webhook arrived: QuickBooks' notification was lost"
+    )
+    story.sync()
+    say(f"  the app's company name: {_cell(story, 'customers', customer, 'company')!r}")
+
+
+def _cell(story: Story, table: str, record_id: int, column: str) -> Any:
+    found = row(story.app_url, table, record_id)
+    return None if found is None else found[column]
+
+
+def _compare(story: Story) -> int:
+    runtime = story.runtime
+    story.step("Both sides, field by field")
+    sides = runtime.sides(runtime.connection)
+    differing = 0
+    with runtime.store.session() as s:
+        links = [link for link in s.list_links(runtime.connection) if link.app_id and link.quickbooks_id]
+        open_fields = {(c.link_id, c.field) for c in s.list_conflicts(runtime.connection)}
+        for link in links:
+            assert link.app_id is not None and link.quickbooks_id is not None
+            app = sides[Side.APP].fetch(link.entity, link.app_id)
+            qbo = sides[Side.QUICKBOOKS].fetch(link.entity, link.quickbooks_id)
+            diff = differing_fields(s, link, app.fields, qbo.fields, runtime.policy)
+            diff = frozenset(f for f in diff if (link.id, f) not in open_fields)
+            differing += len(diff)
+            marker = "same on both sides" if not diff else "DIFFERENT: " + ", ".join(sorted(diff))
+            story.say(
+                f"  {link.entity:<8} app {link.app_id:>3} = QuickBooks {link.quickbooks_id:>3}: {marker}"
+            )
+    story.say(f"  {len(links)} linked records, {differing} differing field(s), {story.writes} writes in all")
+    return differing
