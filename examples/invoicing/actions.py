@@ -41,7 +41,7 @@ def add_customer(url: str, **values: Any) -> int:
 
 
 def add_invoice(url: str, customer_id: int, number: str, lines: list[dict[str, Any]], issued_on: date) -> int:
-    """Insert an invoice with its lines (amount = quantity x unit price) in one transaction; returns its id."""
+    """Insert an invoice and its lines (amount = quantity x unit price) in one transaction; its id."""
     engine = make_engine(url)
     codec = Codec(engine.dialect.name)
     try:
