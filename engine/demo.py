@@ -9,8 +9,9 @@ webhook receiver; only QuickBooks is the emulator.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -108,13 +109,28 @@ class Story:
         return False
 
 
-def run_demo(workdir: Path, say: Callable[[str], None], step: Callable[[str], None]) -> int:
-    """Play the story in `workdir`; returns how many synced fields differ at the end (0: converged)."""
+@dataclass(frozen=True)
+class Sandbox:
+    """A running emulator, the example app's database, and a ledgersync.yaml wired to both."""
+
+    qbo: EmulatorHandle
+    app_url: str
+    config_path: Path
+    #: What the config's `{env: ...}` references need (the secret key, QuickBooks' secrets).
+    environ: dict[str, str]
+    web_port: int
+
+
+@contextmanager
+def sandbox(workdir: Path, emulator: EmulatorConfig | None = None) -> Iterator[Sandbox]:
+    """Start the emulator (webhooks to 127.0.0.1:`web_port`), create the example app, write the config."""
     app_url = f"sqlite:///{workdir / 'app.db'}"
     create_example_db(app_url)
     port = free_port()
-    emulator = EmulatorConfig(webhook_url=f"http://127.0.0.1:{port}/webhooks/quickbooks")
-    with running_emulator(emulator) as qbo:
+    settings = replace(
+        emulator or EmulatorConfig(), webhook_url=f"http://127.0.0.1:{port}/webhooks/quickbooks"
+    )
+    with running_emulator(settings) as qbo:
         config_path = workdir / "ledgersync.yaml"
         config_path.write_text(
             CONFIG.format(qbo=qbo.base_url, client_id=qbo.client_id, app=app_url, mapping=MAPPING),
@@ -123,9 +139,16 @@ def run_demo(workdir: Path, say: Callable[[str], None], step: Callable[[str], No
         environ = {
             "LEDGERSYNC_SECRET_KEY": generate_key(),
             "QBO_CLIENT_SECRET": qbo.client_secret,
-            "QBO_WEBHOOK_VERIFIER": emulator.verifier_token,
+            "QBO_WEBHOOK_VERIFIER": settings.verifier_token,
         }
-        runtime = Runtime(load_config(config_path, environ, SECTIONS))
+        yield Sandbox(qbo, app_url, config_path, environ, port)
+
+
+def run_demo(workdir: Path, say: Callable[[str], None], step: Callable[[str], None]) -> int:
+    """Play the story in `workdir`; returns how many synced fields differ at the end (0: converged)."""
+    with sandbox(workdir) as box:
+        qbo, app_url, port = box.qbo, box.app_url, box.web_port
+        runtime = Runtime(load_config(box.config_path, box.environ, SECTIONS))
         try:
             services = WebServices(store=runtime.store, policy=runtime.policy, clock=runtime.clock)
             with serving(create_web_app(services, runtime.web_routes()), port=port):

@@ -265,7 +265,10 @@ def backfill(ctx: typer.Context) -> None:
     runtime = _runtime(ctx)
     try:
         report = runtime.match()
-        out.print(f"linked {report.linked} existing record pair(s) by match keys")
+        linked = sum(len(pairs) for pairs in report.linked.values())
+        out.print(f"linked {linked} existing record pair(s) by match keys")
+        for entity, key, value in report.ambiguous:
+            out.print(f"  not linked: {entity} {key} {value!r} is shared by several records; link by hand")
         runner = runtime.runner()
         with Progress(
             TextColumn("{task.description}"),
