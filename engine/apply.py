@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import NamedTuple
 
 from engine.errors import (
     LedgersyncError,
@@ -33,34 +34,42 @@ class Outcome:
     SKIPPED = "skipped"
 
 
-def apply_op(store: StateStore, connector: Connector, op_id: str, now: datetime) -> str:
+class Applied(NamedTuple):
+    outcome: str
+    #: For a retry after a rate limit: how long the other side asked us to wait (seconds).
+    retry_after: float | None = None
+
+
+def apply_op(store: StateStore, connector: Connector, op_id: str, now: datetime) -> Applied:
     """Run one pending op; idempotent (an applied op is skipped, a retried one reuses its op id)."""
     with store.session() as s:
         record = s.get_op(op_id)
         if record is None or record.status is not OpStatus.PENDING:
-            return Outcome.SKIPPED
+            return Applied(Outcome.SKIPPED)
         op = record.op
         try:
             target_fields = to_side(op.fields, op.side, _id_lookup(s, op))
         except UnlinkedReferenceError as exc:
             s.set_op_status(op_id, OpStatus.PENDING, now, error=str(exc))
-            return Outcome.RETRY
+            return Applied(Outcome.RETRY)
         link = s.get_link(op.link_id)
         external_id = link.external_id(op.side) if link else op.external_id
     outgoing = op.model_copy(update={"fields": target_fields, "external_id": external_id or op.external_id})
     try:
         result = connector.write(outgoing)
     except VersionConflictError as exc:
-        return _superseded(store, connector, op, str(exc), now)
+        return Applied(_superseded(store, connector, op, str(exc), now))
     except NeedsReauthorizationError as exc:
-        return _mark(store, op, OpStatus.WAITING, str(exc), now, Outcome.WAITING)
+        return Applied(_mark(store, op, OpStatus.WAITING, str(exc), now, Outcome.WAITING))
     except (RecordRejectedError, NotFoundError) as exc:
-        return _mark(store, op, OpStatus.PARKED, str(exc), now, Outcome.PARKED, audit=AuditAction.PARKED)
+        return Applied(
+            _mark(store, op, OpStatus.PARKED, str(exc), now, Outcome.PARKED, audit=AuditAction.PARKED)
+        )
     except RetriableError as exc:
-        return _mark(store, op, OpStatus.PENDING, str(exc), now, Outcome.RETRY)
+        return Applied(_mark(store, op, OpStatus.PENDING, str(exc), now, Outcome.RETRY), exc.retry_after)
     with store.session() as s:
         _record_success(s, op, result, now)
-    return Outcome.APPLIED
+    return Applied(Outcome.APPLIED)
 
 
 def _id_lookup(s: StoreSession, op: Op) -> IdOf:

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 
 from engine.apply import Outcome, apply_op
 from engine.decide import decide
+from engine.errors import NeedsReauthorizationError, RetriableError
 from engine.model import DEPENDS_ON, ChangeEvent, EntityType, Side
 from engine.plan import OpStatus
 from engine.ports import Clock, Connector, Policy, StateStore
-from engine.state import AppendResult, AuditAction, Connection, Cursor
+from engine.state import AppendResult, AuditAction, Connection, ConnectionStatus, Cursor
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,12 @@ class Runner:
         position = cursor.position if cursor else None
         new = 0
         while True:
-            page = connector.read_changes(entity, position)
+            try:
+                page = connector.read_changes(entity, position)
+            except (NeedsReauthorizationError, RetriableError) as error:
+                # Nothing is lost: the cursor stays where it was and the next poll reads from there.
+                log.warning("%s %s changes not read now: %s", side, entity, error)
+                return new
             for event in page.events:
                 new += self.ingest(event, stats) is AppendResult.NEW
             if page.cursor is not None and page.cursor != position:
@@ -138,16 +144,24 @@ class Runner:
         pending.sort(key=lambda r: ORDER.index(r.op.entity))
         progress = 0
         for record in pending:
-            outcome = apply_op(self.store, self.connectors[record.op.side], record.op.op_id, self.clock.now())
+            outcome = apply_op(
+                self.store, self.connectors[record.op.side], record.op.op_id, self.clock.now()
+            ).outcome
             if stats is not None:
                 stats.count(outcome)
             progress += outcome in (Outcome.APPLIED, Outcome.SUPERSEDED)
         return progress
 
     def resume_waiting(self) -> int:
-        """After a reconnect: ops parked as waiting for authorization go back to pending."""
+        """After a reconnect: ops parked as waiting for authorization go back to pending.
+
+        Only while the connection is connected; a connection that needs re-authorization keeps them.
+        """
         now = self.clock.now()
         with self.store.session() as s:
+            connection = s.get_connection(self.connection)
+            if connection is not None and connection.status is not ConnectionStatus.CONNECTED:
+                return 0
             waiting = s.ops(self.connection, [OpStatus.WAITING])
             for record in waiting:
                 s.set_op_status(record.op.op_id, OpStatus.PENDING, now)
@@ -156,6 +170,7 @@ class Runner:
     def run_once(self, stats: RunStats | None = None) -> int:
         """One pass: poll both sides, decide, apply. Returns a measure of progress (0 means quiet)."""
         # Retries first: a create whose answer was lost must link its record before a poll sees it.
+        self.resume_waiting()
         progress = self.apply_pending(stats)
         for entity in self.entities:
             for side in Side:

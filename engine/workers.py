@@ -75,7 +75,9 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:
             kick_actor.send(connection)
 
     def kick(connection: str) -> int:
-        """Re-scan: every record with undecided changes gets decided, every pending op applied."""
+        """Re-scan: every record with undecided changes gets decided, every pending op applied (and ops
+        that waited for a reconnect resume once the connection is connected again)."""
+        services.runner(connection).resume_waiting()
         with services.store.session() as s:
             keys = s.pending_records(connection, limit=10_000)
             pending = s.ops(connection, [OpStatus.PENDING])
@@ -100,9 +102,11 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:
         if record is None or record.status is not OpStatus.PENDING:
             return Outcome.SKIPPED
         connector = services.connectors(record.op.connection)[record.op.side]
-        outcome = apply_op(services.store, connector, op_id, services.clock.now())
+        outcome, retry_after = apply_op(services.store, connector, op_id, services.clock.now())
         if outcome == Outcome.RETRY:
-            apply_actor.send_with_options(args=(op_id,), delay=backoff_ms(record.attempts))
+            # A rate limit says how long to wait; anything else backs off exponentially.
+            delay = int(retry_after * 1000) if retry_after else backoff_ms(record.attempts)
+            apply_actor.send_with_options(args=(op_id,), delay=delay)
         elif outcome in (Outcome.APPLIED, Outcome.SUPERSEDED):
             kick_actor.send(record.op.connection)  # our echo, or the re-read record, needs deciding
         return outcome

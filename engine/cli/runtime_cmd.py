@@ -18,6 +18,7 @@ from rich.table import Table
 from engine.cli.context import EXIT_NEEDS_REAUTH, EXIT_PARKED, fail, load, out
 from engine.errors import ConfigurationError, LedgersyncError, NeedsReauthorizationError
 from engine.plan import OpStatus
+from engine.state import ConnectionStatus
 
 Host = Annotated[str | None, typer.Option(help="Address to listen on (default: web.host in the config).")]
 Port = Annotated[int | None, typer.Option(help="Port to listen on (default: web.port in the config).")]
@@ -201,6 +202,12 @@ def sync(
         with runtime.store.session() as s:
             parked = s.ops(runtime.connection, [OpStatus.PARKED])
             waiting = s.ops(runtime.connection, [OpStatus.WAITING])
+            connection = s.get_connection(runtime.connection)
+        if connection is not None and connection.status is not ConnectionStatus.CONNECTED:
+            fail(
+                f"connection {connection.id} is {connection.status}; reconnect with `ledgersync connect`",
+                EXIT_NEEDS_REAUTH,
+            )
         summary = {
             "captured": stats.captured,
             "decided": stats.decided,

@@ -81,3 +81,42 @@ def test_a_revoked_connection_makes_sync_exit_3_and_status_say_reconnect(box: Sa
     code, output = cli(box, "sync", "--json")
     assert code == 0, output
     assert len(in_quickbooks(box, "Invoice")) == 2
+
+
+def test_a_revoke_mid_run_parks_ops_and_a_reconnect_resumes_them_with_no_duplicate(box: Sandbox):
+    from engine.bootstrap import SECTIONS, Runtime
+    from engine.model import Side
+    from engine.plan import OpStatus
+    from engine.settings import load_config
+    from engine.state import ConnectionStatus
+
+    assert cli(box, "connect")[0] == 0
+    runtime = Runtime(load_config(box.config_path, box.environ, SECTIONS))
+    try:
+        runner = runtime.runner()
+        for entity in runner.entities:
+            runner.poll(Side.APP, entity)
+        runner.decide_pending()  # customers and items planned; invoices wait for them
+        box.qbo.disconnect()  # the company disconnects the app...
+        box.qbo.advance_clock(3700)  # ...and the access token runs out, so the refresh meets it
+        runner.apply_pending()
+        with runtime.store.session() as s:
+            waiting = s.ops(runtime.connection, [OpStatus.WAITING])
+            status = s.get_connection(runtime.connection).status  # type: ignore[union-attr]
+        assert waiting and status is ConnectionStatus.NEEDS_REAUTH
+        assert runner.run_until_quiet().applied == 0  # nothing moves, nothing fails
+        with runtime.store.session() as s:
+            assert s.ops(runtime.connection, [OpStatus.PARKED]) == []
+
+        oauth = runtime.oauth()  # the user reconnects
+        request = oauth.authorization_request()
+        runtime.custodian().connect(
+            runtime.connection, oauth.exchange_code(oauth.consent_automatically(request))
+        )
+        runner.run_until_quiet()
+        with runtime.store.session() as s:
+            assert s.ops(runtime.connection, [OpStatus.WAITING, OpStatus.PENDING, OpStatus.PARKED]) == []
+    finally:
+        runtime.close()
+    assert len(in_quickbooks(box, "Customer")) == 3 and len(in_quickbooks(box, "Item")) == 3
+    assert len(in_quickbooks(box, "Invoice")) == 2 and len(in_quickbooks(box, "Payment")) == 1
