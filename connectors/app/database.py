@@ -3,32 +3,16 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc
 
 from engine.errors import ConfigurationError, LedgersyncError, RecordRejectedError, UpstreamUnavailableError
+from engine.store.engines import open_engine
 
 log = logging.getLogger(__name__)
-
-#: How long a SQLite transaction waits for another one's write lock.
-SQLITE_BUSY_TIMEOUT_MS = 30_000
-_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-
-
-def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
-    # SQLAlchemy, not the sqlite3 driver, emits BEGIN (see _on_sqlite_begin).
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    finally:
-        cursor.close()
 
 
 def _on_sqlite_begin(conn: sa.Connection) -> None:
@@ -37,27 +21,11 @@ def _on_sqlite_begin(conn: sa.Connection) -> None:
 
 
 def make_engine(url: str, *, schema: str | None = None) -> sa.Engine:
-    """An engine on the app database; on PostgreSQL `schema` (if given) becomes the search_path."""
-    try:
-        parsed = sa.make_url(url)
-    except exc.ArgumentError as error:
-        raise ConfigurationError(f"not a database URL: {url!r}") from error
-    if parsed.get_backend_name() == "sqlite":
-        if schema is not None:
-            raise ConfigurationError("a schema applies to PostgreSQL only", detail=url)
-        engine = sa.create_engine(parsed)
-        sa.event.listen(engine, "connect", _on_sqlite_connect)
-        sa.event.listen(engine, "begin", _on_sqlite_begin)
-        return engine
-    connect_args: dict[str, Any] = {}
-    if schema is not None:
-        if not _SCHEMA_NAME.fullmatch(schema):
-            raise ConfigurationError(f"bad schema name {schema!r}")
-        connect_args["options"] = f"-csearch_path={schema}"
-    try:
-        return sa.create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
-    except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as error:
-        raise ConfigurationError(f"cannot open the app database {parsed.drivername!r}: {error}") from error
+    """An engine on the app database; on PostgreSQL `schema` (if given) becomes the search_path.
+
+    The app's journal mode is left as the app set it (no WAL switch on someone else's database).
+    """
+    return open_engine(url, schema=schema, sqlite_begin=_on_sqlite_begin, what="app database")
 
 
 def translate(error: exc.SQLAlchemyError) -> LedgersyncError:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -16,6 +14,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from engine.errors import ConfigurationError
 from engine.ports import StateStore
+from engine.store.engines import open_engine
 from engine.store.errors import StoreUnavailableError
 from engine.store.session import SqlSession
 
@@ -23,24 +22,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_URL = "sqlite:///ledgersync.db"
 MIGRATIONS = Path(__file__).with_name("migrations")
-#: How long a SQLite session waits for another one's write lock before giving up.
-SQLITE_BUSY_TIMEOUT_MS = 30_000
-_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
-def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
-    # SQLAlchemy, not the sqlite3 driver, emits BEGIN (see _on_sqlite_begin).
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    finally:
-        cursor.close()
-
-
-def _on_sqlite_begin(conn: sa.Connection) -> None:
+def _begin_immediate(conn: sa.Connection) -> None:
     # Take the write lock up front: a session that reads, then writes, cannot fail half-way with
     # "database is locked", and sessions serialize (which is what lock_link relies on there).
     conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -50,24 +34,20 @@ def make_engine(url: str, *, schema: str | None = None) -> sa.Engine:
     """An engine set up for the store: WAL, foreign keys and a busy timeout on SQLite;
     on PostgreSQL, `schema` (if given) becomes the search_path of every connection.
     """
-    parsed = sa.make_url(url)
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        if schema is not None:
-            raise ConfigurationError("a schema applies to PostgreSQL only", detail=url)
-        engine = sa.create_engine(parsed)
-        sa.event.listen(engine, "connect", _on_sqlite_connect)
-        sa.event.listen(engine, "begin", _on_sqlite_begin)
-        return engine
-    if backend == "postgresql":
-        connect_args: dict[str, Any] = {}
-        if schema is not None:
-            if not _SCHEMA_NAME.fullmatch(schema):
-                raise ConfigurationError(f"bad schema name {schema!r}")
-            connect_args["options"] = f"-csearch_path={schema}"
-        return sa.create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
-    raise ConfigurationError(
-        f"unsupported state store database {backend!r}", detail="use a sqlite:// or postgresql:// URL"
+    try:
+        backend = sa.make_url(url).get_backend_name()
+    except sa.exc.ArgumentError as error:
+        raise ConfigurationError(f"not a state store URL: {url!r}") from error
+    if backend not in ("sqlite", "postgresql"):
+        raise ConfigurationError(
+            f"unsupported state store database {backend!r}", detail="use a sqlite:// or postgresql:// URL"
+        )
+    return open_engine(
+        url,
+        schema=schema,
+        sqlite_begin=_begin_immediate,
+        sqlite_pragmas=("PRAGMA journal_mode=WAL",),
+        what="state store",
     )
 
 

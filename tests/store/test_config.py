@@ -8,7 +8,8 @@ import pytest
 
 from engine.errors import ConfigurationError, RetriableError
 from engine.store import DEFAULT_URL, SqlStateStore, StoreUnavailableError
-from engine.store.sql import SQLITE_BUSY_TIMEOUT_MS, make_engine
+from engine.store.engines import SQLITE_BUSY_TIMEOUT_MS
+from engine.store.sql import make_engine
 
 PRAGMAS = ("journal_mode", "foreign_keys", "busy_timeout")
 
