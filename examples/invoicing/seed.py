@@ -218,11 +218,3 @@ def _insert(conn: sa.Connection, table: str, values: dict[str, Any]) -> Any:
 def _strip_comments(sql: str) -> str:
     return "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
 
-
-if __name__ == "__main__":  # python -m examples.invoicing.seed DATABASE_URL [SCHEMA]
-    import sys
-
-    if len(sys.argv) not in (2, 3):
-        raise SystemExit("usage: python -m examples.invoicing.seed DATABASE_URL [SCHEMA]")
-    create_example_db(sys.argv[1], schema=sys.argv[2] if len(sys.argv) == 3 else None)
-    print(f"example invoicing app created in {sys.argv[1]}")
