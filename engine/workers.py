@@ -74,7 +74,9 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:
         if services.runner(connection).poll(Side(side), EntityType(entity)):
             kick_actor.send(connection)
 
-    def kick(connection: str) -> int:
+    # Actors return None: without Dramatiq's Results middleware a returned value is discarded with a
+    # warning on every message, which buried the workers' real warnings.
+    def kick(connection: str) -> None:
         """Re-scan: every record with undecided changes gets decided, every pending op applied (and ops
         that waited for a reconnect resume once the connection is connected again)."""
         services.runner(connection).resume_waiting()
@@ -85,7 +87,7 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:
             reconcile_actor.send(connection, key.side.value, key.entity.value, key.external_id)
         for record in pending:
             apply_actor.send(record.op.op_id)
-        return len(keys) + len(pending)
+        log.debug("kick %s: %d record(s) to decide, %d op(s) to apply", connection, len(keys), len(pending))
 
     def reconcile(connection: str, side: str, entity: str, external_id: str) -> None:
         key = RecordKey(
@@ -96,11 +98,11 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:
         for op_id in decision.op_ids if decision else ():
             apply_actor.send(op_id)
 
-    def apply(op_id: str) -> str:
+    def apply(op_id: str) -> None:
         with services.store.session() as s:
             record = s.get_op(op_id)
         if record is None or record.status is not OpStatus.PENDING:
-            return Outcome.SKIPPED
+            return
         connector = services.connectors(record.op.connection)[record.op.side]
         outcome, retry_after = apply_op(services.store, connector, op_id, services.clock.now())
         if outcome == Outcome.RETRY:
@@ -109,7 +111,7 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:
             apply_actor.send_with_options(args=(op_id,), delay=delay)
         elif outcome in (Outcome.APPLIED, Outcome.SUPERSEDED):
             kick_actor.send(record.op.connection)  # our echo, or the re-read record, needs deciding
-        return outcome
+        log.debug("op %s: %s", op_id, outcome)
 
     def refresh_tokens() -> None:
         if services.refresh_tokens is not None:
