@@ -48,28 +48,47 @@ def apply_op(store: StateStore, connector: Connector, op_id: str, now: datetime)
             return Applied(Outcome.SKIPPED)
         op = record.op
         try:
-            target_fields = to_side(op.fields, op.side, _id_lookup(s, op))
+            outgoing = outgoing_op(s, op)
         except UnlinkedReferenceError as exc:
             s.set_op_status(op_id, OpStatus.PENDING, now, error=str(exc))
             return Applied(Outcome.RETRY)
-        link = s.get_link(op.link_id)
-        external_id = link.external_id(op.side) if link else op.external_id
-    outgoing = op.model_copy(update={"fields": target_fields, "external_id": external_id or op.external_id})
     try:
         result = connector.write(outgoing)
-    except VersionConflictError as exc:
-        return Applied(_superseded(store, connector, op, str(exc), now))
-    except NeedsReauthorizationError as exc:
-        return Applied(_mark(store, op, OpStatus.WAITING, str(exc), now, Outcome.WAITING))
-    except (RecordRejectedError, NotFoundError) as exc:
-        return Applied(
-            _mark(store, op, OpStatus.PARKED, str(exc), now, Outcome.PARKED, audit=AuditAction.PARKED)
-        )
-    except RetriableError as exc:
-        return Applied(_mark(store, op, OpStatus.PENDING, str(exc), now, Outcome.RETRY), exc.retry_after)
+    except LedgersyncError as exc:
+        return settle_error(store, connector, op, exc, now)
     with store.session() as s:
-        _record_success(s, op, result, now)
+        record_success(s, op, result, now)
     return Applied(Outcome.APPLIED)
+
+
+def outgoing_op(s: StoreSession, op: Op) -> Op:
+    """The op as its target side takes it: references in that side's ids, the link's current id.
+
+    Raises UnlinkedReferenceError while a referenced record has no id on that side yet.
+    """
+    target_fields = to_side(op.fields, op.side, _id_lookup(s, op))
+    link = s.get_link(op.link_id)
+    external_id = link.external_id(op.side) if link else op.external_id
+    return op.model_copy(update={"fields": target_fields, "external_id": external_id or op.external_id})
+
+
+def settle_error(
+    store: StateStore, connector: Connector, op: Op, error: LedgersyncError, now: datetime, note: str = ""
+) -> Applied:
+    """Record what a failed write means for its op (retry, wait, park, supersede); re-raises the rest.
+
+    `note` is appended to the op's stored error (a batch says which batch the op was in).
+    """
+    text = f"{error}{note}"
+    if isinstance(error, VersionConflictError):
+        return Applied(_superseded(store, connector, op, text, now))
+    if isinstance(error, NeedsReauthorizationError):
+        return Applied(_mark(store, op, OpStatus.WAITING, text, now, Outcome.WAITING))
+    if isinstance(error, RecordRejectedError | NotFoundError):
+        return Applied(_mark(store, op, OpStatus.PARKED, text, now, Outcome.PARKED, audit=AuditAction.PARKED))
+    if isinstance(error, RetriableError):
+        return Applied(_mark(store, op, OpStatus.PENDING, text, now, Outcome.RETRY), error.retry_after)
+    raise error
 
 
 def _id_lookup(s: StoreSession, op: Op) -> IdOf:
@@ -129,8 +148,11 @@ def _superseded(store: StateStore, connector: Connector, op: Op, error: str, now
     return Outcome.SUPERSEDED
 
 
-def _record_success(s: StoreSession, op: Op, result: WriteResult, now: datetime) -> None:
+def record_success(s: StoreSession, op: Op, result: WriteResult, now: datetime) -> None:
     """Ledger, link, base and op status commit together, and the written state is journaled as our echo."""
+    # Hold the link while its snapshot moves, as decide does: two ops of one plan (one per side)
+    # applied by two workers at once would otherwise both save from the same snapshot revision.
+    s.lock_link(op.link_id)
     link = s.get_link(op.link_id)
     assert link is not None
     if link.external_id(op.side) != result.external_id:

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
+from engine.errors import LedgersyncError
 from engine.model import ChangeEvent, EntityType, Frozen, Side, Version
 from engine.plan import ConflictPolicy, DeleteAction, Direction, FieldConflict, Op, OpStatus
 from engine.state import (
@@ -107,6 +108,32 @@ class Connector(Protocol):
         RecordRejectedError, RetriableError, NeedsReauthorizationError.
         """
         ...
+
+
+class BatchWriter(Connector, Protocol):
+    """An optional port on top of `Connector`: several independent ops in one request (QuickBooks /batch).
+
+    The engine sends at most `capabilities().batch_size` ops at a time, and only ops that do not depend on
+    each other (creates of customers and items): items of one batch cannot see each other.
+    """
+
+    def write_many(self, ops: Sequence[Op]) -> list[WriteResult | LedgersyncError]:
+        """Apply `ops`; one result or error per op, in the order given, never raising for one op's fault.
+
+        Idempotent per set of op ids: the same ops sent again (in any order) are replayed by the other
+        side, not redone. A failure of the whole request comes back as the same error for each op.
+        """
+        ...
+
+
+def batch_writer(connector: object) -> BatchWriter | None:
+    """`connector` as a BatchWriter when it takes more than one op per request, else None (single writes)."""
+    if not callable(getattr(connector, "write_many", None)) or not callable(
+        getattr(connector, "capabilities", None)
+    ):
+        return None
+    writer = cast(BatchWriter, connector)
+    return writer if writer.capabilities().batch_size > 1 else None
 
 
 class StoreSession(Protocol):

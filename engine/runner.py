@@ -11,18 +11,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from engine.apply import Outcome, apply_op
+from engine.apply_batch import apply_batch, batch_groups
 from engine.decide import decide
 from engine.errors import NeedsReauthorizationError, RetriableError
 from engine.model import DEPENDS_ON, ChangeEvent, EntityType, Side
-from engine.plan import OpStatus
-from engine.ports import Clock, Connector, Policy, StateStore
-from engine.state import AppendResult, AuditAction, Connection, ConnectionStatus, Cursor
+from engine.plan import OpKind, OpStatus
+from engine.ports import Clock, Connector, Policy, StateStore, batch_writer
+from engine.state import AppendResult, AuditAction, Connection, ConnectionStatus, Cursor, OpRecord
 
 log = logging.getLogger(__name__)
 
 #: Entities in dependency order: customers and items before invoices, invoices before payments.
 ORDER: tuple[EntityType, ...] = (EntityType.CUSTOMER, EntityType.ITEM, EntityType.INVOICE, EntityType.PAYMENT)
 assert all(ORDER.index(dep) < ORDER.index(e) for e in ORDER for dep in DEPENDS_ON[e])
+#: Entities whose creates may share a batch: they reference nothing another create could produce.
+BATCHABLE = frozenset(e for e in ORDER if not DEPENDS_ON[e])
 
 
 @dataclass
@@ -138,19 +141,37 @@ class Runner:
         return decided
 
     def apply_pending(self, stats: RunStats | None = None) -> int:
-        """Apply every pending op once; returns how many were applied or superseded (progress)."""
+        """Apply every pending op once; returns how many were applied or superseded (progress).
+
+        Creates of customers and items go in batches when the target connector is a BatchWriter with a
+        batch size above 1 (they depend on nothing but each other's absence); everything else, and every
+        op for a connector without batches, is written one at a time.
+        """
         with self.store.session() as s:
             pending = s.ops(self.connection, [OpStatus.PENDING])
         pending.sort(key=lambda r: ORDER.index(r.op.entity))
-        progress = 0
+        outcomes: list[str] = []
+        singles = []
+        batchable: dict[Side, list[OpRecord]] = {}
         for record in pending:
-            outcome = apply_op(
-                self.store, self.connectors[record.op.side], record.op.op_id, self.clock.now()
-            ).outcome
-            if stats is not None:
+            op = record.op
+            if op.kind is OpKind.CREATE and op.entity in BATCHABLE and batch_writer(self.connectors[op.side]):
+                batchable.setdefault(op.side, []).append(record)
+            else:
+                singles.append(record)
+        for side, records in batchable.items():
+            writer = batch_writer(self.connectors[side])
+            assert writer is not None
+            for group in batch_groups(records, writer.capabilities().batch_size):
+                applied = apply_batch(self.store, writer, group, self.clock.now())
+                outcomes.extend(a.outcome for a in applied.values())
+        for record in singles:
+            connector = self.connectors[record.op.side]
+            outcomes.append(apply_op(self.store, connector, record.op.op_id, self.clock.now()).outcome)
+        if stats is not None:
+            for outcome in outcomes:
                 stats.count(outcome)
-            progress += outcome in (Outcome.APPLIED, Outcome.SUPERSEDED)
-        return progress
+        return sum(outcome in (Outcome.APPLIED, Outcome.SUPERSEDED) for outcome in outcomes)
 
     def resume_waiting(self) -> int:
         """After a reconnect: ops parked as waiting for authorization go back to pending.

@@ -16,8 +16,9 @@ from typing import Any, TypeVar
 from connectors.quickbooks import cursor as qc
 from connectors.quickbooks.client import QboClient
 from connectors.quickbooks.mapping import NAME_LISTS, MappingContext, is_deleted, to_canonical
+from connectors.quickbooks.sync.batch import BatchWrites
 from connectors.quickbooks.sync.writes import DELETED_SEQ, QBO_NAMES, WriteHandler
-from engine.errors import NotFoundError, RecordRejectedError
+from engine.errors import LedgersyncError, NotFoundError, RecordRejectedError
 from engine.model import ChangeEvent, EntityType, Operation, Side, Version
 from engine.plan import Op
 from engine.ports import Capabilities, ChangePage, Clock, Policy, WriteResult
@@ -58,6 +59,7 @@ class QboConnector:
         self.page_size = page_size
         self._monotonic = monotonic
         self._writes = WriteHandler(client, mapping, policy, self._server_now)
+        self._batches = BatchWrites(client, self._writes, client.settings.batch_max_items)
 
     @property
     def realm_id(self) -> str:
@@ -70,7 +72,9 @@ class QboConnector:
         return Side.QUICKBOOKS
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(side=Side.QUICKBOOKS, entities=frozenset(EntityType), batch_size=1)
+        settings = self.client.settings
+        size = settings.batch_max_items if settings.batch_writes else 1
+        return Capabilities(side=Side.QUICKBOOKS, entities=frozenset(EntityType), batch_size=size)
 
     def read_changes(self, entity: EntityType, cursor: str | None) -> ChangePage:
         """One CDC read or one sweep page from `cursor`; `complete` is False while more is waiting."""
@@ -118,6 +122,12 @@ class QboConnector:
 
     def write(self, op: Op) -> WriteResult:
         return self._writes.write(op)
+
+    # the optional BatchWriter port (used when `batch_writes` is on: batches are metered)
+
+    def write_many(self, ops: Sequence[Op]) -> list[WriteResult | LedgersyncError]:
+        """Creates of customers and items in /batch requests, anything else one by one; see `sync.batch`."""
+        return self._batches.write_many(ops)
 
     # for the webhook inbox
 

@@ -84,14 +84,18 @@ class WriteHandler:
 
     # create, and names already taken
 
+    def create_body(self, op: Op) -> dict[str, Any]:
+        """The QuickBooks body that creates `op`'s record; RecordRejectedError when it cannot be sent."""
+        return _mapped(lambda: to_qbo_create(op.entity, op.fields, self.mapping), op)
+
     def _create(self, op: Op) -> WriteResult:
         entity = op.entity
-        body = _mapped(lambda: to_qbo_create(entity, op.fields, self.mapping), op)
+        body = self.create_body(op)
         attempt = 1
         while True:
             try:
                 answer = self.client.create(QBO_NAMES[entity], body, request_id(op.op_id, attempt))
-                return self._result(entity, answer)
+                return self.result(entity, answer)
             except DuplicateNameError as exc:
                 if entity not in NAME_FIELDS:
                     raise
@@ -127,7 +131,7 @@ class WriteHandler:
             existing = self._holder(op.entity, name, exc.existing_id)
             if existing is not None:
                 log.info("%s name %r taken: linking to QuickBooks Id %s", op.entity, name, existing["Id"])
-                return self._result(op.entity, existing).model_copy(update={"adopted": True})
+                return self.result(op.entity, existing).model_copy(update={"adopted": True})
             # The name belongs to a vendor or employee: no customer to link to, so keep both apart.
             log.info("%s name %r is held by another kind of record: adding a suffix", op.entity, name)
         return None
@@ -171,13 +175,13 @@ class WriteHandler:
             body = _mapped(
                 lambda: to_qbo_sparse_update(entity, op.fields, external_id, token, self.mapping), op
             )
-            return self._result(entity, self.client.update(name, body, rid))
+            return self.result(entity, self.client.update(name, body, rid))
         if op.kind is OpKind.INACTIVATE:
-            return self._result(
+            return self.result(
                 entity, self.client.update(name, to_qbo_inactivate(entity, external_id, token), rid)
             )
         if op.kind is OpKind.VOID:
-            return self._result(entity, self.client.void(name, external_id, str(token), rid))
+            return self.result(entity, self.client.void(name, external_id, str(token), rid))
         self.client.delete(name, external_id, str(token), rid)
         return WriteResult(
             external_id=external_id, version=Version(seq=DELETED_SEQ, at=self._server_now()), deleted=True
@@ -197,7 +201,8 @@ class WriteHandler:
         """A 610 on a write names either the target or something it references: tell them apart."""
         self._current_token(entity, external_id)  # NotFoundError when the target itself is gone
 
-    def _result(self, entity: EntityType, answer: Mapping[str, Any]) -> WriteResult:
+    def result(self, entity: EntityType, answer: Mapping[str, Any]) -> WriteResult:
+        """What a write produced, from QuickBooks' answer to it (no read-back)."""
         fields, version = to_canonical(entity, answer, self.mapping)
         return WriteResult(external_id=str(answer["Id"]), version=version, fields=fields)
 

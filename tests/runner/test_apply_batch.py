@@ -1,0 +1,152 @@
+"""The runner's batch path over a batch-writing fake: what goes in a batch, how each outcome is recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from engine.apply_batch import batch_groups, batch_key
+from engine.clock import FakeClock
+from engine.errors import LedgersyncError, RecordRejectedError, UpstreamUnavailableError
+from engine.fakes.connector import FakeConnector
+from engine.model import EntityType, Side
+from engine.plan import Op, OpKind, OpStatus
+from engine.ports import Capabilities, WriteResult, batch_writer
+from engine.runner import Runner
+from engine.sample import CUSTOMERS, ITEMS, invoice_for
+from engine.state import AuditAction
+from policies import PolicySet
+from tests.support.stores import fresh_store
+
+C, ITEM, INV = EntityType.CUSTOMER, EntityType.ITEM, EntityType.INVOICE
+
+
+class BatchingFake(FakeConnector):
+    """The fake QuickBooks side with `write_many`: each op written in turn, with per-op and whole faults."""
+
+    def __init__(self, clock: FakeClock, batch_size: int) -> None:
+        super().__init__(Side.QUICKBOOKS, "default", clock, computes_totals=True)
+        self.batch_size = batch_size
+        self.batches: list[list[str]] = []
+        #: Names refused one by one (a per-item fault).
+        self.refused: set[str] = set()
+        #: Batches lost as a whole (the request failed; what it wrote stays written, unseen).
+        self.lose_batches = 0
+
+    def capabilities(self) -> Capabilities:
+        return super().capabilities().model_copy(update={"batch_size": self.batch_size})
+
+    def write_many(self, ops: Sequence[Op]) -> list[WriteResult | LedgersyncError]:
+        self.batches.append([op.op_id for op in ops])
+        results: list[WriteResult | LedgersyncError] = []
+        for op in ops:
+            if op.fields.get("display_name", op.fields.get("name")) in self.refused:
+                results.append(RecordRejectedError(f"{op.entity} refused", code="6000"))
+                continue
+            try:
+                results.append(self.write(op))  # replays by op id, like QuickBooks' requestid
+            except LedgersyncError as exc:
+                results.append(exc)
+        if self.lose_batches:
+            self.lose_batches -= 1
+            lost = UpstreamUnavailableError("QuickBooks did not answer (POST /batch: ReadTimeout)")
+            return [lost] * len(ops)
+        return results
+
+
+Wired = tuple[Runner, FakeConnector, "BatchingFake"]
+
+
+@pytest.fixture
+def wired(
+    tmp_path: Path, clock: FakeClock, store_backend: str
+) -> Iterator[tuple[Runner, FakeConnector, BatchingFake]]:
+    with fresh_store(store_backend, tmp_path) as store:
+        app = FakeConnector(Side.APP, "default", clock)
+        quickbooks = BatchingFake(clock, batch_size=3)
+        runner = Runner(
+            store, {Side.APP: app, Side.QUICKBOOKS: quickbooks}, PolicySet.default(), clock, "default"
+        )
+        yield runner, app, quickbooks
+
+
+def seed(app: FakeConnector, extra: int = 5) -> str:
+    customers = [app.create(C, dict(c)) for c in CUSTOMERS]
+    for n in range(extra):
+        app.create(C, {"display_name": f"Customer {n:02}", "email": f"c{n:02}@example.test"})
+    items = [app.create(ITEM, dict(i)) for i in ITEMS]
+    return app.create(INV, invoice_for(customers[0], (items[0], items[1])))
+
+
+def test_creates_of_customers_and_items_go_in_batches_of_the_connector_size_and_converge(
+    wired: Wired,
+) -> None:
+    runner, app, quickbooks = wired
+    seed(app)
+    stats = runner.run_until_quiet()
+    assert len(quickbooks.all(C)) == 7 and len(quickbooks.all(ITEM)) == 2 and len(quickbooks.all(INV)) == 1
+    assert [len(b) for b in quickbooks.batches] == [3, 3, 3], "9 creates of names, 3 a batch"
+    assert stats.outcomes == {"applied": 10 + 1}  # 10 writes to QuickBooks, the invoice's total back
+    assert runner.run_until_quiet().applied == 0
+
+
+def test_one_refused_op_is_parked_alone_and_the_rest_of_its_batch_applies(wired: Wired) -> None:
+    runner, app, quickbooks = wired
+    seed(app)
+    quickbooks.refused = {"Customer 02"}
+    runner.run_until_quiet()
+    names = {c["display_name"] for c in quickbooks.all(C).values()}
+    assert "Customer 02" not in names and len(names) == 6
+    with runner.store.session() as s:
+        parked = s.ops("default", [OpStatus.PARKED])
+        history = s.history("default")
+    assert [p.op.fields["display_name"] for p in parked] == ["Customer 02"]
+    assert parked[0].last_error == "customer refused"
+    assert sum(e.action is AuditAction.PARKED for e in history) == 1
+
+
+def test_a_lost_batch_is_sent_again_as_the_same_ops_and_writes_nothing_twice(wired: Wired) -> None:
+    runner, app, quickbooks = wired
+    seed(app)
+    quickbooks.lose_batches = 1
+    runner.run_once()
+    lost = quickbooks.batches[0]
+    with runner.store.session() as s:
+        tagged = [r for r in s.ops("default", [OpStatus.PENDING]) if r.op.op_id in lost]
+    assert len(tagged) == 3
+    assert all(r.last_error and r.last_error.endswith(f"[batch {batch_key(lost)}]") for r in tagged)
+
+    runner.run_until_quiet()
+
+    assert any(sorted(b) == sorted(lost) for b in quickbooks.batches[1:]), (
+        "the lost batch was sent again whole"
+    )
+    assert len(quickbooks.all(C)) == 7 and len(quickbooks.all(ITEM)) == 2 and len(quickbooks.all(INV)) == 1
+    assert quickbooks.writes == 7 + 2 + 1, "the lost batch's writes were replayed, not redone"
+
+
+def test_batch_groups_keep_a_lost_batch_whole_and_split_the_rest_by_size(wired: Wired) -> None:
+    runner, app, quickbooks = wired
+    seed(app)
+    quickbooks.lose_batches = 1
+    runner.run_once()
+    for n in range(4):
+        app.create(C, {"display_name": f"Late {n}", "email": f"late{n}@example.test"})
+    runner.poll(Side.APP, C)
+    runner.decide_pending()
+    with runner.store.session() as s:
+        pending = [r for r in s.ops("default", [OpStatus.PENDING]) if r.op.kind is OpKind.CREATE]
+    groups = batch_groups([r for r in pending if r.op.entity is C], 3)
+    assert sorted(groups[0]) == sorted(quickbooks.batches[0])
+    assert [len(g) for g in groups] == [3, 3, 1]
+
+
+def test_single_writes_stay_the_default(wired: Wired) -> None:
+    runner, app, quickbooks = wired
+    quickbooks.batch_size = 1
+    assert batch_writer(quickbooks) is None and batch_writer(app) is None
+    seed(app)
+    runner.run_until_quiet()
+    assert quickbooks.batches == [] and len(quickbooks.all(C)) == 7
