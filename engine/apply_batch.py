@@ -69,6 +69,11 @@ def apply_batch(
     return outcomes
 
 
+def replays_a_batch(record: OpRecord) -> bool:
+    """Whether this op was in a batch whose answer was lost (so it must be sent as that batch again)."""
+    return _TAG.search(record.last_error or "") is not None
+
+
 def batch_groups(records: Sequence[OpRecord], size: int) -> list[list[str]]:
     """Op ids in batches of at most `size`: the ops of a failed batch together first, as they were."""
     retried: dict[str, list[str]] = {}

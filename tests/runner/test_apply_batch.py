@@ -150,3 +150,10 @@ def test_single_writes_stay_the_default(wired: Wired) -> None:
     seed(app)
     runner.run_until_quiet()
     assert quickbooks.batches == [] and len(quickbooks.all(C)) == 7
+
+
+def test_a_lone_create_is_written_singly_not_as_a_metered_batch_of_one(wired: Wired) -> None:
+    runner, app, quickbooks = wired
+    app.create(C, {"display_name": "Only One", "email": "one@example.test"})
+    runner.run_until_quiet()
+    assert quickbooks.batches == [] and len(quickbooks.all(C)) == 1
