@@ -189,9 +189,14 @@ def sync(
     runtime = _runtime(ctx)
     try:
         if dry_run:
+            sides = runtime.sides(runtime.connection)
+            # The dry run holds one store transaction open throughout; on SQLite that is the write
+            # lock, so the QuickBooks token must be in hand before it (reading it inside would wait
+            # for our own lock, and every QuickBooks read would fail after the busy timeout).
+            runtime.custodian().access_token(runtime.connection)
             report = plan_only(
                 runtime.store,
-                runtime.sides(runtime.connection),
+                sides,
                 runtime.policy,
                 runtime.clock,
                 runtime.connection,
