@@ -1,0 +1,57 @@
+"""A worker killed with SIGKILL while QuickBooks is committing its writes, then a worker started again:
+nothing lost (every customer reaches QuickBooks) and nothing duplicated (the retried creates carry the
+same requestid, so QuickBooks replays them)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from engine.model import EntityType
+from examples.invoicing.actions import add_customer
+from tests.integration.harness import World, world
+
+pytestmark = pytest.mark.integration
+
+C = EntityType.CUSTOMER
+CUSTOMERS = 40
+
+
+def pending_ops(w: World) -> int:
+    with w.runtime.store.session() as s:
+        return s.counts(w.connection).ops.get("pending", 0)
+
+
+def test_a_worker_killed_mid_apply_and_restarted_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    with world(tmp_path, distributed=True) as w:
+        w.connect()
+        # Each of the first customer creates commits in QuickBooks, then keeps the worker waiting
+        # for the answer: the kill lands between QuickBooks' commit and our record of it.
+        w.qbo.inject_fault("timeout_after_commit", count=6, delay=5.0, path_contains="/customer")
+        for n in range(CUSTOMERS):
+            add_customer(w.app_url, display_name=f"Crash Test {n:03d} Ærø", email=f"crash{n}@example.com")
+        w.processes.start("scheduler", "scheduler")
+        victim = w.processes.start("worker-doomed", "worker", "--threads", "4")
+        w.wait_until(
+            "a customer committed in QuickBooks whose create is still in flight",
+            lambda: len(w.qbo.emulator.store.all("Customer")) > len(w.links(C)) and pending_ops(w) > 0,
+            timeout=60,
+        )
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait(timeout=10)
+        in_quickbooks, linked = len(w.qbo.emulator.store.all("Customer")), len(w.links(C))
+        assert in_quickbooks > linked, "the kill did not land mid-apply"
+
+        w.processes.start("worker-restarted", "worker", "--threads", "4")
+        w.wait_until_quiet(timeout=120)
+
+        customers = w.app_count("customers")
+        assert customers == 3 + CUSTOMERS
+        assert w.quickbooks_count("Customer") == customers == len(w.links(C))
+        names = [row.data["DisplayName"] for row in w.qbo.emulator.store.all("Customer")]
+        assert len(names) == len(set(names)) == customers
+        assert w.differing() == {}
+        print(f"killed with {in_quickbooks} customer(s) in QuickBooks and {linked} linked")
