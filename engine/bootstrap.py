@@ -31,10 +31,11 @@ from connectors.quickbooks.tokens import TokenCustodian
 from engine.clock import SystemClock
 from engine.errors import ConfigurationError
 from engine.fakes.connector import FakeConnector
-from engine.model import Side
+from engine.model import ChangeEvent, Side
 from engine.ports import Clock, Connector
-from engine.runner import Runner
+from engine.runner import Runner, key_of
 from engine.settings import Config
+from engine.state import AppendResult, RecordKey
 from engine.store import SqlStateStore, open_store
 from engine.workers import Services
 from policies import PolicySet, load_policy
@@ -184,12 +185,23 @@ class Runtime:
             self.store, connection, sides[Side.APP], sides[Side.QUICKBOOKS], self.policy, self.clock
         )
 
-    def ingest_webhooks(self) -> InboxReport:
-        """Read what pending QuickBooks webhooks name (one CDC call per realm) and journal it."""
+    def ingest_webhooks(self, new: list[RecordKey] | None = None) -> InboxReport:
+        """Read what pending QuickBooks webhooks name (one CDC call per realm) and journal it; the
+        records that got a new version are appended to `new`."""
         with self.store.session() as s:
             realms = {c.realm_id: c.id for c in s.list_connections() if c.realm_id}
         readers = {realm: self.quickbooks_connector(conn) for realm, conn in realms.items()}
-        return process_inbox(self.store, readers, lambda event: self.runner(event.connection).ingest(event))
+
+        def ingest(event: ChangeEvent) -> None:
+            if self.runner(event.connection).ingest(event) is AppendResult.NEW and new is not None:
+                new.append(key_of(event))
+
+        return process_inbox(self.store, readers, ingest)
+
+    def ingest_webhook_keys(self) -> list[RecordKey]:
+        new: list[RecordKey] = []
+        self.ingest_webhooks(new)
+        return new
 
     def refresh_tokens(self, now: Any) -> object:
         return self.custodian().refresh_due(now, within=TOKEN_JOB + self.quickbooks_settings().refresh_margin)
@@ -217,7 +229,7 @@ class Runtime:
             connectors=self.sides,
             refresh_tokens=self.refresh_tokens,
             sweep=self.sweep,
-            ingest=self.ingest_webhooks,
+            ingest=self.ingest_webhook_keys,
         )
 
     def web_routes(self) -> list[Any]:

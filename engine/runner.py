@@ -17,7 +17,7 @@ from engine.errors import NeedsReauthorizationError, RetriableError
 from engine.model import DEPENDS_ON, ChangeEvent, EntityType, Side
 from engine.plan import OpKind, OpStatus
 from engine.ports import Clock, Connector, Policy, StateStore, batch_writer
-from engine.state import AppendResult, AuditAction, Connection, ConnectionStatus, Cursor, OpRecord
+from engine.state import AppendResult, AuditAction, Connection, ConnectionStatus, Cursor, OpRecord, RecordKey
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,12 @@ class RunStats:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
         if outcome == Outcome.APPLIED:
             self.applied += 1
+
+
+def key_of(event: ChangeEvent) -> RecordKey:
+    return RecordKey(
+        connection=event.connection, side=event.side, entity=event.entity, external_id=event.external_id
+    )
 
 
 class Runner:
@@ -95,11 +101,15 @@ class Runner:
 
     def poll(self, side: Side, entity: EntityType, stats: RunStats | None = None) -> int:
         """Read one side's changes from its cursor; the cursor moves only past what was journaled."""
+        return len(self.poll_new(side, entity, stats))
+
+    def poll_new(self, side: Side, entity: EntityType, stats: RunStats | None = None) -> list[RecordKey]:
+        """Like `poll`, returning the records that got a new version (what now needs deciding)."""
         connector = self.connectors[side]
         with self.store.session() as s:
             cursor = s.get_cursor(self.connection, side, entity)
         position = cursor.position if cursor else None
-        new = 0
+        new: list[RecordKey] = []
         while True:
             try:
                 page = connector.read_changes(entity, position)
@@ -108,7 +118,8 @@ class Runner:
                 log.warning("%s %s changes not read now: %s", side, entity, error)
                 return new
             for event in page.events:
-                new += self.ingest(event, stats) is AppendResult.NEW
+                if self.ingest(event, stats) is AppendResult.NEW:
+                    new.append(key_of(event))
             if page.cursor is not None and page.cursor != position:
                 position = page.cursor
                 with self.store.session() as s:

@@ -7,7 +7,7 @@ regularly), and every actor can run twice with the same arguments.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -38,8 +38,8 @@ class Services:
     connectors: Callable[[str], Mapping[Side, Connector]]
     refresh_tokens: Callable[[datetime], object] | None = None
     sweep: Callable[[str], object] | None = None
-    #: Reads what pending QuickBooks webhooks name and journals it.
-    ingest: Callable[[], object] | None = None
+    #: Reads what pending QuickBooks webhooks name and journals it; returns the records that changed.
+    ingest: Callable[[], Sequence[RecordKey]] | None = None
     _runners: dict[str, Runner] = field(default_factory=dict)
 
     def runner(self, connection: str) -> Runner:
@@ -61,7 +61,7 @@ class Actors:
     ingest: dramatiq.Actor[..., Any]
 
 
-def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:
+def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:  # noqa: PLR0915 - an actor each
     """Declare the actors on `broker`, bound to this process's services."""
 
     def actor(fn: Callable[..., Any], retries: int = 5) -> dramatiq.Actor[..., Any]:
@@ -69,25 +69,29 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:
         bound: dramatiq.Actor[..., Any] = declare(fn)
         return bound
 
-    def poll(connection: str, side: str, entity: str) -> None:
-        """Read one side's changes of one entity from its cursor, then decide what they need."""
-        if services.runner(connection).poll(Side(side), EntityType(entity)):
-            kick_actor.send(connection)
+    def decide_each(keys: Sequence[RecordKey]) -> None:
+        for key in dict.fromkeys(keys):  # once each, in order
+            reconcile_actor.send(key.connection, key.side.value, key.entity.value, key.external_id)
+
+    # Messages are exact: a poll or a webhook sends one reconcile per record that changed, a reconcile
+    # one apply per op it planned, an apply one reconcile for the record it wrote. Only the scheduled
+    # `kick` re-scans everything, so the number of messages grows with the work, never with its square.
 
     # Actors return None: without Dramatiq's Results middleware a returned value is discarded with a
     # warning on every message, which buried the workers' real warnings.
+    def poll(connection: str, side: str, entity: str) -> None:
+        """Read one side's changes of one entity from its cursor, then decide each changed record."""
+        decide_each(services.runner(connection).poll_new(Side(side), EntityType(entity)))
+
     def kick(connection: str) -> None:
-        """Re-scan: every record with undecided changes gets decided, every pending op applied (and ops
-        that waited for a reconnect resume once the connection is connected again)."""
-        services.runner(connection).resume_waiting()
-        with services.store.session() as s:
-            keys = s.pending_records(connection, limit=10_000)
-            pending = s.ops(connection, [OpStatus.PENDING])
-        for key in keys:
-            reconcile_actor.send(connection, key.side.value, key.entity.value, key.external_id)
-        for record in pending:
-            apply_actor.send(record.op.op_id)
-        log.debug("kick %s: %d record(s) to decide, %d op(s) to apply", connection, len(keys), len(pending))
+        """The scheduled sweep that makes a lost message cost nothing: ops that waited for a reconnect
+        resume, then every record still undecided (one that waited for a dependency to be linked, say)
+        is decided and every pending op applied, here in this one message."""
+        runner = services.runner(connection)
+        runner.resume_waiting()
+        decided = runner.decide_pending()
+        applied = runner.apply_pending()
+        log.debug("kick %s: %d record(s) decided, %d op(s) applied", connection, decided, applied)
 
     def reconcile(connection: str, side: str, entity: str, external_id: str) -> None:
         key = RecordKey(
@@ -110,7 +114,13 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:
             delay = int(retry_after * 1000) if retry_after else backoff_ms(record.attempts)
             apply_actor.send_with_options(args=(op_id,), delay=delay)
         elif outcome in (Outcome.APPLIED, Outcome.SUPERSEDED):
-            kick_actor.send(record.op.connection)  # our echo, or the re-read record, needs deciding
+            # Our echo (fields QuickBooks computed), or the record re-read after a stale version.
+            with services.store.session() as s:
+                link = s.get_link(record.op.link_id)
+            external_id = link.external_id(record.op.side) if link else None
+            if external_id is not None:
+                op = record.op
+                reconcile_actor.send(op.connection, op.side.value, op.entity.value, external_id)
         log.debug("op %s: %s", op_id, outcome)
 
     def refresh_tokens() -> None:
@@ -124,9 +134,9 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:
 
     def ingest(connection: str) -> None:
         """Webhook bodies in the inbox become journaled changes (one CDC call per realm)."""
+        del connection  # the inbox serves every connection; kept for a stable message shape
         if services.ingest is not None:
-            services.ingest()
-            kick_actor.send(connection)
+            decide_each(services.ingest())
 
     poll_actor = actor(poll)
     kick_actor = actor(kick)

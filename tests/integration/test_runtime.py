@@ -15,10 +15,9 @@ from tests.integration.workload import Sizes, play
 
 pytestmark = pytest.mark.integration
 
-#: The issue asks for 500 app changes and 200 QuickBooks edits (customers=150, invoices=20,
-#: app_edits=330, quickbooks_edits=200); at that size the queue floods (every applied op and every
-#: poll sends `kick`, which re-sends every pending record and op), so these are sized to pass for now.
-SIZES = Sizes(customers=10, invoices=3, app_edits=20, quickbooks_edits=15)
+#: The issue's sizes: 500 app changes (150 customers created, 20 invoices, 330 edits) and 200
+#: QuickBooks edits by an accountant.
+SIZES = Sizes(customers=150, invoices=20, app_edits=330, quickbooks_edits=200)
 
 
 def test_two_workers_and_the_scheduler_converge_without_duplicates_or_lost_updates(tmp_path: Path) -> None:
