@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -50,7 +51,6 @@ class SqlConnector:
         self.clock = clock or SystemClock()
         try:
             schema.check(engine, mapping)
-            applied.create_table(engine)
             self.layouts: dict[EntityType, Layout] = bind(engine, mapping)
         except exc.SQLAlchemyError as error:
             raise translate(error) from error
@@ -61,6 +61,8 @@ class SqlConnector:
         self.poller = Poller(connection, self.reader, self.tombstones, codec, self.clock, size)
         self.outbox = OutboxReader(mapping.outbox_table, self.poller, self.reader, self.tombstones, size)
         self.writer = Writer(mapping, self.layouts, codec, self.reader, self.tombstones, self.clock)
+        self._applied_ready = False
+        self._applied_lock = threading.Lock()
 
     @classmethod
     def open(
@@ -127,6 +129,7 @@ class SqlConnector:
 
     def write(self, op: Op) -> WriteResult:
         """Apply `op` in one transaction, at most once per op id (see `connectors.app.applied`)."""
+        self._ensure_applied_table()
         try:
             with transaction(self.engine, write=True) as conn:
                 result = self.writer.apply(conn, op)
@@ -142,6 +145,19 @@ class SqlConnector:
             extra={"entity": op.entity, "op_id": op.op_id, "record": result.external_id, "kind": op.kind},
         )
         return result
+
+    def _ensure_applied_table(self) -> None:
+        # Created on the first write, not at start-up: reading (a dry run, a poll) changes nothing in
+        # the app's database.
+        if self._applied_ready:
+            return
+        with self._applied_lock:
+            try:
+                applied.create_table(self.engine)
+            except exc.SQLAlchemyError:
+                # Another process created it at the same moment; anything else shows on the write.
+                log.debug("ledgersync_applied_ops appeared meanwhile", exc_info=True)
+            self._applied_ready = True
 
     def _layout(self, entity: EntityType) -> Layout:
         layout = self.layouts.get(entity)

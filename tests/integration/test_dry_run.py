@@ -16,11 +16,6 @@ from tests.integration.harness import World, world
 pytestmark = pytest.mark.integration
 
 
-#: The app connector's own bookkeeping table, which it creates (empty) in the app's database when it
-#: opens, dry run or not.
-APP_CONNECTOR_TABLE = "ledgersync_applied_ops"
-
-
 def database(url: str) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table, sorted: equal dumps mean nothing was written."""
     engine = sa.create_engine(url, poolclass=sa.NullPool)
@@ -31,7 +26,6 @@ def database(url: str) -> dict[str, list[tuple[Any, ...]]]:
             return {
                 name: sorted(tuple(map(repr, row)) for row in conn.execute(sa.select(table)))
                 for name, table in metadata.tables.items()
-                if name != APP_CONNECTOR_TABLE
             }
     finally:
         engine.dispose()
