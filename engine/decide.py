@@ -13,7 +13,7 @@ from engine.plan import Op, OpKind, OpStatus, Plan, Write
 from engine.ports import Policy, StoreSession
 from engine.reconcile import Ledger, SideState, reconcile
 from engine.refs import to_links
-from engine.state import AuditAction, Link, RecordKey, Snapshot
+from engine.state import AuditAction, Conflict, Link, RecordKey, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -250,17 +250,25 @@ def _close_settled_conflicts(s: StoreSession, link: Link, plan: Plan, now: datet
         if conflict.link_id != link.id or conflict.field in still:
             continue
         value = plan.settled.get(conflict.field, written.get(conflict.field))
-        s.resolve_conflict(
-            conflict.id, _json(link.entity, conflict.field, value), "ledgersync: sides agree", now
+        close_conflict(
+            s, link, conflict, _json(link.entity, conflict.field, value), "ledgersync: sides agree", now
         )
-        s.audit(
-            link.connection,
-            link.entity,
-            AuditAction.RESOLVED,
-            now,
-            link_id=link.id,
-            detail={"conflict_id": conflict.id, "field": conflict.field, "by": "ledgersync"},
-        )
+
+
+def close_conflict(
+    s: StoreSession, link: Link, conflict: Conflict, value: Any, by: str, now: datetime, **detail: Any
+) -> Conflict:
+    """Resolve `conflict` with `value` (JSON form) and say so in the record's history."""
+    resolved = s.resolve_conflict(conflict.id, value, by, now)
+    s.audit(
+        link.connection,
+        link.entity,
+        AuditAction.RESOLVED,
+        now,
+        link_id=link.id,
+        detail={"conflict_id": conflict.id, "field": conflict.field, "by": by, **detail},
+    )
+    return resolved
 
 
 def _json(entity: EntityType, field: str, value: Any) -> Any:

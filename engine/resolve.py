@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from engine.decide import BLOCKING, op_for, side_state
+from engine.decide import BLOCKING, close_conflict, op_for, side_state
 from engine.errors import ConfigurationError, NotFoundError, VersionConflictError
 from engine.model import EntityType, Frozen, Side, fields_from_json, fields_to_json
 from engine.normalize import normalize_value
 from engine.plan import OpKind, Plan, Write
 from engine.ports import Policy, StoreSession
 from engine.reconcile import DELETED_FIELD, SideState, create_plan, delete_plan, directions
-from engine.state import AuditAction, Conflict, ConflictStatus, Snapshot
+from engine.state import Conflict, ConflictStatus, Snapshot
 
 
 class Choice(Frozen):
@@ -111,19 +111,5 @@ def resolve(
             s.save_snapshot(snapshot.model_copy(update={"tombstone": False}))
     for write in plan.writes:
         s.add_op(op_for(link, write), now)
-    resolved = s.resolve_conflict(conflict_id, stored_value, by, now)
-    s.audit(
-        link.connection,
-        link.entity,
-        AuditAction.RESOLVED,
-        now,
-        link_id=link.id,
-        detail={
-            "conflict_id": conflict_id,
-            "field": conflict.field,
-            "choice": choice.describe(),
-            "by": by,
-            "writes": [w.side for w in plan.writes],
-        },
-    )
-    return resolved
+    writes = [w.side for w in plan.writes]
+    return close_conflict(s, link, conflict, stored_value, by, now, choice=choice.describe(), writes=writes)

@@ -15,6 +15,7 @@ from connectors.quickbooks.mapping.context import MappingContext, TaxMode
 from connectors.quickbooks.mapping.names import DOC_NUMBER_MAX, checked_length
 from connectors.quickbooks.mapping.values import (
     JsonDict,
+    customer_ref_into,
     day,
     decimal_of,
     money,
@@ -76,12 +77,7 @@ def _line_in(line: Mapping[str, Any], ctx: MappingContext) -> dict[str, Any] | N
 def to_qbo(fields: Mapping[str, Any], ctx: MappingContext, *, create: bool) -> JsonDict:
     what = f"invoice {fields['doc_number']!r}" if fields.get("doc_number") else "invoice"
     body: JsonDict = {}
-    if "customer" in fields or create:
-        if fields.get("customer") is None:
-            raise RecordRejectedError(
-                f"{what}: QuickBooks requires a customer (CustomerRef)", code="ledgersync.required"
-            )
-        body["CustomerRef"] = ref_out(ref_id(fields["customer"], EntityType.CUSTOMER, f"{what} customer"))
+    customer_ref_into(body, fields, what, create=create)
     if fields.get("doc_number") is not None:
         # QuickBooks numbers an invoice itself when DocNumber is absent; it cannot be cleared.
         body["DocNumber"] = checked_length(

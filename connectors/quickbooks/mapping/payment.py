@@ -13,13 +13,13 @@ from typing import Any
 from connectors.quickbooks.mapping.context import MappingContext
 from connectors.quickbooks.mapping.values import (
     JsonDict,
+    customer_ref_into,
     day,
     money,
     number,
     obj,
     ref_id,
     ref_in,
-    ref_out,
     text,
 )
 from engine.errors import RecordRejectedError
@@ -55,12 +55,7 @@ def _application_in(line: Mapping[str, Any]) -> dict[str, Any] | None:
 def to_qbo(fields: Mapping[str, Any], ctx: MappingContext, *, create: bool) -> JsonDict:
     what = f"payment {fields['reference_number']!r}" if fields.get("reference_number") else "payment"
     body: JsonDict = {}
-    if "customer" in fields or create:
-        if fields.get("customer") is None:
-            raise RecordRejectedError(
-                f"{what}: QuickBooks requires a customer (CustomerRef)", code="ledgersync.required"
-            )
-        body["CustomerRef"] = ref_out(ref_id(fields["customer"], EntityType.CUSTOMER, f"{what} customer"))
+    customer_ref_into(body, fields, what, create=create)
     if fields.get("txn_date") is not None:
         body["TxnDate"] = fields["txn_date"].isoformat()
     if "total" in fields or create:

@@ -130,3 +130,13 @@ def target(external_id: str, token: int | str) -> JsonDict:
     if not str(external_id).strip():
         raise ValueError("a QuickBooks Id is required")
     return {"Id": str(external_id), "SyncToken": sync_token(token)}
+
+
+def customer_ref_into(body: JsonDict, fields: Mapping[str, Any], what: str, *, create: bool) -> None:
+    """Set CustomerRef on a transaction body; QuickBooks rejects a transaction without one."""
+    if "customer" in fields or create:
+        if fields.get("customer") is None:
+            raise RecordRejectedError(
+                f"{what}: QuickBooks requires a customer (CustomerRef)", code="ledgersync.required"
+            )
+        body["CustomerRef"] = ref_out(ref_id(fields["customer"], EntityType.CUSTOMER, f"{what} customer"))
