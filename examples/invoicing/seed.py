@@ -217,4 +217,3 @@ def _insert(conn: sa.Connection, table: str, values: dict[str, Any]) -> Any:
 
 def _strip_comments(sql: str) -> str:
     return "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
-
