@@ -242,3 +242,17 @@ def test_a_duplicate_display_name_gets_a_suffix(loop: Loop) -> None:
     ours = loop.rig.qbo.read_record("Customer", loop.qbo_id(C, ids["customers"][1]))
     assert ours["DisplayName"] == "Núñez & Sons Plumbing (2)"
     assert len(loop.in_qbo("Customer")) == 3
+
+
+def test_a_cdc_window_over_quickbooks_real_1000_object_cap_loses_no_change(tmp_path: Path) -> None:
+    from connectors.quickbooks.emulator import records
+
+    with ExitStack() as stack:
+        loop = make_loop(stack, tmp_path)  # the emulator's and the connector's cap: QuickBooks' 1000
+        loop.runner.poll(Side.QUICKBOOKS, C)  # the first read (a sweep) hands over to CDC
+        ctx = loop.rig.qbo.emulator.ctx
+        made = {records.create(ctx, "Customer", {"DisplayName": f"Bulk {n:04d}"})["Id"] for n in range(1050)}
+        seen = {key.external_id for key in loop.runner.poll_new(Side.QUICKBOOKS, C)}
+        cdc_calls = loop.rig.qbo.request_log()["by_endpoint"].get("cdc", 0)
+    assert made <= seen, f"{len(made - seen)} of 1050 changes were lost"
+    assert cdc_calls >= 2, "one CDC answer cannot hold 1050 objects: the window must have been split"
