@@ -7,12 +7,13 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 
 QUEUE = "ledgersync"
+NAMESPACE = "ledgersync"
 
 
 def make_broker(url: str | None) -> dramatiq.Broker:
     """A Redis broker for `redis://...`, else the in-process stub broker; set as Dramatiq's global one."""
     broker: dramatiq.Broker = (
-        RedisBroker(url=url, namespace="ledgersync")  # type: ignore[no-untyped-call]
+        RedisBroker(url=url, namespace=NAMESPACE)  # type: ignore[no-untyped-call]
         if url
         else StubBroker()
     )
@@ -33,3 +34,14 @@ def wait_until_idle(broker: dramatiq.Broker, worker: dramatiq.Worker, timeout_ms
         broker.join(QUEUE, timeout=timeout_ms)
         broker.join(f"{QUEUE}.DQ", timeout=timeout_ms)
         worker.join()
+
+
+def dead_letters(url: str) -> int:
+    """Messages Dramatiq gave up on after their retries (kept a week in Redis), for `status`."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        return int(client.zcard(f"{NAMESPACE}:{QUEUE}.XQ"))
+    finally:
+        client.close()

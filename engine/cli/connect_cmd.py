@@ -3,7 +3,8 @@ expiry, hard-expiry warnings, metered reads this month).
 
 `status --json` prints a list of objects with keys id, realm_id, environment, status, token_age_seconds,
 access_expires_at, refresh_expires_at, refresh_hard_expires_at, warning, metered_reads (null without a
-Redis broker), ops (count by status), open_conflicts, parked (op_id, entity, error).
+Redis broker), ops (count by status), open_conflicts, parked (op_id, entity, error), dead_letters (messages
+the workers gave up on; null without a Redis broker).
 """
 
 from __future__ import annotations
@@ -91,10 +92,17 @@ def status(
             for p in parked[c.id]
         ]
         rows.append(row)
+    dead = _dead_letters(config.settings.broker_url)
+    for row in rows:
+        row["dead_letters"] = dead
     if as_json:
         out.print_json(json.dumps(rows))
     else:
         _print(rows)
+        if dead:
+            out.print(
+                f"[red]{dead} message(s) in the dead-letter queue[/red] (retries exhausted: see worker logs)"
+            )
     if any(row["status"] != "connected" for row in rows):
         raise typer.Exit(EXIT_NEEDS_REAUTH)
 
@@ -118,6 +126,18 @@ def _row(connection: Connection, now: datetime, metered: dict[str, int] | None) 
         "warning": hard_expiry_warning(connection, now, HARD_EXPIRY_WARNING),
         "metered_reads": metered,
     }
+
+
+def _dead_letters(broker_url: str | None) -> int | None:
+    if not broker_url:
+        return None
+    from engine.broker import dead_letters
+
+    try:
+        return dead_letters(broker_url)
+    except Exception as error:  # the broker being down must not hide the rest of the status
+        err.print(f"dead letters unavailable: {type(error).__name__}: {error}", highlight=False)
+        return None
 
 
 def _metered_reads(redis_url: str | None, realms: list[str]) -> dict[str, dict[str, int]]:

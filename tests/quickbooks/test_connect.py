@@ -91,3 +91,27 @@ def test_a_missing_client_secret_names_the_key_and_the_variable(qbo: EmulatorHan
     result = CliRunner().invoke(cli(), ["--config", str(config_file(tmp_path, qbo)), "connect"], env={})
     assert result.exit_code == 2
     assert "quickbooks.client_secret: expected the environment variable QBO_CLIENT_SECRET" in result.output
+
+
+def test_status_shows_dead_lettered_messages_with_a_redis_broker(qbo: EmulatorHandle, tmp_path: Path):
+    import redis
+
+    from engine.broker import NAMESPACE, QUEUE
+
+    db = 9  # a database of this test's own
+    client = redis.Redis(host="127.0.0.1", port=6379, db=db)
+    client.flushdb()
+    client.zadd(f"{NAMESPACE}:{QUEUE}.XQ", {"message-that-kept-failing": 1.0})
+    config = config_file(tmp_path, qbo)
+    config.write_text(config.read_text() + f"broker_url: redis://127.0.0.1:6379/{db}\n")
+    env = {"LEDGERSYNC_SECRET_KEY": generate_key(), "QBO_CLIENT_SECRET": qbo.client_secret}
+    try:
+        assert CliRunner().invoke(cli(), ["--config", str(config), "connect"], env=env).exit_code == 0
+        result = CliRunner().invoke(cli(), ["--config", str(config), "status", "--json"], env=env)
+        (row,) = json.loads(result.output)
+        assert row["dead_letters"] == 1
+        result = CliRunner().invoke(cli(), ["--config", str(config), "status"], env=env)
+        assert "1 message(s) in the dead-letter queue" in result.output
+    finally:
+        client.flushdb()
+        client.close()
