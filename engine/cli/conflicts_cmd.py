@@ -1,7 +1,7 @@
 """`ledgersync conflicts list|show|resolve` and `ledgersync history`: the review queue from a terminal.
 
 `--json` output is stable: a list (or one object) of conflicts with keys id, connection, entity,
-link_id, app_id, quickbooks_id, field, base, app, quickbooks, policy, status, resolution,
+link_id, app_id, quickbooks_id, label, field, base, app, quickbooks, policy, status, resolution,
 resolved_by, resolved_at, created_at; history entries with id, at, action, entity, side,
 external_id, link_id, detail.
 """
@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from engine.cli.context import EXIT_NOT_FOUND, clean_errors, err, fail, load, out
-from engine.history import record_history
+from engine.history import record_history, record_label
 from engine.model import EntityType, Side
 from engine.state import AuditEntry, Conflict, Link
 
@@ -35,10 +35,11 @@ def _links(ctx: typer.Context) -> Any:
         return open_configured_store(config), configured_policy(config), config
 
 
-def conflict_json(conflict: Conflict, link: Link | None) -> dict[str, Any]:
+def conflict_json(conflict: Conflict, link: Link | None, s: Any) -> dict[str, Any]:
     data = conflict.model_dump(mode="json")
     data["app_id"] = link.app_id if link else None
     data["quickbooks_id"] = link.quickbooks_id if link else None
+    data["label"] = record_label(s, link) if link else None
     return data
 
 
@@ -53,7 +54,7 @@ def list_conflicts(
     try:
         with store.session() as s:
             items = [
-                conflict_json(c, s.get_link(c.link_id))
+                conflict_json(c, s.get_link(c.link_id), s)
                 for c in s.list_conflicts(config.settings.connection, open_only=not include_resolved)
             ]
     finally:
@@ -68,7 +69,8 @@ def list_conflicts(
     for column in ("id", "record", "field", "base", "app", "quickbooks", "status"):
         table.add_column(column)
     for c in items:
-        record = f"{c['entity']} app:{c['app_id'] or '-'} qbo:{c['quickbooks_id'] or '-'}"
+        ids = f"app {c['app_id'] or '-'}, QuickBooks {c['quickbooks_id'] or '-'}"
+        record = f"{c['entity']} {c['label'] or ''} ({ids})"
         table.add_row(
             str(c["id"]),
             record,
@@ -96,13 +98,14 @@ def show(
                 fail(f"no conflict {conflict_id}", EXIT_NOT_FOUND)
             link = s.get_link(conflict.link_id)
             entries = record_history(s, link, limit=20) if link else []
+            data = conflict_json(conflict, link, s)
     finally:
         store.dispose()
-    data = conflict_json(conflict, link)
     if as_json:
         out.print_json(json.dumps({**data, "history": [_entry_json(e) for e in entries]}))
         return
-    table = Table(title=f"conflict #{conflict_id}: {data['entity']}.{data['field']} ({data['status']})")
+    name = f" {data['label']}" if data["label"] else ""
+    table = Table(title=f"conflict #{conflict_id}: {data['entity']}{name}.{data['field']} ({data['status']})")
     for column in ("", "value"):
         table.add_column(column)
     table.add_row("base (last agreed)", _show(data["base"]))

@@ -18,8 +18,9 @@ from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
 from engine.errors import ConfigurationError, LedgersyncError, NotFoundError, VersionConflictError
-from engine.history import record_history
+from engine.history import record_history, record_label
 from engine.model import Side
+from engine.ports import StoreSession
 from engine.resolve import Choice, resolve
 from engine.state import Conflict, Link
 
@@ -36,7 +37,7 @@ def routes(services: WebServices) -> list[BaseRoute]:
     def listing(include_resolved: bool) -> list[dict[str, Any]]:
         with services.store.session() as s:
             found = s.list_conflicts(services.connection, open_only=not include_resolved)
-            return [as_json(c, s.get_link(c.link_id)) for c in found]
+            return [as_json(c, s.get_link(c.link_id), s) for c in found]
 
     def one(conflict_id: int) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         with services.store.session() as s:
@@ -45,12 +46,12 @@ def routes(services: WebServices) -> list[BaseRoute]:
                 return None
             link = s.get_link(conflict.link_id)
             history = [e.model_dump(mode="json") for e in record_history(s, link, 30)] if link else []
-            return as_json(conflict, link), history
+            return as_json(conflict, link, s), history
 
     def do_resolve(conflict_id: int, choice: Choice, by: str) -> dict[str, Any]:
         with services.store.session() as s:
             resolved = resolve(s, conflict_id, choice, by, services.policy, services.clock.now())
-            return as_json(resolved, s.get_link(resolved.link_id))
+            return as_json(resolved, s.get_link(resolved.link_id), s)
 
     def page_list(request: Request) -> Response:
         items = listing(request.query_params.get("all") == "1")
@@ -122,10 +123,11 @@ def routes(services: WebServices) -> list[BaseRoute]:
     ]
 
 
-def as_json(conflict: Conflict, link: Link | None) -> dict[str, Any]:
+def as_json(conflict: Conflict, link: Link | None, s: StoreSession) -> dict[str, Any]:
     data = conflict.model_dump(mode="json")
     data["app_id"] = link.app_id if link else None
     data["quickbooks_id"] = link.quickbooks_id if link else None
+    data["label"] = record_label(s, link) if link else None
     return data
 
 

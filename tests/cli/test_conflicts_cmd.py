@@ -57,6 +57,7 @@ def test_list_json_is_stable_and_complete(world: tuple[InProcess, Path]):
     (item,) = json.loads(output)
     assert item["field"] == "phone" and item["app"] == "555-111-1111" and item["quickbooks"] == "555-222-2222"
     assert item["base"] == "(555) 010-2000" and item["app_id"] == "1" and item["status"] == "open"
+    assert item["label"] == "Amélie O'Brien"
     assert set(item) >= {"id", "entity", "link_id", "quickbooks_id", "policy", "created_at"}
 
 

@@ -83,7 +83,7 @@ def test_the_review_page_shows_values_side_by_side_and_resolves_through_its_form
 def test_the_json_api_lists_shows_and_resolves(world: tuple[InProcess, TestClient]):
     loop, client = world
     (item,) = client.get("/api/conflicts").json()
-    assert item["field"] == "email" and item["app_id"] == "1"
+    assert item["field"] == "email" and item["app_id"] == "1" and item["label"] == "Amélie O'Brien"
     detail = client.get("/api/conflicts/1").json()
     assert detail["quickbooks"] == "accounts@example.com" and detail["history"]
     resolved = client.post("/api/conflicts/1/resolve", json={"value": "both@example.com", "by": "script"})
