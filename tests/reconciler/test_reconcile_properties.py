@@ -84,6 +84,14 @@ def world() -> World:
     return World(base=start, sides={Side.APP: start, Side.QUICKBOOKS: start})
 
 
+def edited(app_edit: dict[str, Any], qbo_edit: dict[str, Any]) -> World:
+    """A synced record, then an edit on each side (either may be empty)."""
+    w = world()
+    w.edit(Side.APP, app_edit)
+    w.edit(Side.QUICKBOOKS, qbo_edit)
+    return w
+
+
 def differing(w: World, policy: Rules) -> set[str]:
     synced = directions(CUSTOMER, policy)
     app, qbo = w.sides[Side.APP], w.sides[Side.QUICKBOOKS]
@@ -94,9 +102,7 @@ def differing(w: World, policy: Rules) -> set[str]:
 def test_reconciling_the_result_again_plans_nothing(
     policy: Rules, app_edit: dict[str, Any], qbo_edit: dict[str, Any]
 ):
-    w = world()
-    w.edit(Side.APP, app_edit)
-    w.edit(Side.QUICKBOOKS, qbo_edit)
+    w = edited(app_edit, qbo_edit)
     first = w.plan(policy)
     w.apply(first)
     again = w.plan(policy)
@@ -108,9 +114,7 @@ def test_reconciling_the_result_again_plans_nothing(
 def test_our_own_write_fed_back_plans_nothing(
     policy: Rules, app_edit: dict[str, Any], qbo_edit: dict[str, Any]
 ):
-    w = world()
-    w.edit(Side.APP, app_edit)
-    w.edit(Side.QUICKBOOKS, qbo_edit)
+    w = edited(app_edit, qbo_edit)
     plan = w.plan(policy)
     base_before = w.base
     w.apply(plan)
@@ -125,9 +129,7 @@ def test_our_own_write_fed_back_plans_nothing(
 def test_applying_the_plan_converges_except_exactly_the_open_manual_conflicts(
     policy: Rules, app_edit: dict[str, Any], qbo_edit: dict[str, Any]
 ):
-    w = world()
-    w.edit(Side.APP, app_edit)
-    w.edit(Side.QUICKBOOKS, qbo_edit)
+    w = edited(app_edit, qbo_edit)
     plan = w.plan(policy)
     w.apply(plan)
     assert differing(w, policy) == {c.field for c in plan.conflicts}
@@ -138,9 +140,7 @@ def test_applying_the_plan_converges_except_exactly_the_open_manual_conflicts(
 def test_a_one_way_field_is_never_written_to_its_source(
     policy: Rules, app_edit: dict[str, Any], qbo_edit: dict[str, Any]
 ):
-    w = world()
-    w.edit(Side.APP, app_edit)
-    w.edit(Side.QUICKBOOKS, qbo_edit)
+    w = edited(app_edit, qbo_edit)
     synced = directions(CUSTOMER, policy)
     for write in w.plan(policy).writes:
         for name in write.fields:
