@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,7 +29,6 @@ from connectors.quickbooks.settings import QboSettings
 from connectors.quickbooks.tokens import TokenCustodian
 from engine.clock import SystemClock
 from engine.errors import ConfigurationError
-from engine.fakes.connector import FakeConnector
 from engine.model import ChangeEvent, Side
 from engine.ports import Clock, Connector
 from engine.runner import Runner, key_of
@@ -209,17 +207,7 @@ class Runtime:
     def sweep(self, connection: str) -> int:
         """The daily sweep: re-read all QuickBooks has (inactive records too); duplicates are no-ops."""
         runner = self.runner(connection)
-        connector = self.quickbooks_connector(connection)
-        count = 0
-        for entity in runner.entities:
-            cursor: str | None = None
-            while True:
-                page = connector.read_changes(entity, cursor)
-                count += sum(1 for event in page.events if runner.ingest(event) == "new")
-                cursor = page.cursor
-                if page.complete:
-                    break
-        return count
+        return sum(len(runner.poll_new(Side.QUICKBOOKS, e, from_start=True)) for e in runner.entities)
 
     def services(self) -> Services:
         return Services(
@@ -250,29 +238,3 @@ class Runtime:
         if self._http is not None:
             self._http.close()
         self.store.dispose()
-
-
-@dataclass
-class InProcess:
-    """The in-process loop over two in-memory fakes (the real connectors plug in the same way)."""
-
-    runner: Runner
-    store: SqlStateStore
-    app: FakeConnector
-    quickbooks: FakeConnector
-
-
-def load_policy_or_default(path: Path | None) -> PolicySet:
-    return load_policy(path) if path is not None else PolicySet.default()
-
-
-def in_process(
-    state: str | SqlStateStore, policy: PolicySet, clock: Clock | None = None, connection: str = "default"
-) -> InProcess:
-    """Wire the loop on a state store URL (migrated on open) or an already open store."""
-    clock = clock or SystemClock()
-    store = open_store(state) if isinstance(state, str) else state
-    app = FakeConnector(Side.APP, connection, clock)
-    quickbooks = FakeConnector(Side.QUICKBOOKS, connection, clock, computes_totals=True)
-    runner = Runner(store, {Side.APP: app, Side.QUICKBOOKS: quickbooks}, policy, clock, connection)
-    return InProcess(runner=runner, store=store, app=app, quickbooks=quickbooks)

@@ -103,11 +103,16 @@ class Runner:
         """Read one side's changes from its cursor; the cursor moves only past what was journaled."""
         return len(self.poll_new(side, entity, stats))
 
-    def poll_new(self, side: Side, entity: EntityType, stats: RunStats | None = None) -> list[RecordKey]:
-        """Like `poll`, returning the records that got a new version (what now needs deciding)."""
+    def poll_new(
+        self, side: Side, entity: EntityType, stats: RunStats | None = None, *, from_start: bool = False
+    ) -> list[RecordKey]:
+        """Like `poll`, returning the records that got a new version (what now needs deciding).
+
+        `from_start` re-reads everything the side has (the daily sweep) and leaves the cursor alone.
+        """
         connector = self.connectors[side]
         with self.store.session() as s:
-            cursor = s.get_cursor(self.connection, side, entity)
+            cursor = None if from_start else s.get_cursor(self.connection, side, entity)
         position = cursor.position if cursor else None
         new: list[RecordKey] = []
         while True:
@@ -120,8 +125,9 @@ class Runner:
             for event in page.events:
                 if self.ingest(event, stats) is AppendResult.NEW:
                     new.append(key_of(event))
-            if page.cursor is not None and page.cursor != position:
-                position = page.cursor
+            moved = page.cursor is not None and page.cursor != position
+            position = page.cursor if page.cursor is not None else position
+            if moved and not from_start:
                 with self.store.session() as s:
                     s.save_cursor(
                         Cursor(

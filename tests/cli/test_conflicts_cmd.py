@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from engine.bootstrap import InProcess, in_process
 from engine.cli import _register, app
 from engine.clock import FakeClock
 from engine.model import EntityType, Side
-from engine.sample import CUSTOMERS
 from policies import PolicySet
+from tests.support.loop import InProcess, in_process
+from tests.support.sample import CUSTOMERS
 
 C = EntityType.CUSTOMER
 runner = CliRunner()

@@ -120,3 +120,33 @@ def test_a_revoke_mid_run_parks_ops_and_a_reconnect_resumes_them_with_no_duplica
         runtime.close()
     assert len(in_quickbooks(box, "Customer")) == 3 and len(in_quickbooks(box, "Item")) == 3
     assert len(in_quickbooks(box, "Invoice")) == 2 and len(in_quickbooks(box, "Payment")) == 1
+
+
+def test_the_daily_sweep_rereads_quickbooks_and_finds_what_polls_missed(box: Sandbox):
+    from engine.bootstrap import SECTIONS, Runtime
+    from engine.model import EntityType, Side
+    from engine.settings import load_config
+    from engine.state import RecordKey
+
+    assert cli(box, "connect")[0] == 0 and cli(box, "backfill")[0] == 0
+    runtime = Runtime(load_config(box.config_path, box.environ, SECTIONS))
+    try:
+        with runtime.store.session() as s:
+            cursor = s.get_cursor(runtime.connection, Side.QUICKBOOKS, EntityType.CUSTOMER)
+        edited = box.qbo.edit_record("Customer", "1", {"Notes": "seen by the sweep"})
+        assert runtime.sweep(runtime.connection) >= 1
+        with runtime.store.session() as s:
+            key = RecordKey(
+                connection=runtime.connection,
+                side=Side.QUICKBOOKS,
+                entity=EntityType.CUSTOMER,
+                external_id="1",
+            )
+            latest = s.latest_event(key)
+            assert (
+                s.get_cursor(runtime.connection, Side.QUICKBOOKS, EntityType.CUSTOMER) == cursor
+            )  # untouched
+        assert latest is not None and latest.event.version.seq == int(edited["SyncToken"])
+        assert latest.event.fields["notes"] == "seen by the sweep"
+    finally:
+        runtime.close()

@@ -26,9 +26,9 @@ from engine.fakes import FakeConnector
 from engine.model import EntityType, Side
 from engine.ports import StateStore
 from engine.runner import Runner
-from engine.sample import CUSTOMERS, ITEMS, invoice_for
 from policies import PolicySet, parse_policy
 from tests.quickbooks.conftest import Rig
+from tests.support.sample import CUSTOMERS, ITEMS, invoice_for
 from tests.support.stores import fresh_store
 
 C, ITEM, INV, PAY = EntityType.CUSTOMER, EntityType.ITEM, EntityType.INVOICE, EntityType.PAYMENT

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.bootstrap import InProcess, in_process
 from engine.clock import FakeClock
 from policies import PolicySet
+from tests.support.loop import InProcess, in_process
 from tests.support.stores import fresh_store, store_backend  # noqa: F401 - a fixture
 
 

@@ -15,9 +15,9 @@ from engine.model import EntityType, Side
 from engine.plan import Op, OpKind, OpStatus
 from engine.ports import Capabilities, WriteResult, batch_writer
 from engine.runner import Runner
-from engine.sample import CUSTOMERS, ITEMS, invoice_for
 from engine.state import AuditAction
 from policies import PolicySet
+from tests.support.sample import CUSTOMERS, ITEMS, invoice_for
 from tests.support.stores import fresh_store
 
 C, ITEM, INV = EntityType.CUSTOMER, EntityType.ITEM, EntityType.INVOICE

@@ -5,13 +5,13 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from engine.bootstrap import InProcess
 from engine.clock import FakeClock
 from engine.errors import RateLimitedError, UpstreamUnavailableError
 from engine.model import EntityType, Side
 from engine.plan import OpStatus
-from engine.sample import CUSTOMERS, ITEMS, invoice_for
 from engine.state import AppendResult, AuditAction
+from tests.support.loop import InProcess
+from tests.support.sample import CUSTOMERS, ITEMS, invoice_for
 
 C, ITEM, INV, PAY = EntityType.CUSTOMER, EntityType.ITEM, EntityType.INVOICE, EntityType.PAYMENT
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from engine.bootstrap import InProcess, in_process
 from engine.clock import FakeClock
 from engine.model import EntityType, Side
-from engine.sample import CUSTOMERS
 from engine.web import WebServices, create_web_app
 from policies import PolicySet
+from tests.support.loop import InProcess, in_process
+from tests.support.sample import CUSTOMERS
 
 C = EntityType.CUSTOMER
 

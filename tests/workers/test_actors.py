@@ -20,10 +20,10 @@ from engine.fakes.connector import FakeConnector
 from engine.model import EntityType, Side
 from engine.plan import OpStatus
 from engine.runner import ORDER
-from engine.sample import CUSTOMERS, ITEMS, invoice_for
 from engine.store import SqlStateStore
 from engine.workers import Actors, Services, build_actors
 from policies import PolicySet
+from tests.support.sample import CUSTOMERS, ITEMS, invoice_for
 from tests.support.stores import fresh_store
 
 C, INV = EntityType.CUSTOMER, EntityType.INVOICE
