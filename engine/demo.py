@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -60,7 +60,6 @@ class Story:
     step: Callable[[str], None]
     writes: int = 0
     webhooks_read: int = 0
-    notes: list[str] = field(default_factory=list)
 
     def sync(self) -> RunStats:
         """What the workers do between two looks: read webhooks and both sides, decide, write."""
