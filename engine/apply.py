@@ -153,6 +153,12 @@ def record_success(s: StoreSession, op: Op, result: WriteResult, now: datetime) 
     # Hold the link while its snapshot moves, as decide does: two ops of one plan (one per side)
     # applied by two workers at once would otherwise both save from the same snapshot revision.
     s.lock_link(op.link_id)
+    current = s.get_op(op.op_id)
+    if current is not None and current.status is not OpStatus.PENDING:
+        # Two workers applied the same op (the kick sweep and an apply message); the connector
+        # replayed it for the second, and the first already recorded it. Recording it again would
+        # put this op's older values back into a base that later ops may have moved on.
+        return
     link = s.get_link(op.link_id)
     assert link is not None
     if link.external_id(op.side) != result.external_id:

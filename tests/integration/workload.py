@@ -152,7 +152,8 @@ def assert_converged(world: World, sizes: Sizes, written: Written) -> None:
     assert customers == 3 + sizes.customers and invoices == 2 + sizes.invoices
     assert world.quickbooks_count("Customer") == customers == len(world.links(C))
     assert world.quickbooks_count("Invoice") == invoices == len(world.links(INV))
-    assert lost_updates(world, written) == []
+    problems = lost_updates(world, written)
+    assert problems == [], problems
 
 
 def play(world: World, sizes: Sizes, *, quiet_timeout: float = 120) -> dict[str, float]:

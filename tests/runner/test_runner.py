@@ -278,3 +278,31 @@ def test_a_dry_run_reports_the_plan_and_writes_nothing_anywhere(loop: InProcess)
         assert s.get_cursor("default", Side.APP, C) is None
     loop.runner.run_until_quiet()  # the real run still finds everything to do
     assert loop.quickbooks.get(INV, qbo_id(loop, INV, ids["invoice"])) is not None
+
+
+def test_recording_an_op_a_second_time_changes_nothing(loop: InProcess):
+    # The kick sweep and an apply message can both apply one op; the connector replays it for the
+    # second, whose record must not put the op's older values back into a base that moved on.
+    from engine.apply import record_success
+    from engine.model import Version
+    from engine.ports import WriteResult
+
+    ids = seed_app(loop)
+    loop.runner.run_until_quiet()
+    with loop.store.session() as s:
+        applied = [r for r in s.ops("default", [OpStatus.APPLIED]) if r.op.entity is C]
+        op = applied[0].op
+        link = s.get_link(op.link_id)
+        assert link is not None
+        snapshot = s.get_snapshot(link.id)
+        assert snapshot is not None
+        moved = s.save_snapshot(
+            snapshot.model_copy(update={"base": {**(snapshot.base or {}), "notes": "later"}})
+        )
+    result = WriteResult(
+        external_id=link.quickbooks_id or "", version=Version(seq=0, at=loop.runner.clock.now())
+    )
+    with loop.store.session() as s:
+        record_success(s, op, result, loop.runner.clock.now())
+        after = s.get_snapshot(link.id)
+    assert after == moved and ids
