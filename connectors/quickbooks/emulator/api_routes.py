@@ -14,8 +14,9 @@ from starlette.routing import Route
 from connectors.quickbooks.emulator import batch, cdc, faults, query, records
 from connectors.quickbooks.emulator.context import URL_NAMES
 from connectors.quickbooks.emulator.emulator import Emulator
-from connectors.quickbooks.emulator.requestlog import CORE, CORE_PLUS, LoggedRequest
+from connectors.quickbooks.emulator.requestlog import CORE, CORE_PLUS, LoggedRequest, Write, changed_fields
 from connectors.quickbooks.emulator.responses import fault_response, json_response, with_time
+from connectors.quickbooks.emulator.store import JsonDict
 
 logger = logging.getLogger(__name__)
 SPECIAL = ("query", "cdc", "batch")
@@ -36,8 +37,18 @@ def routes(emulator: Emulator) -> list[Route]:
         resource = request.path_params["resource"].lower()
         endpoint, metered = _classify(request.method, resource)
         response = await _guarded(emulator, request, realm, resource)
+        write = getattr(request.state, "write", None) or Write()
         emulator.requests.record(
-            LoggedRequest(request.method, request.url.path, endpoint, metered, response.status_code)
+            LoggedRequest(
+                request.method,
+                request.url.path,
+                endpoint,
+                metered,
+                response.status_code,
+                record=write.record,
+                changed=write.changed if response.status_code == 200 else None,
+                replayed=write.replayed,
+            )
         )
         return response
 
@@ -66,12 +77,16 @@ async def _guarded(emulator: Emulator, request: Request, realm: str, resource: s
         return _unauthorized(emulator, detail)
     if token_realm != realm:
         return fault_response(ctx, faults.forbidden())
+    if emulator.faults.take("rate_limit", request.url.path) is not None:
+        return fault_response(ctx, faults.throttled())
     if not emulator.throttle.admit(realm, is_batch=resource == "batch"):
         return fault_response(ctx, faults.throttled())
+    client = f"{request.client.host}:{request.client.port}" if request.client else ""
     try:
         latency = emulator.faults.take("latency", request.url.path)
         if latency is not None:
-            await asyncio.sleep(latency.delay)
+            with emulator.faults.holding("latency", client, request.url.path):
+                await asyncio.sleep(latency.delay)
         broken = emulator.faults.take("server_error", request.url.path)
         if broken is not None:
             return fault_response(ctx, faults.system_error("Injected upstream failure", status=broken.status))
@@ -79,7 +94,9 @@ async def _guarded(emulator: Emulator, request: Request, realm: str, resource: s
         if request.method == "POST" and response.status_code < 500:
             late = emulator.faults.take("timeout_after_commit", request.url.path)
             if late is not None:
-                await asyncio.sleep(late.delay)  # the write is committed; the client gives up waiting
+                # The write is committed; the client gives up waiting (or is killed meanwhile).
+                with emulator.faults.holding("timeout_after_commit", client, request.url.path):
+                    await asyncio.sleep(late.delay)
         return response
     finally:
         emulator.throttle.release(realm)
@@ -99,10 +116,16 @@ async def _replayed_or_run(emulator: Emulator, request: Request, realm: str, res
             stored = emulator.replays.get(key)
         if stored is not None:
             status, stored_body = stored
+            request.state.write = Write(replayed=True)
             return Response(stored_body, status_code=status, media_type="application/json;charset=UTF-8")
+    entity = URL_NAMES.get(resource) if request.method == "POST" else None
     with emulator.store.lock:
         try:
-            body = with_time(ctx, _dispatch(emulator, request, resource, raw))
+            before = _target(emulator, entity, raw)
+            result = _dispatch(emulator, request, resource, raw)
+            if entity is not None:
+                request.state.write = _write_of(emulator, entity, before, result)
+            body = with_time(ctx, result)
             response = json_response(body)
         except faults.QboFaultError as fault:
             response = fault_response(ctx, fault)
@@ -114,6 +137,27 @@ async def _replayed_or_run(emulator: Emulator, request: Request, realm: str, res
     if request.method == "POST":
         emulator.changed()
     return response
+
+
+def _target(emulator: Emulator, entity: str | None, raw: bytes) -> tuple[str, JsonDict | None] | None:
+    """The record a single-entity POST names (its Id and current data), before the write runs."""
+    if entity is None:
+        return None
+    try:
+        sent = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    entity_id = str(sent.get("Id") or "").strip() if isinstance(sent, dict) else ""
+    return (entity_id, emulator.store.snapshot(entity, entity_id)) if entity_id else None
+
+
+def _write_of(
+    emulator: Emulator, entity: str, before: tuple[str, JsonDict | None] | None, result: dict[str, Any]
+) -> Write:
+    """What a successful single-entity write did to its record, for the request log."""
+    entity_id = before[0] if before else str(result.get(entity, {}).get("Id", ""))
+    after = emulator.store.snapshot(entity, entity_id)
+    return Write(record=f"{entity} {entity_id}", changed=changed_fields(before[1] if before else None, after))
 
 
 def _replay_key(emulator: Emulator, realm: str, resource: str, request_id: str, raw: bytes) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -124,21 +125,29 @@ def routes(emulator: Emulator) -> list[Route]:  # noqa: PLR0915 - one closure pe
 
     async def arm_fault(request: Request) -> dict[str, Any]:
         body = await _json(request)
+        seconds = body.get("seconds")
         emulator.faults.arm(
             str(body.get("kind", "")),
             int(body.get("count", 1)),
             status=int(body.get("status", 503)),
             delay=float(body.get("delay", 0.0)),
             path_contains=str(body.get("path_contains", "")),
+            seconds=None if seconds is None else float(seconds),
         )
-        return {"armed": emulator.faults.pending()}
+        return await list_faults(request)
 
     async def list_faults(request: Request) -> dict[str, Any]:
-        return {"armed": emulator.faults.pending()}
+        plan = emulator.faults
+        return {"armed": plan.pending(), "fired": plan.fired(), "held": plan.held()}
 
     async def clear_faults(request: Request) -> dict[str, Any]:
         emulator.faults.clear()
-        return {"armed": []}
+        return await list_faults(request)
+
+    async def list_records(request: Request) -> dict[str, Any]:
+        entity = _entity(request)
+        with emulator.store.lock:
+            return {entity: [copy.deepcopy(row.data) for row in emulator.store.all(entity)]}
 
     async def request_log(request: Request) -> dict[str, Any]:
         return emulator.requests.summary(with_entries=request.query_params.get("entries") in ("1", "true"))
@@ -158,6 +167,7 @@ def routes(emulator: Emulator) -> list[Route]:  # noqa: PLR0915 - one closure pe
         ("/info", info, "GET"),
         ("/clock", clock, "GET"),
         ("/clock/advance", advance, "POST"),
+        ("/records/{entity}", list_records, "GET"),
         ("/records/{entity}", create, "POST"),
         ("/records/{entity}/{entity_id}", read, "GET"),
         ("/records/{entity}/{entity_id}", edit, "POST"),

@@ -1,4 +1,9 @@
-"""The request log benchmarks read: every API call with its endpoint, metered class and status."""
+"""The request log benchmarks and tests read: every API call with its endpoint, metered class and status,
+and for a single-entity write the record it touched and the fields it changed.
+
+An update that changed no field (only its SyncToken moved) is an echo: the client restated what
+QuickBooks already had. `summary()` counts those as `unchanged_writes`.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,9 @@ import threading
 from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
+
+#: Fields every write moves or that only describe the answer: not a change of the record's content.
+BOOKKEEPING = frozenset({"SyncToken", "MetaData", "sparse", "domain", "time"})
 
 #: Intuit's App Partner Program classes: reads are metered (CorePlus), single writes are not (Core).
 CORE_PLUS = "CorePlus"
@@ -20,6 +28,28 @@ class LoggedRequest:
     endpoint: str  # e.g. "GET customer", "POST invoice", "query", "cdc", "batch", "token"
     metered_class: str
     status: int
+    #: "Customer 12": the record a successful single-entity write (create, update, delete) touched.
+    record: str | None = None
+    #: The top-level fields that write changed, sorted; None for a read, a failure or a replay.
+    changed: tuple[str, ...] | None = None
+    #: Answered from the stored answer of an earlier request with the same requestid.
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class Write:
+    """What the API layer learned about one write while running it (the log's extra columns)."""
+
+    record: str | None = None
+    changed: tuple[str, ...] | None = None
+    replayed: bool = False
+
+
+def changed_fields(before: dict[str, Any] | None, after: dict[str, Any] | None) -> tuple[str, ...]:
+    """The top-level fields whose values differ; a create or a delete changes every field it has."""
+    old, new = before or {}, after or {}
+    keys = (old.keys() | new.keys()) - BOOKKEEPING
+    return tuple(sorted(k for k in keys if before is None or after is None or old.get(k) != new.get(k)))
 
 
 class RequestLog:
@@ -45,6 +75,7 @@ class RequestLog:
             "by_class": dict(Counter(e.metered_class for e in entries)),
             "by_status": {str(k): v for k, v in Counter(e.status for e in entries).items()},
             "metered": metered_ok,
+            "unchanged_writes": sum(1 for e in entries if e.changed == ()),
         }
         if with_entries:
             out["entries"] = [asdict(e) for e in entries]

@@ -124,17 +124,30 @@ class EmulatorHandle:
         return self._control("POST", "/disconnect")
 
     def inject_fault(
-        self, kind: str, count: int = 1, *, status: int = 503, delay: float = 0.0, path_contains: str = ""
+        self,
+        kind: str,
+        count: int = 1,
+        *,
+        status: int = 503,
+        delay: float = 0.0,
+        path_contains: str = "",
+        seconds: float | None = None,
     ) -> dict[str, Any]:
-        """Arm a fault: server_error, timeout_after_commit, latency, webhook_drop/_duplicate/_reorder."""
+        """Arm a fault (rate_limit, server_error, timeout_after_commit, latency, webhook_drop, _duplicate,
+        _reorder) for the next `count` matches, or for every match during `seconds`."""
         body = {
             "kind": kind,
             "count": count,
             "status": status,
             "delay": delay,
             "path_contains": path_contains,
+            "seconds": seconds,
         }
         return self._control("POST", "/faults", body)
+
+    def faults(self) -> dict[str, Any]:
+        """Armed faults, how often each kind fired, and the requests held back right now."""
+        return self._control("GET", "/faults")
 
     def clear_faults(self) -> None:
         self._control("DELETE", "/faults")
@@ -154,6 +167,10 @@ class EmulatorHandle:
     def read_record(self, entity: str, entity_id: str) -> dict[str, Any]:
         """Read without going through (or being counted by) the API."""
         return dict(self._control("GET", f"/records/{entity}/{entity_id}")[entity])
+
+    def list_records(self, entity: str) -> list[dict[str, Any]]:
+        """Every record of an entity, inactive ones included, without going through the API."""
+        return list(self._control("GET", f"/records/{entity}")[entity])
 
     def create_record(self, entity: str, body: dict[str, Any]) -> dict[str, Any]:
         return dict(self._control("POST", f"/records/{entity}", body)[entity])
