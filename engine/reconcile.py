@@ -214,6 +214,10 @@ def _merge(
             winner = Side.APP
         elif direction is Direction.QUICKBOOKS_TO_APP:
             winner = Side.QUICKBOOKS
+        elif first_match and policy.fill_empty(entity, field) and (filled := _filled_side(field, app, qbo)):
+            # No base: an empty field was never set on that side, so nobody disagrees; fill it.
+            winner = filled
+            reasons.append(f"{field}: empty in {filled.other} at first match, filled from {filled}")
         elif by_app and by_qbo:
             rule = policy.conflict_policy(entity, field)
             decided = _decide(rule, app.version, qbo.version)
@@ -251,6 +255,20 @@ def _merge(
         entity=entity, writes=writes, conflicts=tuple(conflicts), settled=settled, reasons=tuple(reasons)
     )
     return _hold_unlinked(plan)
+
+
+def _filled_side(field: str, app: SideState, qbo: SideState) -> Side | None:
+    """The one side holding a value for `field` when the other holds nothing (None, blank, no items)."""
+    assert app.fields is not None and qbo.fields is not None
+    app_empty = _empty(normalize_value(field, app.fields.get(field)))
+    qbo_empty = _empty(normalize_value(field, qbo.fields.get(field)))
+    if app_empty == qbo_empty:
+        return None
+    return Side.QUICKBOOKS if app_empty else Side.APP
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value in ((), {})
 
 
 def _decide(rule: ConflictPolicy, app: Version, qbo: Version) -> Side | None:

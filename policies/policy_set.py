@@ -43,6 +43,14 @@ class PolicySet:
             return override.conflict
         return settings.conflict
 
+    def fill_empty(self, entity: EntityType, field: str) -> bool:
+        """Whether a first match fills a field empty on one side from the other (no conflict)."""
+        settings = self.document.entities.of(entity)
+        override = settings.fields.get(_known(entity, field))
+        if override is not None and override.fill_empty_on_match is not None:
+            return override.fill_empty_on_match
+        return settings.fill_empty_on_match
+
     def delete_action(self, entity: EntityType, target: Side) -> DeleteAction:
         """What a delete on the other side becomes on `target`.
 
@@ -82,12 +90,17 @@ class PolicySet:
         for name in field_names(entity):
             direction = self.direction(entity, name)
             conflict = self.conflict_policy(entity, name) if direction is Direction.BOTH else None
-            fields[name] = {"direction": direction.value, "conflict": conflict and conflict.value}
+            fields[name] = {
+                "direction": direction.value,
+                "conflict": conflict and conflict.value,
+                "fill_empty_on_match": self.fill_empty(entity, name) if direction is Direction.BOTH else None,
+            }
         named = isinstance(settings, NamedEntityPolicy)
         return {
             "direction": settings.direction.value,
             "conflict": settings.conflict.value,
             "match_keys": list(self.match_keys(entity)),
+            "fill_empty_on_match": settings.fill_empty_on_match,
             "duplicate_names": self.duplicate_names(entity).value if named else None,
             "on_delete": {side.value: self.delete_action(entity, side).value for side in Side},
             "fields": fields,

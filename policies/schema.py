@@ -2,10 +2,10 @@
 
     version: 1
     entities:
-      customer:   {direction, conflict, fields, match_keys, duplicate_names, on_delete}
-      item:       {direction, conflict, fields, match_keys, duplicate_names, on_delete}
-      invoice:    {direction, conflict, fields, match_keys, on_delete}
-      payment:    {direction, conflict, fields, match_keys, on_delete}
+      customer:   {direction, conflict, fields, match_keys, fill_empty_on_match, duplicate_names, on_delete}
+      item:       {direction, conflict, fields, match_keys, fill_empty_on_match, duplicate_names, on_delete}
+      invoice:    {direction, conflict, fields, match_keys, fill_empty_on_match, on_delete}
+      payment:    {direction, conflict, fields, match_keys, fill_empty_on_match, on_delete}
 
 Every key is required here; the loader lays the user's file over the shipped default first, so a
 file may leave out any entity or key. Choice errors carry their own message ("expected one of ...;
@@ -97,6 +97,7 @@ class FieldPolicy(Strict):
 
     direction: FieldDirection | None = None
     conflict: Conflict | None = None
+    fill_empty_on_match: bool | None = None
 
 
 class EntityPolicy(Strict):
@@ -106,6 +107,9 @@ class EntityPolicy(Strict):
     fields: dict[str, FieldPolicy]
     #: Canonical fields that identify one record on both sides, for linking records that exist on both.
     match_keys: tuple[str, ...]
+    #: On a first match (two records linked with no base yet), a field empty on one side and set on
+    #: the other is filled from the side that has it instead of going to the conflict policy.
+    fill_empty_on_match: bool
     #: What a delete in the app becomes in QuickBooks.
     on_delete: DeleteAction
 

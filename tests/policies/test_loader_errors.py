@@ -77,7 +77,8 @@ CASES = [
         "unknown key in an entity",
         "entities:\n  invoice:\n    duplicate_names: link\n",
         "entities.invoice.duplicate_names",
-        "unknown key; expected one of direction, conflict, fields, match_keys, on_delete",
+        "unknown key; expected one of direction, conflict, fields, match_keys, fill_empty_on_match,"
+        " on_delete",
     ),
     (
         "unknown key in a field override",

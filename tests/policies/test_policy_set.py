@@ -150,8 +150,16 @@ def test_effective_resolves_every_field_and_shows_conflicts_only_where_they_can_
     assert list(entities) == ["customer", "item", "invoice", "payment"]
     for entity in EntityType:
         assert list(entities[entity.value]["fields"]) == list(field_names(entity))
-    assert entities["customer"]["fields"]["email"] == {"direction": "both", "conflict": "manual"}
-    assert entities["invoice"]["fields"]["total"] == {"direction": "quickbooks_to_app", "conflict": None}
+    assert entities["customer"]["fields"]["email"] == {
+        "direction": "both",
+        "conflict": "manual",
+        "fill_empty_on_match": True,
+    }
+    assert entities["invoice"]["fields"]["total"] == {
+        "direction": "quickbooks_to_app",
+        "conflict": None,
+        "fill_empty_on_match": None,
+    }
     assert entities["customer"]["on_delete"] == {"app": "delete", "quickbooks": "inactivate"}
 
 
@@ -162,3 +170,15 @@ def test_example_policies_load(path: Path) -> None:
 
 def test_examples_exist() -> None:
     assert {p.name for p in EXAMPLES.glob("*.yaml")} >= {"app-is-master.yaml", "accountant-wins.yaml"}
+
+
+def test_fill_empty_on_match_is_on_by_default_and_can_be_turned_off_per_entity_or_field() -> None:
+    assert PolicySet.default().fill_empty(C, "email") is True
+    mine = parse_policy(
+        "version: 1\nentities:\n  customer:\n    fill_empty_on_match: false\n"
+        "    fields:\n      phone: {fill_empty_on_match: true}\n",
+        "mine.yaml",
+    )
+    assert mine.fill_empty(C, "email") is False
+    assert mine.fill_empty(C, "phone") is True
+    assert mine.effective()["entities"]["customer"]["fill_empty_on_match"] is False

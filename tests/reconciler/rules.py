@@ -17,12 +17,16 @@ class Rules:
     field_directions: Mapping[str, Direction] = field(default_factory=dict)
     field_conflicts: Mapping[str, ConflictPolicy] = field(default_factory=dict)
     on_delete: DeleteAction | None = None
+    fill_empty_: bool = True
 
     def direction(self, entity: EntityType, name: str) -> Direction:
         return self.field_directions.get(name, self.direction_)
 
     def conflict_policy(self, entity: EntityType, name: str) -> ConflictPolicy:
         return self.field_conflicts.get(name, self.conflict)
+
+    def fill_empty(self, entity: EntityType, name: str) -> bool:
+        return self.fill_empty_
 
     def delete_action(self, entity: EntityType, target: Side) -> DeleteAction:
         if self.on_delete is not None:

@@ -13,6 +13,7 @@ from engine.model import EntityType, Side, Version, parse_record, record_fields
 from engine.normalize import normalize_value
 from engine.plan import ConflictPolicy, Direction, OpKind, Plan
 from engine.reconcile import Ledger, SideState, directions, reconcile
+from tests.reconciler import RECONCILER_SETTINGS
 from tests.reconciler.rules import Rules
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -98,6 +99,7 @@ def differing(w: World, policy: Rules) -> set[str]:
     return {f for f in synced if normalize_value(f, app[f]) != normalize_value(f, qbo[f])}
 
 
+@RECONCILER_SETTINGS
 @given(policy=rules, app_edit=edits, qbo_edit=edits)
 def test_reconciling_the_result_again_plans_nothing(
     policy: Rules, app_edit: dict[str, Any], qbo_edit: dict[str, Any]
@@ -110,6 +112,7 @@ def test_reconciling_the_result_again_plans_nothing(
     assert {c.field for c in again.conflicts} == {c.field for c in first.conflicts}
 
 
+@RECONCILER_SETTINGS
 @given(policy=rules, app_edit=edits, qbo_edit=edits)
 def test_our_own_write_fed_back_plans_nothing(
     policy: Rules, app_edit: dict[str, Any], qbo_edit: dict[str, Any]
@@ -125,6 +128,7 @@ def test_our_own_write_fed_back_plans_nothing(
     assert [wr for wr in w.plan(policy).writes if wr.side.other in {p.side for p in plan.writes}] == []
 
 
+@RECONCILER_SETTINGS
 @given(policy=rules, app_edit=edits, qbo_edit=edits)
 def test_applying_the_plan_converges_except_exactly_the_open_manual_conflicts(
     policy: Rules, app_edit: dict[str, Any], qbo_edit: dict[str, Any]
@@ -136,6 +140,7 @@ def test_applying_the_plan_converges_except_exactly_the_open_manual_conflicts(
     assert all(c.policy is ConflictPolicy.MANUAL for c in plan.conflicts)
 
 
+@RECONCILER_SETTINGS
 @given(policy=rules, app_edit=edits, qbo_edit=edits)
 def test_a_one_way_field_is_never_written_to_its_source(
     policy: Rules, app_edit: dict[str, Any], qbo_edit: dict[str, Any]
@@ -147,6 +152,7 @@ def test_a_one_way_field_is_never_written_to_its_source(
             assert synced[name].writes_to(write.side), (name, synced[name], write.side)
 
 
+@RECONCILER_SETTINGS
 @given(policy=rules, rounds=st.lists(st.tuples(st.sampled_from(list(Side)), edits), max_size=6))
 def test_many_rounds_of_edits_stay_loop_free_and_lose_no_edit(
     policy: Rules, rounds: list[tuple[Side, dict[str, Any]]]

@@ -191,6 +191,49 @@ def test_records_matched_without_a_base_treat_every_difference_as_a_conflict():
     assert [c.field for c in plan.conflicts] == ["phone"] and plan.writes == ()
 
 
+@pytest.mark.parametrize("empty", [None, "", "   "])
+def test_first_match_fills_a_field_empty_on_one_side_instead_of_opening_a_conflict(empty):
+    rules = Rules(conflict=ConflictPolicy.MANUAL)
+    plan = run(None, state(customer(notes="VIP")), state(customer(notes=empty)), rules)
+    assert plan.conflicts == ()
+    (write,) = plan.writes
+    assert write.side is QBO and write.fields == {"notes": "VIP"}
+    assert any("filled from app" in reason for reason in plan.reasons)
+
+
+def test_first_match_fills_the_app_from_quickbooks_too_whatever_the_conflict_policy():
+    rules = Rules(conflict=ConflictPolicy.APP_WINS)
+    plan = run(None, state(customer(phone=None)), state(customer(phone="555-010-3000")), rules)
+    (write,) = plan.writes
+    assert write.side is APP and write.fields == {"phone": "555-010-3000"}
+
+
+def test_first_match_with_fill_empty_off_applies_the_conflict_policy_to_empty_fields():
+    rules = Rules(conflict=ConflictPolicy.MANUAL, fill_empty_=False)
+    plan = run(None, state(customer(notes="VIP")), state(customer(notes=None)), rules)
+    assert [c.field for c in plan.conflicts] == ["notes"] and plan.writes == ()
+
+
+def test_fill_empty_is_only_for_a_first_match_a_field_cleared_later_is_a_change():
+    rules = Rules(conflict=ConflictPolicy.MANUAL)
+    base = customer(notes="VIP")
+    plan = run(base, state(customer(notes="VIP"), 2), state(customer(notes=None), 2), rules)
+    (write,) = plan.writes
+    assert write.side is APP and write.fields == {"notes": None}
+
+
+def test_an_edit_after_a_first_match_that_agreed_on_few_fields_is_still_written():
+    # The match agreed on the name and little else: the base holds only what both sides agreed on.
+    rules = Rules(conflict=ConflictPolicy.MANUAL)
+    app_now = customer(display_name="Amélie O'Brien-Smith", email="a@app.example", phone="555-010-1111")
+    qbo_now = customer(email="a@qbo.example", phone="555-010-2222", notes="books")
+    base = {"display_name": "Amélie O'Brien", "active": True}
+    plan = run(base, state(app_now, 2), state(qbo_now, 2), rules)
+    (write,) = plan.writes
+    assert write.side is QBO and write.fields == {"display_name": "Amélie O'Brien-Smith"}
+    assert {c.field for c in plan.conflicts} == {"email", "phone", "notes"}
+
+
 # --- directions ----------------------------------------------------------------------------------
 
 
