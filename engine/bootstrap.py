@@ -226,7 +226,14 @@ class Runtime:
         section = self.config.sections.get("quickbooks")
         if isinstance(section, QuickBooksSection):
             if section.webhook_verifier_token is not None:
-                routes.append(webhook_route(self.store, section.webhook_verifier_token, self.clock))
+                routes.append(
+                    webhook_route(
+                        self.store,
+                        section.webhook_verifier_token,
+                        self.clock,
+                        max_body=section.webhook_max_body_bytes,
+                    )
+                )
             from connectors.quickbooks.connect_routes import connect_routes
 
             routes += connect_routes(self.oauth, self.custodian, self.connection, self.clock)

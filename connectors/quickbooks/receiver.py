@@ -4,8 +4,12 @@ QuickBooks wants a 200 within 3 seconds and holds every later event behind one i
 so the endpoint does nothing but check the signature and store the body:
 
 - a bad or missing signature: 401, nothing stored (QuickBooks retries; a forger gets nothing);
-- signed but malformed: logged, stored with its error already marked (`inbox_done(id, error=...)`, so
-  it is kept for a human and never processed), and acknowledged with 200 so it cannot block the feed;
+- signed but malformed, whatever its shape (not UTF-8, not JSON, nested too deep, wrong types): logged,
+  stored with its error already marked (`inbox_done(id, error=...)`, so it is kept for a human and
+  never processed), and acknowledged with 200 so it cannot block the feed;
+- larger than `max_body` (1 MiB unless configured): the body is read as a stream through the
+  signature check and only its first `max_body` bytes are held, so no body can exhaust memory; signed,
+  that head is kept as malformed with the reason and acknowledged, never parsed; unsigned, 401;
 - the store is down: 503, so QuickBooks delivers it again later (nothing acknowledged is ever lost).
 
 `process_inbox` then reads the pending bodies, groups their ids by realm (one body may carry several
@@ -29,7 +33,14 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from connectors.quickbooks.webhooks import SIGNATURE_HEADER, Notification, parse_webhook, verify_signature
+from connectors.quickbooks.settings import WEBHOOK_MAX_BODY_BYTES
+from connectors.quickbooks.webhooks import (
+    SIGNATURE_HEADER,
+    Notification,
+    SignatureCheck,
+    decode_signature,
+    parse_webhook,
+)
 from engine.errors import LedgersyncError
 from engine.model import ChangeEvent, EntityType
 from engine.ports import Clock, StateStore
@@ -37,6 +48,8 @@ from engine.ports import Clock, StateStore
 log = logging.getLogger(__name__)
 
 DEFAULT_PATH = "/webhooks/quickbooks"
+#: The largest body parsed unless configured (`quickbooks.webhook_max_body_bytes`).
+MAX_BODY_BYTES = WEBHOOK_MAX_BODY_BYTES
 ENTITIES: Mapping[str, EntityType] = {
     "Customer": EntityType.CUSTOMER,
     "Item": EntityType.ITEM,
@@ -54,18 +67,32 @@ class NotifiedReader(Protocol):
 
 
 def webhook_route(
-    store: StateStore, verifier_token: SecretStr | str, clock: Clock, path: str = DEFAULT_PATH
+    store: StateStore,
+    verifier_token: SecretStr | str,
+    clock: Clock,
+    path: str = DEFAULT_PATH,
+    max_body: int = MAX_BODY_BYTES,
 ) -> Route:
     """The POST route QuickBooks delivers to; mount it in the web app."""
     token = verifier_token.get_secret_value() if isinstance(verifier_token, SecretStr) else verifier_token
 
     async def receive(request: Request) -> Response:
-        body = await request.body()
-        if not verify_signature(body, request.headers.get(SIGNATURE_HEADER), token):
-            log.warning("QuickBooks webhook refused: bad or missing %s", SIGNATURE_HEADER)
-            return PlainTextResponse("invalid signature", status_code=401)
+        signature = request.headers.get(SIGNATURE_HEADER)
+        if decode_signature(signature) is None:
+            return _refused()  # nothing could match: not worth reading the body
+        check = SignatureCheck(token)
+        head = bytearray()
+        size = 0
+        async for chunk in request.stream():
+            check.update(chunk)
+            size += len(chunk)
+            if len(head) < max_body:
+                head += chunk[: max_body - len(head)]
+        if not check.matches(signature):
+            return _refused()
+        problem = None if size <= max_body else f"body of {size} bytes is over the {max_body}-byte limit"
         try:
-            entry_id = await run_in_threadpool(store_delivery, store, body, clock.now())
+            entry_id = await run_in_threadpool(store_delivery, store, bytes(head), clock.now(), problem)
         except Exception:
             # Unacknowledged, QuickBooks delivers it again: better a held feed than a lost event.
             log.exception("QuickBooks webhook could not be stored; asking for a retry")
@@ -76,25 +103,40 @@ def webhook_route(
     return Route(path, receive, methods=["POST"])
 
 
+def _refused() -> Response:
+    log.warning("QuickBooks webhook refused: bad or missing %s", SIGNATURE_HEADER)
+    return PlainTextResponse("invalid signature", status_code=401)
+
+
 def create_receiver_app(
-    store: StateStore, verifier_token: SecretStr | str, clock: Clock, path: str = DEFAULT_PATH
+    store: StateStore,
+    verifier_token: SecretStr | str,
+    clock: Clock,
+    path: str = DEFAULT_PATH,
+    max_body: int = MAX_BODY_BYTES,
 ) -> Starlette:
     """A Starlette app with just the webhook route (tests, or a receiver run on its own)."""
-    return Starlette(routes=[webhook_route(store, verifier_token, clock, path)])
+    return Starlette(routes=[webhook_route(store, verifier_token, clock, path, max_body)])
 
 
-def store_delivery(store: StateStore, body: bytes, now: datetime) -> int:
-    """Keep a verified body; a malformed one is kept already marked with its error, never processed."""
-    parsed = parse_webhook(body)
+def store_delivery(store: StateStore, body: bytes, now: datetime, problem: str | None = None) -> int:
+    """Keep a verified body; a malformed one is kept already marked with its error, never processed.
+
+    `problem` says the body is unusable before it is parsed (too large: `body` is only its head).
+    """
+    error: str | None
+    if problem is not None:
+        malformed, error = True, f"{problem}; its first {len(body)} bytes are kept, unread"
+    else:
+        parsed = parse_webhook(body)
+        malformed, error = parsed.malformed, parsed.error
     with store.session() as s:
         entry_id = s.inbox_add(body, now)
-        if parsed.malformed:
-            log.warning(
-                "QuickBooks webhook %d is malformed, kept and acknowledged: %s", entry_id, parsed.error
-            )
-            s.inbox_done(entry_id, error=f"malformed: {parsed.error}")
-        elif parsed.problems:
-            log.warning("QuickBooks webhook %d has unreadable events: %s", entry_id, parsed.error)
+        if malformed:
+            log.warning("QuickBooks webhook %d is malformed, kept and acknowledged: %s", entry_id, error)
+            s.inbox_done(entry_id, error=f"malformed: {error}")
+        elif error:
+            log.warning("QuickBooks webhook %d has unreadable events: %s", entry_id, error)
     return entry_id
 
 

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 SANDBOX = "sandbox"
 PRODUCTION = "production"
 ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting"
+#: QuickBooks' notifications are a few KiB: a body a thousand times that is not one.
+WEBHOOK_MAX_BODY_BYTES = 1024 * 1024
 
 _API_BASE = {
     PRODUCTION: "https://quickbooks.api.intuit.com/v3",
@@ -63,6 +65,8 @@ class QboSettings(BaseModel):
     batch_max_items: int = Field(30, gt=0, le=30)
 
     webhook_verifier_token: SecretStr | None = None
+    #: The largest webhook body the receiver parses; a larger signed one is acknowledged and kept unread.
+    webhook_max_body_bytes: int = Field(WEBHOOK_MAX_BODY_BYTES, gt=0)
     #: POSTed (JSON, no secrets) when a connection needs re-authorization.
     notify_webhook_url: str | None = None
 

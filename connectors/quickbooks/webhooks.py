@@ -110,24 +110,58 @@ def sign(body: bytes, verifier_token: str) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
+def decode_signature(signature: str | None) -> bytes | None:
+    """The digest an `intuit-signature` header carries; None when it is missing or not base64."""
+    if not signature:
+        return None
+    try:
+        return base64.b64decode(signature.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+class SignatureCheck:
+    """The signature check fed chunk by chunk, so a body of any size is verified without holding it."""
+
+    def __init__(self, verifier_token: str) -> None:
+        self._usable = bool(verifier_token)
+        self._mac = hmac.new(verifier_token.encode("utf-8"), digestmod=hashlib.sha256)
+
+    def update(self, chunk: bytes) -> None:
+        self._mac.update(chunk)
+
+    def matches(self, signature: str | None) -> bool:
+        """Whether `signature` signs exactly the bytes fed so far, compared in constant time."""
+        given = decode_signature(signature)
+        if given is None or not self._usable:
+            return False
+        return hmac.compare_digest(given, self._mac.digest())
+
+
 def verify_signature(body: bytes, signature: str | None, verifier_token: str) -> bool:
     """Whether `signature` is QuickBooks' signature of exactly these bytes, compared in constant time."""
-    if not signature or not verifier_token:
-        return False
-    try:
-        given = base64.b64decode(signature.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        return False
-    expected = hmac.new(verifier_token.encode("utf-8"), body, hashlib.sha256).digest()
-    return hmac.compare_digest(given, expected)
+    check = SignatureCheck(verifier_token)
+    check.update(body)
+    return check.matches(signature)
 
 
 def parse_webhook(body: bytes) -> ParsedWebhook:
     """Read a CloudEvents array or a legacy `eventNotifications` object; never raises."""
     try:
         payload = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        return ParsedWebhook(problems=(f"body is not UTF-8 JSON: {exc}",))
+    except (UnicodeDecodeError, ValueError) as exc:  # ValueError: bad JSON, an integer of 4,300+ digits
+        return ParsedWebhook(problems=(f"body is not UTF-8 JSON: {_clip(str(exc))}",))
+    except RecursionError:
+        return ParsedWebhook(problems=("body is JSON nested too deeply to read",))
+    try:
+        return _interpret(payload)
+    except Exception as exc:
+        # A shape the rules below did not foresee: QuickBooks would re-send it and hold every later
+        # event behind it, so it is reported as unreadable like any other malformed body.
+        return ParsedWebhook(problems=(f"body could not be read: {type(exc).__name__}",))
+
+
+def _interpret(payload: Any) -> ParsedWebhook:
     if isinstance(payload, list):
         return _parse_all(payload, _cloud_event, "event")
     if isinstance(payload, Mapping) and "eventNotifications" in payload:
@@ -143,14 +177,23 @@ class _BadEventError(ValueError):
     pass
 
 
+#: Problems named one by one; past these a body full of bad events is summed up, not listed.
+_PROBLEMS_MAX = 20
+
+
 def _parse_all(items: list[Any], parse: Any, what: str) -> ParsedWebhook:
     notifications: list[Notification] = []
     problems: list[str] = []
+    bad = 0
     for n, item in enumerate(items):
         try:
             notifications.extend(parse(item))
         except _BadEventError as exc:
-            problems.append(f"{what} {n}: {exc}")
+            bad += 1
+            if bad <= _PROBLEMS_MAX:
+                problems.append(f"{what} {n}: {exc}")
+    if bad > _PROBLEMS_MAX:
+        problems.append(f"and {bad - _PROBLEMS_MAX} more unreadable")
     return ParsedWebhook(tuple(notifications), tuple(problems))
 
 
@@ -159,10 +202,10 @@ def _cloud_event(event: Any) -> list[Notification]:
         raise _BadEventError("not an object")
     parts = _text(event, "type").split(".")
     if len(parts) < 3 or parts[0] != "qbo":
-        raise _BadEventError(f"type {event.get('type')!r} is not qbo.<entity>.<operation>.v1")
+        raise _BadEventError(f"type {_shown(event.get('type'))} is not qbo.<entity>.<operation>.v1")
     operation = OPERATIONS.get(parts[2].lower())
     if operation is None:
-        raise _BadEventError(f"unknown operation {parts[2]!r} in type {event.get('type')!r}")
+        raise _BadEventError(f"unknown operation {_shown(parts[2])} in type {_shown(event.get('type'))}")
     data = event.get("data")
     deleted = data.get("deletedid") if isinstance(data, Mapping) else None
     return [
@@ -172,8 +215,8 @@ def _cloud_event(event: Any) -> list[Notification]:
             entity_id=_text(event, "intuitentityid"),
             operation=operation,
             last_updated=_moment(event.get("time")),
-            deleted_id=str(deleted) if deleted not in (None, "") else None,
-            event_id=str(event["id"]) if event.get("id") not in (None, "") else None,
+            deleted_id=_optional_text(deleted),
+            event_id=_optional_text(event.get("id")),
         )
     ]
 
@@ -198,7 +241,7 @@ def _legacy_notification(notification: Any) -> list[Notification]:
             raise _BadEventError("an entity is not an object")
         operation = _text(entity, "operation")
         if operation not in _LEGACY_OPERATIONS:
-            raise _BadEventError(f"unknown operation {operation!r}")
+            raise _BadEventError(f"unknown operation {_shown(operation)}")
         deleted = entity.get("deletedId")
         out.append(
             Notification(
@@ -207,17 +250,41 @@ def _legacy_notification(notification: Any) -> list[Notification]:
                 entity_id=_text(entity, "id"),
                 operation=operation,
                 last_updated=_moment(entity.get("lastUpdated")),
-                deleted_id=str(deleted) if deleted not in (None, "") else None,
+                deleted_id=_optional_text(deleted),
             )
         )
     return out
 
 
 def _text(obj: Mapping[str, Any], key: str) -> str:
-    value = obj.get(key)
-    if value is None or isinstance(value, (dict, list, bool)) or not str(value).strip():
+    text = _optional_text(obj.get(key))
+    if text is None:
         raise _BadEventError(f"{key} is missing")
-    return str(value).strip()
+    return text
+
+
+def _optional_text(value: Any) -> str | None:
+    """An id or name as text; None when absent, blank, or not a string or integer (an object, a list,
+    a boolean, a float: none of them is an id, and turning a deep one into text could overflow)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+#: How much of a bad value a problem quotes: enough to recognise it, never a whole body.
+_SHOWN_MAX = 80
+
+
+def _shown(value: Any) -> str:
+    """A value quoted in a problem: scalars as they are, clipped; anything else by its type only."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return _clip(repr(value))
+    return f"<{type(value).__name__}>"
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _SHOWN_MAX else text[: _SHOWN_MAX - 3] + "..."
 
 
 def _moment(value: Any) -> datetime | None:

@@ -122,6 +122,13 @@ class JournalMixin(SessionBase):
         )
         return [rows.to_inbox_entry(r) for r in self._all(statement)]
 
+    def inbox_kept(self, limit: int = 100) -> list[InboxEntry]:
+        """Bodies kept with an error (malformed, or with unreadable events), for a person; newest first."""
+        statement = (
+            sa.select(t.inbox).where(t.inbox.c.error.is_not(None)).order_by(t.inbox.c.id.desc()).limit(limit)
+        )
+        return [rows.to_inbox_entry(r) for r in self._all(statement)]
+
     def inbox_done(self, entry_id: int, error: str | None = None) -> None:
         """Mark a body processed; `error` records why it could not be used (it is not retried)."""
         result = self._conn.execute(

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import secrets
+import socket
+import threading
+import time
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
+from starlette.applications import Starlette
 
 from connectors.quickbooks.budget import MemoryRateBudget, RateBudget
 from connectors.quickbooks.client import QboClient, new_http_client
@@ -27,6 +32,25 @@ from tests.support.stores import fresh_store
 
 store = stores.store
 store_backend = stores.store_backend
+
+
+@contextmanager
+def running_receiver(app: Starlette) -> Iterator[str]:
+    """Serve `app` on a free port in a background thread; yields its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
 
 
 class Rig:

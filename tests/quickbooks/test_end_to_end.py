@@ -3,19 +3,15 @@ emulator, webhooks delivered to our receiver, the state store on SQLite."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
-from starlette.applications import Starlette
 
 from connectors.quickbooks.connector import QboConnector
 from connectors.quickbooks.emulator import EmulatorConfig, running_emulator
@@ -27,7 +23,7 @@ from engine.model import EntityType, Side
 from engine.ports import StateStore
 from engine.runner import Runner
 from policies import PolicySet, parse_policy
-from tests.quickbooks.conftest import Rig
+from tests.quickbooks.conftest import Rig, running_receiver
 from tests.support.sample import CUSTOMERS, ITEMS, invoice_for
 from tests.support.stores import fresh_store
 
@@ -36,25 +32,6 @@ CONNECTION = "e2e"
 VERIFIER = "e2e-verifier-token"
 #: Items flow both ways here so that pulling an item from QuickBooks is tested too.
 POLICY = parse_policy("version: 1\nentities:\n  item:\n    direction: both\n", "e2e policy")
-
-
-@contextmanager
-def running_receiver(app: Starlette) -> Iterator[str]:
-    """Serve `app` on a free port in a background thread; yields its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            time.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 @dataclass

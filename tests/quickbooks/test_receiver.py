@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
+import tracemalloc
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from connectors.quickbooks.receiver import coalesce, create_receiver_app, process_inbox
+from connectors.quickbooks.receiver import MAX_BODY_BYTES, coalesce, create_receiver_app, process_inbox
 from connectors.quickbooks.webhooks import parse_webhook, sign
+from engine.bootstrap import SECTIONS, Runtime
 from engine.clock import FakeClock
 from engine.errors import UpstreamUnavailableError
 from engine.model import ChangeEvent, EntityType, Side, Version
 from engine.ports import StateStore
+from engine.settings import load_config
+from tests.quickbooks.conftest import running_receiver
 from tests.support.stores import fresh_store
 
 TOKEN = "receiver-verifier-token"
@@ -167,3 +176,176 @@ def test_coalesce_reads_merged_away_ids_too_and_needs_every_time_to_aim_cdc() ->
     ids, since = coalesce(list(parse_webhook(body_of([merged, timeless])).notifications))
     assert ids == {EntityType.CUSTOMER: {"12", "27"}, EntityType.ITEM: {"3"}}
     assert since is None
+
+
+def kept(state: StateStore) -> list[tuple[bytes, str | None]]:
+    """Bodies kept for a person (malformed ones), newest first, with why."""
+    with state.session() as s:
+        return [(entry.body, entry.error) for entry in s.inbox_kept()]
+
+
+def deep(depth: int, opener: str = "[") -> bytes:
+    closer = {"[": "]", '{"a":': "}"}[opener]
+    return (opener * depth + "0" + closer * depth).encode()
+
+
+class TestHostileSignedBodies:
+    """Whatever a signed body holds, QuickBooks gets its 200: unanswered, it would hold the feed."""
+
+    @pytest.mark.parametrize(
+        ("body", "why"),
+        [
+            (deep(100_000), "nested too deeply"),
+            (deep(100_000, '{"a":'), "nested too deeply"),
+            (b"[" + b"9" * 5000 + b"]", "4300 digits"),
+            (b'[{"id": "\xff\xfe"}]', "not UTF-8"),
+            (b"42", "int"),
+            (b'"just a string"', "str"),
+            (b"null", "NoneType"),
+        ],
+        ids=["deep-array", "deep-object", "huge-integer", "invalid-utf8", "number", "string", "null"],
+    )
+    def test_an_unreadable_body_is_acknowledged_and_kept_with_why(
+        self, http: TestClient, state: StateStore, body: bytes, why: str
+    ) -> None:
+        assert post(http, body, sign(body, TOKEN)) == 200
+        assert pending(state) == []
+        [(stored, error)] = kept(state)
+        assert stored == body
+        assert error is not None and error.startswith("malformed: ") and why in error
+
+    def test_wrong_types_at_any_level_are_named_not_crashed_on(
+        self, http: TestClient, state: StateStore
+    ) -> None:
+        nested_id: object = "x"
+        for _ in range(900):  # parses, but turning it into text would overflow the stack
+            nested_id = [nested_id]
+        good = cloudevent("Customer", "7")
+        events = [
+            {**cloudevent("Customer", "1"), "intuitentityid": nested_id},
+            {**cloudevent("Customer", "2"), "type": {"qbo": "customer"}},
+            {**cloudevent("Customer", "3"), "intuitaccountid": 1.5, "id": nested_id},
+            {**good, "id": nested_id, "data": {"deletedid": {"deep": nested_id}}},
+            "not an event",
+        ]
+        legacy = {"eventNotifications": [{"realmId": ["111"], "dataChangeEvent": {"entities": [nested_id]}}]}
+        for payload in (events, legacy):
+            body = body_of(payload)
+            assert post(http, body, sign(body, TOKEN)) == 200
+        # The readable event is kept pending (its notification counts); the legacy body is all bad.
+        assert pending(state) == [body_of(events)]
+        [(stored, error)] = kept(state)
+        assert stored == body_of(legacy) and error == "malformed: notification 0: realmId is missing"
+        notes = parse_webhook(body_of(events))
+        assert [(n.entity_id, n.event_id, n.deleted_id) for n in notes.notifications] == [("7", None, None)]
+        assert notes.problems == (
+            "event 0: intuitentityid is missing",
+            "event 1: type is missing",
+            "event 2: intuitaccountid is missing",
+            "event 4: not an object",
+        )
+
+
+class TestBodySizeLimit:
+    LIMIT = 1024
+
+    @pytest.fixture
+    def small(self, state: StateStore) -> Iterator[TestClient]:
+        with TestClient(create_receiver_app(state, TOKEN, FakeClock(T0), max_body=self.LIMIT)) as client:
+            yield client
+
+    def test_a_signed_body_over_the_limit_is_kept_unread_with_the_reason(
+        self, small: TestClient, state: StateStore
+    ) -> None:
+        body = body_of([cloudevent("Customer", str(n)) for n in range(40)])
+        assert len(body) > self.LIMIT
+        assert post(small, body, sign(body, TOKEN)) == 200
+        assert pending(state) == []  # never parsed, so never processed: its events are not trusted
+        [(stored, error)] = kept(state)
+        assert stored == body[: self.LIMIT]
+        assert error == (
+            f"malformed: body of {len(body)} bytes is over the {self.LIMIT}-byte limit; "
+            f"its first {self.LIMIT} bytes are kept, unread"
+        )
+
+    def test_a_body_at_the_limit_is_read_as_usual(self, small: TestClient, state: StateStore) -> None:
+        body = body_of([cloudevent("Customer", "1")])
+        body += b" " * (self.LIMIT - len(body))
+        assert post(small, body, sign(body, TOKEN)) == 200
+        assert pending(state) == [body]
+
+    def test_an_unsigned_body_over_the_limit_is_refused_and_nothing_is_kept(
+        self, small: TestClient, state: StateStore
+    ) -> None:
+        body = b"[" + b"0," * 5000 + b"0]"
+        assert post(small, body, sign(body, "not-our-token")) == 401
+        assert post(small, body, None) == 401
+        assert pending(state) == [] and kept(state) == []
+
+
+class TestStreamedOverHttp:
+    """Over real HTTP, the way QuickBooks (or anyone) reaches the receiver: a body far over the limit
+    is streamed through the signature check, never held, signed or not."""
+
+    CHUNK = b"0," * 32_768  # 64 KiB
+    COUNT = 512
+    SIZE = len(CHUNK) * COUNT  # 32 MiB
+
+    def chunks(self) -> Iterator[bytes]:
+        for _ in range(self.COUNT):
+            yield self.CHUNK
+
+    def signature(self, token: str) -> str:
+        mac = hmac.new(token.encode(), digestmod=hashlib.sha256)
+        for chunk in self.chunks():
+            mac.update(chunk)
+        return base64.b64encode(mac.digest()).decode()
+
+    @pytest.mark.parametrize("token", [TOKEN, "not-our-token"], ids=["signed", "forged"])
+    def test_a_huge_body_costs_the_receiver_no_more_than_the_limit(
+        self, state: StateStore, token: str
+    ) -> None:
+        signature = self.signature(token)
+        app = create_receiver_app(state, TOKEN, FakeClock(T0))
+        with running_receiver(app) as url, httpx.Client(timeout=60) as client:
+            tracemalloc.start()
+            try:
+                answer = client.post(
+                    f"{url}{PATH}", content=self.chunks(), headers={"intuit-signature": signature}
+                )
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+        assert answer.status_code == (200 if token == TOKEN else 401)
+        # The client side streams too: the peak is the receiver's head (1 MiB), copies and buffers.
+        assert peak < 8 * MAX_BODY_BYTES, f"peak {peak} bytes for a {self.SIZE}-byte body"
+        if token == TOKEN:
+            [(stored, error)] = kept(state)
+            assert len(stored) == MAX_BODY_BYTES and stored == (self.CHUNK * 16)[:MAX_BODY_BYTES]
+            assert error is not None and f"body of {self.SIZE} bytes is over" in error
+        else:
+            assert kept(state) == [] and pending(state) == []
+
+
+def test_the_configured_body_limit_is_the_one_the_web_app_keeps(tmp_path: Path) -> None:
+    config = tmp_path / "ledgersync.yaml"
+    config.write_text(
+        f"state_url: sqlite:///{tmp_path / 'state.db'}\n"
+        "connection: acme\n"
+        "quickbooks:\n"
+        "  client_id: app\n"
+        "  client_secret: {env: QBO_CLIENT_SECRET}\n"
+        "  webhook_verifier_token: {env: QBO_WEBHOOK_VERIFIER}\n"
+        "  webhook_max_body_bytes: 64\n"
+    )
+    env = {"QBO_CLIENT_SECRET": "secret", "QBO_WEBHOOK_VERIFIER": TOKEN}
+    runtime = Runtime(load_config(config, env, SECTIONS))
+    try:
+        routes = [route for route in runtime.web_routes() if getattr(route, "path", None) == PATH]
+        with TestClient(Starlette(routes=routes)) as client:
+            body = body_of([cloudevent("Customer", "1")])
+            assert post(client, body, sign(body, TOKEN)) == 200
+        [(stored, error)] = kept(runtime.store)
+        assert stored == body[:64] and error is not None and "over the 64-byte limit" in error
+    finally:
+        runtime.close()
