@@ -7,6 +7,7 @@ store and broker a configuration means.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -104,7 +105,8 @@ class Runtime:
             raise ConfigurationError(
                 f"{self.config.source}: no quickbooks section; add one (see `ledgersync init`)"
             )
-        return section
+        # One redirect URI for `ledgersync connect` and the web /connect: the web app's own callback.
+        return section.with_web_address(self.config.settings.web.base_url)
 
     def http(self) -> httpx.Client:
         if self._http is None:
@@ -235,9 +237,28 @@ class Runtime:
                     )
                 )
             from connectors.quickbooks.connect_routes import connect_routes
+            from engine.web.csrf import derive_key
 
-            routes += connect_routes(self.oauth, self.custodian, self.connection, self.clock)
+            secret = derive_key(self.config.settings.secret_key, "web/oauth-state")
+            routes += connect_routes(self.oauth, self.custodian, self.connection, self.clock, secret)
         return routes
+
+    def web_app(self, checks: dict[str, Callable[[], bool]] | None = None) -> Any:
+        """The web app (an ASGI app): conflicts, health, metrics and the connectors' routes, with its
+        CSRF key derived from the configured secret_key so restarts and replicas accept each other's."""
+        from engine.web import WebServices, create_web_app
+
+        settings = self.config.settings
+        services = WebServices(
+            store=self.store,
+            policy=self.policy,
+            clock=self.clock,
+            connection=self.connection,
+            checks=checks or {},
+            secret_key=settings.secret_key,
+            web=settings.web,
+        )
+        return create_web_app(services, self.web_routes())
 
     def close(self) -> None:
         if self._app is not None:

@@ -25,7 +25,6 @@ from engine.model import EntityType, Side
 from engine.resolve import Choice, resolve
 from engine.runner import RunStats
 from engine.settings import load_config
-from engine.web import WebServices, create_web_app
 from engine.web.serve import free_port, serving
 from examples.invoicing import MAPPING, create_example_db
 from examples.invoicing.actions import add_customer, add_invoice, row
@@ -149,8 +148,7 @@ def run_demo(workdir: Path, say: Callable[[str], None], step: Callable[[str], No
         qbo, app_url, port = box.qbo, box.app_url, box.web_port
         runtime = Runtime(load_config(box.config_path, box.environ, SECTIONS))
         try:
-            services = WebServices(store=runtime.store, policy=runtime.policy, clock=runtime.clock)
-            with serving(create_web_app(services, runtime.web_routes()), port=port):
+            with serving(runtime.web_app(), port=port):
                 story = Story(qbo, runtime, app_url, say, step)
                 _play(story)
                 return _compare(story)

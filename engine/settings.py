@@ -8,7 +8,7 @@
     quickbooks: {...}                       # validated by the QuickBooks connector's settings
     app: {...}                              # validated by the app connector's settings
     schedule: {app_poll_seconds: 5, quickbooks_poll_seconds: 300, ...}
-    web: {host: 127.0.0.1, port: 8000}
+    web: {host: 127.0.0.1, port: 8000, public_url: https://sync.example.com, api_token: {env: ...}}
 
 Any value may be `{env: NAME}` (optionally with `default:`), read from the environment the caller
 passes in; secrets belong there, never inline. The engine knows no connector: the composition module
@@ -23,8 +23,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from engine.configfile import (
     ConfigFileError,
@@ -37,6 +38,10 @@ from engine.configfile import (
 )
 
 DEFAULT_CONFIG = "ledgersync.yaml"
+
+
+#: Binds a browser on this machine reaches as localhost (names to compare, not addresses to bind).
+_LOCAL_HOSTS = frozenset({"127.0.0.1", "0.0.0.0", "::", "::1", "localhost", ""})  # noqa: S104
 
 
 class _Strict(BaseModel):
@@ -56,6 +61,29 @@ class Web(_Strict):
     port: int = Field(8000, gt=0, lt=65536)
     #: The address QuickBooks and browsers reach (for OAuth redirects and webhooks), if not host:port.
     public_url: str | None = None
+    #: Lets scripts use the JSON API: they send `Authorization: Bearer <api_token>` instead of the
+    #: page's CSRF token. None: only the app's own pages can change anything.
+    api_token: SecretStr | None = None
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http(s) address such as https://sync.example.com")
+        return value.rstrip("/")
+
+    @property
+    def base_url(self) -> str:
+        """Where browsers reach the app: public_url, else host:port (a loopback or any-address bind is
+        reached as localhost, the name Intuit accepts in development redirect URIs)."""
+        if self.public_url:
+            return self.public_url
+        host = "localhost" if self.host in _LOCAL_HOSTS else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
 
 
 class Settings(_Strict):

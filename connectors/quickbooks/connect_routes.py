@@ -18,6 +18,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from connectors.quickbooks.oauth import OAuthClient
+from connectors.quickbooks.settings import CALLBACK_PATH
 from connectors.quickbooks.tokens import TokenCustodian
 from engine.errors import LedgersyncError
 from engine.ports import Clock
@@ -33,6 +34,8 @@ def connect_routes(
     clock: Clock,
     secret: bytes | None = None,
 ) -> list[Route]:
+    """`secret` signs the state cookie: give one derived from the configured secret_key, so a restart
+    or another web replica between /connect and /callback still accepts it (None: one per process)."""
     key = secret or secrets.token_bytes(32)
 
     def sign(state: str) -> str:
@@ -67,7 +70,7 @@ def connect_routes(
         response.delete_cookie(COOKIE)
         return response
 
-    return [Route("/connect", start), Route("/callback", callback)]
+    return [Route("/connect", start), Route(CALLBACK_PATH, callback)]
 
 
 def _page(message: str, status: int) -> HTMLResponse:

@@ -6,6 +6,7 @@ Nothing here reads the environment: the CLI or the config loader builds the sett
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Self
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -15,6 +16,8 @@ PRODUCTION = "production"
 ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting"
 #: QuickBooks' notifications are a few KiB: a body a thousand times that is not one.
 WEBHOOK_MAX_BODY_BYTES = 1024 * 1024
+#: Where the web app finishes the OAuth flow (connect_routes serves it).
+CALLBACK_PATH = "/callback"
 
 _API_BASE = {
     PRODUCTION: "https://quickbooks.api.intuit.com/v3",
@@ -35,7 +38,10 @@ class QboSettings(BaseModel):
     environment: str = SANDBOX
     client_id: str
     client_secret: SecretStr
-    redirect_uri: str = "http://localhost:8000/callback"
+    #: Where Intuit sends the browser back; register it in the Intuit app. Unless given, the composition
+    #: derives it from the web app's address (`with_web_address`), so `ledgersync connect` and the web
+    #: /connect send the same one; this default is that address for the default web settings.
+    redirect_uri: str = "http://localhost:8000" + CALLBACK_PATH
     scopes: tuple[str, ...] = (ACCOUNTING_SCOPE,)
     minorversion: int = 75
 
@@ -81,6 +87,13 @@ class QboSettings(BaseModel):
         raise ValueError(
             "must be 'sandbox', 'production', or an emulator base URL such as http://127.0.0.1:8700"
         )
+
+    def with_web_address(self, base_url: str) -> Self:
+        """These settings with the callback of the web app at `base_url` as the redirect URI, unless
+        `redirect_uri` was given explicitly (a proxy that rewrites paths, an address registered earlier)."""
+        if "redirect_uri" in self.model_fields_set:
+            return self
+        return self.model_copy(update={"redirect_uri": base_url.rstrip("/") + CALLBACK_PATH})
 
     @property
     def is_emulator(self) -> bool:

@@ -47,16 +47,7 @@ def _runtime(ctx: typer.Context) -> Any:
 
 
 def _web_app(runtime: Any, checks: dict[str, Any] | None = None) -> Any:
-    from engine.web import WebServices, create_web_app
-
-    services = WebServices(
-        store=runtime.store,
-        policy=runtime.policy,
-        clock=runtime.clock,
-        connection=runtime.connection,
-        checks=checks or {},
-    )
-    return create_web_app(services, runtime.web_routes())
+    return runtime.web_app(checks)
 
 
 def _serve(app: Any, host: str, port: int) -> None:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from engine.ports import Clock, Policy, StateStore
+from engine.settings import Web
 from engine.web import conflicts, metrics
+from engine.web.csrf import Guard, derive_key
 
 
 @dataclass
@@ -25,11 +27,18 @@ class WebServices:
     checks: dict[str, Callable[[], bool]] = field(default_factory=dict)
     #: Counters the connectors keep (API calls by class, rate-budget waits, token age), for /metrics.
     gauges: Callable[[], dict[str, float]] | None = None
-    #: Signs the review forms (CSRF); new per process unless given.
-    form_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    #: The configured secret_key: the CSRF key is derived from it, so every process built from the same
+    #: settings (a restart, another replica) accepts the others' tokens. None: a key per process.
+    secret_key: SecretStr | None = field(default=None, repr=False)
+    #: The `web:` settings (public_url for the Origin check, api_token for scripts).
+    web: Web = field(default_factory=Web)
 
 
 def create_web_app(services: WebServices, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+    guard = Guard(
+        derive_key(services.secret_key, "web/csrf"), services.web.api_token, services.web.public_url
+    )
+
     def healthz(_: Request) -> Response:
         results = {"store": _store_ok(services)}
         for name, check in services.checks.items():
@@ -46,7 +55,7 @@ def create_web_app(services: WebServices, extra_routes: Sequence[BaseRoute] = ()
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/metrics", metrics.endpoint(services)),
-        *conflicts.routes(services),
+        *conflicts.routes(services, guard),
         *extra_routes,
     ]
     return Starlette(routes=routes)

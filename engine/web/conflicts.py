@@ -1,13 +1,13 @@
 """The conflict review queue on the web: a list, one conflict side by side with a form, and a JSON API.
 
 JSON: GET /api/conflicts[?all=1], GET /api/conflicts/{id}, POST /api/conflicts/{id}/resolve with
-{"take": "app"|"quickbooks"} or {"value": <json>}, and optionally {"by": "name"}.
+{"take": "app"|"quickbooks"} or {"value": <json>}, and optionally {"by": "name"}. Every POST proves it
+comes from our own page or a script holding the API token (engine/web/csrf.py). There is no login yet,
+so "by" is recorded as given, marked unverified and with the way the request proved itself.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,7 @@ from engine.model import Side
 from engine.ports import StoreSession
 from engine.resolve import Choice, resolve
 from engine.state import Conflict, Link
+from engine.web.csrf import WEB_FORM, Caller, Guard, Refusal
 
 if TYPE_CHECKING:
     from engine.web.app import WebServices
@@ -30,10 +31,11 @@ if TYPE_CHECKING:
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 
 
-def routes(services: WebServices) -> list[BaseRoute]:
-    def token(conflict_id: int) -> str:
-        return hmac.new(services.form_secret, f"resolve:{conflict_id}".encode(), hashlib.sha256).hexdigest()
+#: Longest reviewer name kept (it lands in the audit trail and on every page that shows the conflict).
+MAX_NAME = 80
 
+
+def routes(services: WebServices, guard: Guard) -> list[BaseRoute]:
     def listing(include_resolved: bool) -> list[dict[str, Any]]:
         with services.store.session() as s:
             found = s.list_conflicts(services.connection, open_only=not include_resolved)
@@ -65,22 +67,27 @@ def routes(services: WebServices) -> list[BaseRoute]:
                 request, "missing.html", {"conflict_id": conflict_id}, status_code=404
             )
         conflict, history = found
+        token, nonce = guard.page_token(request)
         context = {
             "c": conflict,
             "history": history,
-            "token": token(conflict_id),
+            "token": token,
             "error": request.query_params.get("error"),
         }
-        return templates.TemplateResponse(request, "conflict.html", context)
+        response = templates.TemplateResponse(request, "conflict.html", context)
+        guard.set_cookie(request, response, nonce)
+        return response
 
     async def page_resolve(request: Request) -> Response:
         conflict_id = int(request.path_params["conflict_id"])
         form = await request.form()
-        if not hmac.compare_digest(str(form.get("token", "")), token(conflict_id)):
-            return Response("stale or forged form; reload the page", status_code=403)
+        refusal = guard.check_form(request, str(form.get("token", "")))
+        if refusal is not None:
+            context = {"message": refusal.message, "back": f"/conflicts/{conflict_id}"}
+            return templates.TemplateResponse(request, "refused.html", context, status_code=refusal.status)
         take, value = form.get("take"), form.get("value")
-        by = str(form.get("by") or "web")
         try:
+            by = reviewer(str(form.get("by") or ""), WEB_FORM)
             choice = Choice(take=Side(str(take))) if take else Choice(value=_parse(str(value or "")))
             do_resolve(conflict_id, choice, by)
         except (LedgersyncError, ValueError) as error:
@@ -99,12 +106,12 @@ def routes(services: WebServices) -> list[BaseRoute]:
 
     async def api_resolve(request: Request) -> Response:
         conflict_id = int(request.path_params["conflict_id"])
+        caller = guard.check_json(request)
+        if isinstance(caller, Refusal):
+            return JSONResponse({"error": caller.message}, status_code=caller.status)
         try:
-            body = await request.json()
-            if not isinstance(body, dict) or ("take" in body) == ("value" in body):
-                raise ValueError('send {"take": "app"|"quickbooks"} or {"value": ...}')
-            choice = Choice(take=Side(body["take"])) if "take" in body else Choice(value=body["value"])
-            return JSONResponse(do_resolve(conflict_id, choice, str(body.get("by") or "api")))
+            choice, by = _json_choice(await request.json())
+            return JSONResponse(do_resolve(conflict_id, choice, reviewer(by, caller)))
         except NotFoundError as error:
             return JSONResponse({"error": str(error)}, status_code=404)
         except VersionConflictError as error:
@@ -129,6 +136,27 @@ def as_json(conflict: Conflict, link: Link | None, s: StoreSession) -> dict[str,
     data["quickbooks_id"] = link.quickbooks_id if link else None
     data["label"] = record_label(s, link) if link else None
     return data
+
+
+def _json_choice(body: Any) -> tuple[Choice, str]:
+    if not isinstance(body, dict) or ("take" in body) == ("value" in body):
+        raise ValueError('send {"take": "app"|"quickbooks"} or {"value": ...}')
+    choice = Choice(take=Side(body["take"])) if "take" in body else Choice(value=body["value"])
+    by = body.get("by") or ""
+    if not isinstance(by, str):
+        raise ValueError('"by" must be a string (the reviewer\'s name)')
+    return choice, by
+
+
+def reviewer(name: str, caller: Caller) -> str:
+    """Who resolved it, for the audit trail: the name as given, marked unverified (there is no login
+    yet), and how the request proved itself."""
+    name = " ".join(name.split())
+    if len(name) > MAX_NAME:
+        raise ValueError(f"the reviewer's name is longer than {MAX_NAME} characters")
+    if not name:
+        return f"anonymous ({caller.channel})"
+    return f"{name} ({caller.channel}, name not verified)"
 
 
 def _parse(raw: str) -> Any:

@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
+import httpx
+import pytest
 import typer
+from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from connectors.quickbooks.crypto import TokenCipher, generate_key
+from connectors.quickbooks.emulator import EmulatorConfig, running_emulator
 from connectors.quickbooks.emulator.server import EmulatorHandle
+from engine.bootstrap import SECTIONS, Runtime
 from engine.cli import connect_cmd
 from engine.cli.context import config_option
+from engine.settings import load_config
 from engine.state import ConnectionStatus
 from engine.store import SqlStateStore
 
@@ -24,7 +31,7 @@ def cli() -> typer.Typer:
     return app
 
 
-def config_file(tmp_path: Path, qbo: EmulatorHandle) -> Path:
+def config_file(tmp_path: Path, qbo: EmulatorHandle, quickbooks: str = "", web: str = "") -> Path:
     path = tmp_path / "ledgersync.yaml"
     path.write_text(
         "state_url: sqlite:///state.db\n"
@@ -33,7 +40,7 @@ def config_file(tmp_path: Path, qbo: EmulatorHandle) -> Path:
         "quickbooks:\n"
         f"  environment: {qbo.base_url}\n"
         f"  client_id: {qbo.client_id}\n"
-        "  client_secret: {env: QBO_CLIENT_SECRET}\n"
+        "  client_secret: {env: QBO_CLIENT_SECRET}\n" + quickbooks + web
     )
     return path
 
@@ -115,3 +122,64 @@ def test_status_shows_dead_lettered_messages_with_a_redis_broker(qbo: EmulatorHa
     finally:
         client.flushdb()
         client.close()
+
+
+@pytest.mark.parametrize(
+    ("quickbooks", "web", "callback"),
+    [
+        ("", "", "http://localhost:8000/callback"),
+        ("", "web:\n  port: 8123\n", "http://localhost:8123/callback"),
+        ("", "web:\n  host: sync.internal\n  port: 9000\n", "http://sync.internal:9000/callback"),
+        (
+            "",
+            "web:\n  port: 8123\n  public_url: https://sync.example.com/\n",
+            "https://sync.example.com/callback",
+        ),
+        (
+            "  redirect_uri: https://proxy.example.com/qbo/callback\n",
+            "web:\n  public_url: https://sync.example.com\n",
+            "https://proxy.example.com/qbo/callback",
+        ),
+    ],
+)
+def test_connect_sends_the_web_apps_own_callback_as_the_redirect_uri(
+    tmp_path: Path, quickbooks: str, web: str, callback: str
+):
+    # Like Intuit, the emulator refuses a redirect URI that is not registered for the app.
+    with running_emulator(EmulatorConfig(redirect_uri_allowlist=(callback,))) as qbo:
+        config = config_file(tmp_path, qbo, quickbooks, web)
+        env = {"LEDGERSYNC_SECRET_KEY": generate_key(), "QBO_CLIENT_SECRET": qbo.client_secret}
+        result = CliRunner().invoke(cli(), ["--config", str(config), "connect"], env=env)
+    assert result.exit_code == 0, result.output
+    consent = next(line for line in result.output.splitlines() if line.startswith(qbo.base_url))
+    assert parse_qs(urlsplit(consent).query)["redirect_uri"] == [callback]
+
+
+def test_the_web_connect_uses_the_same_redirect_uri_and_survives_a_restart_before_the_callback(
+    tmp_path: Path,
+):
+    callback = "https://sync.example.com/callback"
+    with running_emulator(EmulatorConfig(redirect_uri_allowlist=(callback,))) as qbo:
+        config = config_file(tmp_path, qbo, web="web:\n  public_url: https://sync.example.com\n")
+        env = {"LEDGERSYNC_SECRET_KEY": generate_key(), "QBO_CLIENT_SECRET": qbo.client_secret}
+        first, second = (Runtime(load_config(config, env, SECTIONS)) for _ in range(2))
+        try:
+            with TestClient(first.web_app(), base_url="https://sync.example.com") as browser:
+                start = browser.get("/connect", follow_redirects=False)
+                assert start.status_code == 302
+                consent = start.headers["location"]
+                assert parse_qs(urlsplit(consent).query)["redirect_uri"] == [callback]
+                # The user approves at Intuit (the emulator consents at once) and is sent back.
+                back = httpx.get(consent, follow_redirects=False).headers["location"]
+                assert back.startswith(callback + "?")
+                cookies = dict(browser.cookies)
+            # The web app restarted meanwhile (or another replica answers): the state cookie still holds.
+            with TestClient(
+                second.web_app(), base_url="https://sync.example.com", cookies=cookies
+            ) as browser:
+                done = browser.get(back)
+            assert done.status_code == 200, done.text
+            assert f"Connected to QuickBooks company {qbo.realm_id}" in done.text
+        finally:
+            first.close()
+            second.close()

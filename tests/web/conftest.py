@@ -1,0 +1,82 @@
+"""A synced world with one open conflict (a customer's email edited on both sides), and the web app on it
+as `ledgersync run` builds it: from a configuration with a secret_key and an API token."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from starlette.testclient import TestClient
+
+from engine.bootstrap import Runtime
+from engine.clock import FakeClock
+from engine.model import EntityType, Side
+from engine.settings import Config, Settings, Web
+from policies import PolicySet
+from tests.support.loop import InProcess, in_process
+from tests.support.sample import CUSTOMERS
+
+C = EntityType.CUSTOMER
+SECRET = "c2VjcmV0LWtleS1vZi10aGUtd2ViLXRlc3RzLTAxMjM="
+API_TOKEN = "script-token-7f3a"
+
+
+@dataclass
+class World:
+    loop: InProcess
+    state_url: str
+    runtimes: list[Runtime]
+
+    def config(self, secret: str | None = SECRET, **web: Any) -> Config:
+        web.setdefault("api_token", SecretStr(API_TOKEN))
+        settings = Settings(
+            state_url=self.state_url,
+            secret_key=None if secret is None else SecretStr(secret),
+            web=Web(**web),
+        )
+        return Config(settings)
+
+    def app(self, secret: str | None = SECRET, **web: Any) -> Any:
+        """The web app of one ledgersync process (a restart or another replica is another call)."""
+        runtime = Runtime(self.config(secret, **web), clock=self.loop.runner.clock)
+        self.runtimes.append(runtime)
+        return runtime.web_app()
+
+    def conflict(self, conflict_id: int = 1) -> dict[str, Any]:
+        with self.loop.store.session() as s:
+            found = s.get_conflict(conflict_id)
+        assert found is not None
+        return found.model_dump(mode="json")
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    clock = FakeClock(datetime(2026, 11, 2, tzinfo=UTC))
+    state_url = f"sqlite:///{tmp_path / 'state.db'}"
+    loop = in_process(state_url, PolicySet.default(), clock)
+    app_id = loop.app.create(C, dict(CUSTOMERS[0]))
+    loop.runner.run_until_quiet()
+    with loop.store.session() as s:
+        link = s.find_link("default", C, Side.APP, app_id)
+    assert link is not None and link.quickbooks_id is not None
+    loop.app.edit(C, app_id, email="app@example.com")
+    loop.quickbooks.edit(C, link.quickbooks_id, email="accounts@example.com")
+    loop.runner.run_until_quiet()
+    built = World(loop, state_url, [])
+    try:
+        yield built
+    finally:
+        for runtime in built.runtimes:
+            runtime.close()
+        loop.store.dispose()
+
+
+@pytest.fixture
+def client(world: World) -> Iterator[TestClient]:
+    with TestClient(world.app()) as browser:
+        yield browser
