@@ -8,6 +8,7 @@ webhook receiver; only QuickBooks is the emulator.
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,7 +46,13 @@ quickbooks:
 app:
   database_url: {app}
   mapping: {mapping}
+web:
+  port: {web_port}
 """
+#: With `--keep`: the values the config's `{env: ...}` references need, for using the directory again.
+ENV_FILE = "ledgersync.env"
+#: With `--keep`: the emulated company, saved after every change (`ledgersync emulator --state`).
+EMULATOR_STATE = "quickbooks.json"
 
 
 @dataclass
@@ -117,21 +124,48 @@ class Sandbox:
     #: What the config's `{env: ...}` references need (the secret key, QuickBooks' secrets).
     environ: dict[str, str]
     web_port: int
+    emulator: EmulatorConfig
+
+    def reuse_instructions(self, workdir: Path) -> str:
+        """How to start this sandbox's emulator again on its saved state and use the kept config."""
+        emulator, port = self.emulator, self.qbo.base_url.rsplit(":", 1)[1]
+        return "\n".join(
+            [
+                f"Kept in {workdir}: ledgersync.yaml, state.db (ledgersync's state), app.db (the example",
+                f"app), {EMULATOR_STATE} (the emulated company) and {ENV_FILE} (the secret key and",
+                "QuickBooks secrets the config refers to; keep it private). To use them again:",
+                f"  cd {workdir} && set -a && . ./{ENV_FILE} && set +a",
+                f"  ledgersync emulator --port {port} --state {EMULATOR_STATE} --realm {emulator.realm_id}"
+                f' --client-id {emulator.client_id} --client-secret "$QBO_CLIENT_SECRET"'
+                f' --verifier-token "$QBO_WEBHOOK_VERIFIER" --webhook-url {emulator.webhook_url} &',
+                "  ledgersync --config ledgersync.yaml status     # or sync, conflicts list, run",
+            ]
+        )
 
 
 @contextmanager
-def sandbox(workdir: Path, emulator: EmulatorConfig | None = None) -> Iterator[Sandbox]:
-    """Start the emulator (webhooks to 127.0.0.1:`web_port`), create the example app, write the config."""
+def sandbox(
+    workdir: Path, emulator: EmulatorConfig | None = None, *, keep: bool = False
+) -> Iterator[Sandbox]:
+    """Start the emulator (webhooks to 127.0.0.1:`web_port`), create the example app, write the config.
+
+    `keep`: the directory is left usable: the emulated company is saved in it and the secrets the
+    config refers to are written to `ledgersync.env` (readable by its owner only).
+    """
     app_url = f"sqlite:///{workdir / 'app.db'}"
     create_example_db(app_url)
     port = free_port()
     settings = replace(
-        emulator or EmulatorConfig(), webhook_url=f"http://127.0.0.1:{port}/webhooks/quickbooks"
+        emulator or EmulatorConfig(),
+        webhook_url=f"http://127.0.0.1:{port}/webhooks/quickbooks",
+        state_file=workdir / EMULATOR_STATE if keep else None,
     )
     with running_emulator(settings) as qbo:
         config_path = workdir / "ledgersync.yaml"
         config_path.write_text(
-            CONFIG.format(qbo=qbo.base_url, client_id=qbo.client_id, app=app_url, mapping=MAPPING),
+            CONFIG.format(
+                qbo=qbo.base_url, client_id=qbo.client_id, app=app_url, mapping=MAPPING, web_port=port
+            ),
             encoding="utf-8",
         )
         environ = {
@@ -139,21 +173,36 @@ def sandbox(workdir: Path, emulator: EmulatorConfig | None = None) -> Iterator[S
             "QBO_CLIENT_SECRET": qbo.client_secret,
             "QBO_WEBHOOK_VERIFIER": settings.verifier_token,
         }
-        yield Sandbox(qbo, app_url, config_path, environ, port)
+        if keep:
+            env_file = workdir / ENV_FILE
+            env_file.touch(mode=0o600)
+            env_file.write_text(
+                "".join(f"{k}={shlex.quote(v)}\n" for k, v in environ.items()), encoding="utf-8"
+            )
+        yield Sandbox(qbo, app_url, config_path, environ, port, settings)
 
 
-def run_demo(workdir: Path, say: Callable[[str], None], step: Callable[[str], None]) -> int:
-    """Play the story in `workdir`; returns how many synced fields differ at the end (0: converged)."""
-    with sandbox(workdir) as box:
+def run_demo(
+    workdir: Path, say: Callable[[str], None], step: Callable[[str], None], *, keep: bool = False
+) -> int:
+    """Play the story in `workdir`; returns how many synced fields differ at the end (0: converged).
+
+    `keep`: leave `workdir` usable afterwards, and say how."""
+    with sandbox(workdir, keep=keep) as box:
         qbo, app_url, port = box.qbo, box.app_url, box.web_port
         runtime = Runtime(load_config(box.config_path, box.environ, SECTIONS))
         try:
             with serving(runtime.web_app(), port=port):
                 story = Story(qbo, runtime, app_url, say, step)
                 _play(story)
-                return _compare(story)
+                differing = _compare(story)
         finally:
             runtime.close()
+        if keep:
+            instructions = box.reuse_instructions(workdir)
+            (workdir / "README.txt").write_text(instructions + "\n", encoding="utf-8")
+            say(instructions)
+        return differing
 
 
 def _play(story: Story) -> None:

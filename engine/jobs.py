@@ -16,6 +16,7 @@ def intervals(schedule: Schedule) -> Intervals:
         app_poll=timedelta(seconds=schedule.app_poll_seconds),
         quickbooks_poll=timedelta(seconds=schedule.quickbooks_poll_seconds),
         kick=timedelta(seconds=schedule.kick_seconds),
+        dispatch=timedelta(seconds=schedule.dispatch_seconds),
         token_refresh=timedelta(minutes=schedule.token_refresh_minutes),
         sweep=timedelta(hours=schedule.sweep_hours),
     )
@@ -31,6 +32,8 @@ def send(actors: Actors, connection: str, job: str) -> None:
             actors.poll.send(connection, Side.QUICKBOOKS.value, entity.value)
     elif job == "kick":
         actors.kick.send(connection)
+    elif job == "dispatch":
+        actors.dispatch.send(connection)
     elif job == "token_refresh":
         actors.refresh_tokens.send()
     elif job == "sweep":

@@ -1,9 +1,10 @@
 """The scheduler: which periodic jobs are due (pure), and one lock-guarded loop that sends them.
 
-Jobs: the app poll (seconds), the QuickBooks CDC poll (minutes), a re-scan of the journal and ops
-(`kick`, so a lost message costs at most one interval), token refresh every 45 minutes, the daily
-sweep. Only one scheduler is active: it holds a lease (Redis `SET NX PX`, renewed each tick); a second
-one waits and takes over when the first stops renewing.
+Jobs: the app poll (seconds), the QuickBooks CDC poll (minutes), the ops of conflicts a reviewer just
+resolved in another process (`dispatch`, seconds), a re-scan of the journal and ops (`kick`, so a lost
+message costs at most one interval), token refresh every 45 minutes, the daily sweep. Only one
+scheduler is active: it holds a lease (Redis `SET NX PX`, renewed each tick); a second one waits and
+takes over when the first stops renewing.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Intervals:
     app_poll: timedelta = timedelta(seconds=5)
     quickbooks_poll: timedelta = timedelta(minutes=5)
     kick: timedelta = timedelta(minutes=1)
+    dispatch: timedelta = timedelta(seconds=2)
     token_refresh: timedelta = timedelta(minutes=45)
     sweep: timedelta = timedelta(days=1)
 
@@ -34,6 +36,7 @@ class Intervals:
             "app_poll": self.app_poll,
             "quickbooks_poll": self.quickbooks_poll,
             "kick": self.kick,
+            "dispatch": self.dispatch,
             "token_refresh": self.token_refresh,
             "sweep": self.sweep,
         }

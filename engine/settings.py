@@ -52,6 +52,8 @@ class Schedule(_Strict):
     app_poll_seconds: float = Field(5.0, gt=0)
     quickbooks_poll_seconds: float = Field(300.0, gt=0)
     kick_seconds: float = Field(60.0, gt=0)
+    #: How soon a conflict resolved from the CLI or another web replica is written (the ops it made).
+    dispatch_seconds: float = Field(2.0, gt=0)
     token_refresh_minutes: float = Field(45.0, gt=0)
     sweep_hours: float = Field(24.0, gt=0)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import dramatiq
@@ -60,6 +60,11 @@ class Actors:
     refresh_tokens: dramatiq.Actor[..., Any]
     sweep: dramatiq.Actor[..., Any]
     ingest: dramatiq.Actor[..., Any]
+    dispatch: dramatiq.Actor[..., Any]
+
+
+#: How far back `dispatch` looks for resolved conflicts; older ones are the kick's (it sweeps every op).
+RESOLVED_WINDOW = timedelta(minutes=10)
 
 
 def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:  # noqa: PLR0915 - an actor each
@@ -148,6 +153,14 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:  # noqa
         if services.ingest is not None:
             decide_each(services.ingest())
 
+    def dispatch(connection: str) -> None:
+        """Apply the ops of conflicts resolved in another process (the CLI, another web replica),
+        within seconds rather than at the next kick. Sending one twice is harmless: apply is idempotent."""
+        with services.store.session() as s:
+            op_ids = s.resolved_ops(connection, services.clock.now() - RESOLVED_WINDOW)
+        for op_id in op_ids:
+            apply_actor.send(op_id)
+
     poll_actor = actor(poll)
     kick_actor = actor(kick)
     reconcile_actor = actor(reconcile)
@@ -160,4 +173,5 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:  # noqa
         refresh_tokens=actor(refresh_tokens),
         sweep=actor(sweep),
         ingest=actor(ingest),
+        dispatch=actor(dispatch),
     )

@@ -29,8 +29,11 @@ def demo(
         console.rule(title)
 
     if keep is not None:
+        if (keep / "ledgersync.yaml").exists():
+            console.print(f"{keep} already holds a kept demo; use it as it says, or give another directory")
+            raise typer.Exit(2)
         keep.mkdir(parents=True, exist_ok=True)
-        differing = run_demo(keep, console.print, step)
+        differing = run_demo(keep.resolve(), console.print, step, keep=True)
     else:
         with tempfile.TemporaryDirectory(prefix="ledgersync-demo-") as tmp:
             differing = run_demo(Path(tmp), console.print, step)

@@ -147,6 +147,27 @@ class WorkMixin(SessionBase):
             raise VersionConflictError(f"conflict on {conflict.field} opened meanwhile") from error
         return rows.to_conflict(row)
 
+    def resolved_ops(self, connection: str, since: datetime) -> list[str]:
+        """Pending, untried ops of records whose conflict was resolved at or after `since`, oldest
+        first: a reviewer's choice, made in another process, that no worker has been told about."""
+        c, o = t.conflicts, t.ops
+        resolved = sa.select(c.c.link_id).where(
+            c.c.connection == connection,
+            c.c.status == ConflictStatus.RESOLVED.value,
+            c.c.resolved_at >= since,
+        )
+        statement = (
+            sa.select(o.c.op_id)
+            .where(
+                o.c.connection == connection,
+                o.c.status == OpStatus.PENDING.value,
+                o.c.attempts == 0,
+                o.c.link_id.in_(resolved),
+            )
+            .order_by(o.c.position)
+        )
+        return [row.op_id for row in self._all(statement)]
+
     def get_conflict(self, conflict_id: int) -> Conflict | None:
         row = self._one(sa.select(t.conflicts).where(t.conflicts.c.id == conflict_id))
         return None if row is None else rows.to_conflict(row)

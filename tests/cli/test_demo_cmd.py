@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 
@@ -44,3 +45,66 @@ def test_the_demo_leaves_nothing_behind_by_default(tmp_path: Path):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert list(tmp_path.iterdir()) == [] and set(Path("/tmp").glob("ledgersync-demo-*")) == before
+
+
+def test_a_kept_demo_directory_can_be_used_again_as_it_says(tmp_path: Path):
+    script = Path(sys.executable).with_name("ledgersync")
+    kept = tmp_path / "demo"
+    env = {"PATH": f"{script.parent}:/usr/bin:/bin", "COLUMNS": "200"}
+    done = subprocess.run(
+        [str(script), "demo", "--keep", str(kept)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "To use them again:" in done.stdout
+    env_file = kept / "ledgersync.env"
+    assert env_file.stat().st_mode & 0o077 == 0, "the secrets file is private to its owner"
+    # The way the kept README says: source the secrets, start the emulator on its saved state, use it.
+    steps = (kept / "README.txt").read_text(encoding="utf-8").splitlines()
+    emulator_line = next(line.strip() for line in steps if "ledgersync emulator" in line)
+    shell = f"set -a && . ./ledgersync.env && set +a && {emulator_line.removesuffix('&')} "
+    emulator = subprocess.Popen(["bash", "-c", f"exec {shell}"], cwd=kept, env=env, stdout=subprocess.DEVNULL)
+    try:
+        use = "set -a && . ./ledgersync.env && set +a && "
+        for _ in range(100):
+            status = subprocess.run(
+                ["bash", "-c", use + "ledgersync --config ledgersync.yaml status --json"],
+                cwd=kept,
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=60,
+                check=False,
+            )
+            if status.returncode == 0:
+                break
+            time.sleep(0.2)  # the emulator is still starting
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert '"connected"' in status.stdout
+        synced = subprocess.run(
+            ["bash", "-c", use + "ledgersync --config ledgersync.yaml sync --json"],
+            cwd=kept,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+        assert synced.returncode == 0, synced.stdout + synced.stderr
+        assert '"applied": 0' in synced.stdout, "the kept sides still agree: nothing to write"
+        again = subprocess.run(
+            [str(script), "demo", "--keep", str(kept)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=env,
+        )
+        assert again.returncode == 2 and "already holds a kept demo" in again.stdout
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=10)

@@ -150,3 +150,120 @@ def test_the_daily_sweep_rereads_quickbooks_and_finds_what_polls_missed(box: San
         assert latest.event.fields["notes"] == "seen by the sweep"
     finally:
         runtime.close()
+
+
+def test_a_one_shot_sync_reads_what_webhooks_announced(box: Sandbox):
+    import sqlite3
+    import time
+
+    from connectors.quickbooks.receiver import create_receiver_app
+    from engine.bootstrap import SECTIONS, Runtime
+    from engine.model import EntityType, Side
+    from engine.settings import load_config
+    from engine.web.serve import serving
+
+    assert cli(box, "connect")[0] == 0
+    assert cli(box, "backfill")[0] == 0
+    runtime = Runtime(load_config(box.config_path, box.environ, SECTIONS))
+    try:
+        with runtime.store.session() as s:
+            link = s.find_link(runtime.connection, EntityType.CUSTOMER, Side.APP, "1")
+        assert link is not None and link.quickbooks_id is not None
+        # Only the webhook receiver runs (no workers): QuickBooks' notification waits in the inbox.
+        receiver = create_receiver_app(runtime.store, box.environ["QBO_WEBHOOK_VERIFIER"], runtime.clock)
+        with serving(receiver, port=box.web_port):
+            box.qbo.edit_record(
+                "Customer", link.quickbooks_id, {"PrimaryPhone": {"FreeFormNumber": "555-010-4242"}}
+            )
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                with runtime.store.session() as s:
+                    if s.inbox_pending(10):
+                        break
+                time.sleep(0.1)
+            else:
+                raise AssertionError("QuickBooks' webhook never reached the inbox")
+    finally:
+        runtime.close()
+
+    code, output = cli(box, "sync", "--json")
+    assert code == 0, output
+    summary = json.loads(output)
+    assert summary["webhooks"] >= 1 and summary["applied"] == 1
+    app_db = box.app_url.removeprefix("sqlite:///")
+    with sqlite3.connect(app_db) as db:
+        (phone,) = db.execute("SELECT phone FROM customers WHERE id = 1").fetchone()
+    assert phone == "555-010-4242"
+    runtime = Runtime(load_config(box.config_path, box.environ, SECTIONS))
+    try:
+        with runtime.store.session() as s:
+            assert s.inbox_pending(10) == [], "the sync read the inbox, leaving nothing for later"
+    finally:
+        runtime.close()
+
+
+def test_a_conflict_resolved_from_the_cli_while_run_is_going_is_written_within_seconds(box: Sandbox):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from examples.invoicing.edit import edit_record
+
+    assert cli(box, "connect")[0] == 0
+    assert cli(box, "backfill")[0] == 0
+    edit_record(box.app_url, "customer", 1, {"email": "from-app@example.com"})
+    customer = _linked_quickbooks_customer(box, "1")
+    box.qbo.edit_record("Customer", customer, {"PrimaryEmailAddr": {"Address": "from-books@example.com"}})
+    assert cli(box, "sync")[0] == 0
+    code, output = cli(box, "conflicts", "list", "--json")
+    (conflict,) = [c for c in json.loads(output) if c["field"] == "email"]
+
+    script = Path(sys.executable).with_name("ledgersync")
+    env = {**os.environ, **box.environ}
+    run = subprocess.Popen(
+        [str(script), "--config", str(box.config_path), "run"],
+        cwd=box.config_path.parent,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{box.web_port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        time.sleep(1)  # its first kick is done: the next one is a minute away
+        code, output = cli(box, "conflicts", "resolve", str(conflict["id"]), "--take", "app")
+        assert code == 0, output
+        resolved = time.monotonic()
+        while time.monotonic() - resolved < 10:
+            email = box.qbo.read_record("Customer", customer)["PrimaryEmailAddr"]["Address"]
+            if email == "from-app@example.com":
+                break
+            time.sleep(0.2)
+        assert email == "from-app@example.com", "the resolution waited for the next kick"
+    finally:
+        run.terminate()
+        run.wait(timeout=15)
+
+
+def _linked_quickbooks_customer(box: Sandbox, app_id: str) -> str:
+    from engine.bootstrap import SECTIONS, Runtime
+    from engine.model import EntityType, Side
+    from engine.settings import load_config
+
+    runtime = Runtime(load_config(box.config_path, box.environ, SECTIONS))
+    try:
+        with runtime.store.session() as s:
+            link = s.find_link(runtime.connection, EntityType.CUSTOMER, Side.APP, app_id)
+    finally:
+        runtime.close()
+    assert link is not None and link.quickbooks_id is not None
+    return link.quickbooks_id

@@ -17,14 +17,23 @@ T0 = datetime(2026, 11, 2, tzinfo=UTC)
 
 def test_every_job_is_due_at_first_then_each_on_its_own_interval():
     intervals = Intervals()
-    assert set(due(T0, {}, intervals)) == {"app_poll", "quickbooks_poll", "kick", "token_refresh", "sweep"}
+    assert set(due(T0, {}, intervals)) == {
+        "app_poll",
+        "quickbooks_poll",
+        "kick",
+        "dispatch",
+        "token_refresh",
+        "sweep",
+    }
     last = dict.fromkeys(intervals.of(), T0)
-    assert due(T0 + timedelta(seconds=4), last, intervals) == []
-    assert due(T0 + timedelta(seconds=5), last, intervals) == ["app_poll"]
+    assert due(T0 + timedelta(seconds=1), last, intervals) == []
+    assert due(T0 + timedelta(seconds=2), last, intervals) == ["dispatch"]
+    assert set(due(T0 + timedelta(seconds=5), last, intervals)) == {"app_poll", "dispatch"}
     assert set(due(T0 + timedelta(minutes=45), last, intervals)) == {
         "app_poll",
         "quickbooks_poll",
         "kick",
+        "dispatch",
         "token_refresh",
     }
 
@@ -34,9 +43,9 @@ def test_a_tick_sends_what_is_due_and_remembers_it():
     sent: list[str] = []
     scheduler = Scheduler(sent.append, Intervals(), clock.now)
     scheduler.tick_once()
-    assert len(sent) == 5
+    assert len(sent) == 6
     clock.advance(6)
-    assert scheduler.tick_once() == ["app_poll"]
+    assert scheduler.tick_once() == ["app_poll", "dispatch"]
 
 
 @pytest.fixture
