@@ -1,0 +1,167 @@
+"""The fault campaign's world: the harness's world (emulator, example app and state store on PostgreSQL,
+a claimed Redis database), plus webhooks from the emulator to the web process, a short QuickBooks
+timeout (so a timeout after commit costs seconds, not minutes), the app-history triggers, and the
+process-level faults: which worker is waiting on a held request, kill -9, a flushed Redis.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from connectors.quickbooks.crypto import generate_key
+from connectors.quickbooks.emulator import EmulatorConfig, running_emulator
+from engine.state import ConnectionStatus
+from engine.web.serve import free_port
+from examples.invoicing import MAPPING, create_example_db
+from tests.integration import app_history
+from tests.integration.harness import SCRIPT, Processes, World, pg_url_in, redis_database
+from tests.support.stores import postgres_schema
+
+#: Seconds the workers wait for QuickBooks; a held answer outlasts it by HOLD_MARGIN.
+QUICKBOOKS_TIMEOUT = 2.0
+HOLD_MARGIN = 1.5
+VERIFIER = "faults-verifier-token"
+
+CONFIG = """\
+state_url: {state_url}
+broker_url: {broker_url}
+secret_key: {{env: LEDGERSYNC_SECRET_KEY}}
+quickbooks:
+  environment: {qbo}
+  client_id: {client_id}
+  client_secret: {{env: QBO_CLIENT_SECRET}}
+  webhook_verifier_token: {{env: QBO_WEBHOOK_VERIFIER}}
+  minute_seconds: 1.0
+  throttle_penalty_seconds: 0.5
+  backoff_max_seconds: 2
+  timeout_seconds: {timeout}
+  defaults:
+    income_account: "1"
+app:
+  database_url: {app}
+  mapping: {mapping}
+schedule:
+  app_poll_seconds: 0.5
+  quickbooks_poll_seconds: 1
+  kick_seconds: 2
+web:
+  port: {port}
+"""
+
+
+@dataclass
+class Campaign:
+    """The world, with what only the campaign needs: the web address and the Redis database."""
+
+    world: World
+    web_url: str
+    broker_url: str
+
+    def flush_redis(self) -> None:
+        """FLUSHDB on the workers' Redis database: every queued message, lease and budget is gone."""
+        client = redis.Redis.from_url(self.broker_url)
+        try:
+            client.flushdb()
+        finally:
+            client.close()
+
+    def connection_status(self) -> ConnectionStatus | None:
+        with self.world.runtime.store.session() as s:
+            found = s.get_connection(self.world.connection)
+        return found.status if found else None
+
+
+@contextlib.contextmanager
+def campaign_world(tmp_path: Path) -> Iterator[Campaign]:
+    """A distributed world whose emulator sends webhooks to the web process; every process is stopped
+    on exit (the harness prints their logs when the body fails)."""
+    port = free_port()
+    web_url = f"http://127.0.0.1:{port}"
+    emulator = EmulatorConfig(
+        minute_seconds=1.0,
+        webhook_url=f"{web_url}/webhooks/quickbooks",
+        verifier_token=VERIFIER,
+        webhook_batch_window=0.3,
+        webhook_retry_delays=(0.5, 1.0, 2.0),
+    )
+    with contextlib.ExitStack() as stack:
+        qbo = stack.enter_context(running_emulator(emulator))
+        app_url = pg_url_in(stack.enter_context(postgres_schema()))
+        state_url = pg_url_in(stack.enter_context(postgres_schema()))
+        broker_url = stack.enter_context(redis_database())
+        create_example_db(app_url)
+        app_history.install(app_url)
+        config_path = tmp_path / "ledgersync.yaml"
+        config_path.write_text(
+            CONFIG.format(
+                state_url=state_url,
+                broker_url=broker_url,
+                qbo=qbo.base_url,
+                client_id=qbo.client_id,
+                timeout=QUICKBOOKS_TIMEOUT,
+                app=app_url,
+                mapping=MAPPING,
+                port=port,
+            ),
+            encoding="utf-8",
+        )
+        env = {
+            "PATH": os.environ.get("PATH", str(SCRIPT.parent)),
+            "LEDGERSYNC_SECRET_KEY": generate_key(),
+            "QBO_CLIENT_SECRET": qbo.client_secret,
+            "QBO_WEBHOOK_VERIFIER": VERIFIER,
+            "LEDGERSYNC_LOG_LEVEL": "WARNING",
+        }
+        processes = Processes(tmp_path, env, config_path)
+        built = World(qbo, app_url, config_path, env, processes)
+        try:
+            yield Campaign(built, web_url, broker_url)
+        except BaseException:
+            print(processes.logs())
+            raise
+        finally:
+            processes.stop_all()
+            built.runtime.close()
+
+
+def local_ports(pid: int) -> set[int]:
+    """The local TCP ports of the sockets process `pid` holds open (from /proc: no extra library)."""
+    inodes = set()
+    fd_dir = Path(f"/proc/{pid}/fd")
+    for fd in fd_dir.iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        for line in lines:
+            parts = line.split()
+            if parts[9] in inodes:
+                ports.add(int(parts[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def holder(workers: dict[str, subprocess.Popen[bytes]], client: str) -> str | None:
+    """Which live worker opened the connection `client` ("host:port") the emulator is holding."""
+    port = int(client.rsplit(":", 1)[1])
+    for name, process in workers.items():
+        if process.poll() is None:
+            with contextlib.suppress(OSError):
+                if port in local_ports(process.pid):
+                    return name
+    return None
+
+
+def kill_9(process: subprocess.Popen[bytes]) -> None:
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
