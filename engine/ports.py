@@ -24,6 +24,7 @@ from engine.state import (
     LedgerEntry,
     Link,
     OpRecord,
+    ParkedRecord,
     RecordKey,
     Snapshot,
 )
@@ -59,10 +60,24 @@ class Policy(Protocol):
     def duplicate_names(self, entity: EntityType) -> DuplicateNames: ...
 
 
+class Rejection(Frozen):
+    """A record a side holds but cannot hand over (a value it cannot read): parked, shown, never skipped.
+
+    `reason` says what to fix, where: "row 7 of invoice_lines, column amount: 'abc' is not a number".
+    """
+
+    entity: EntityType
+    external_id: str
+    version: Version
+    reason: str
+
+
 class ChangePage(Frozen):
-    """A page of changes read from one side; `cursor` resumes after it."""
+    """A page of changes read from one side; `cursor` resumes after it (and after its rejections)."""
 
     events: tuple[ChangeEvent, ...] = ()
+    #: Records read but not readable as canonical records; the runner parks them until they are fixed.
+    rejected: tuple[Rejection, ...] = ()
     cursor: str | None = None
     #: False when more changes are waiting (call again with `cursor`).
     complete: bool = True
@@ -221,6 +236,21 @@ class StoreSession(Protocol):
         external_id: str | None = None,
         limit: int = 200,
     ) -> list[AuditEntry]: ...
+
+    # records parked at capture (a side holds them, but they could not be read)
+    def park_record(self, record: ParkedRecord) -> bool:
+        """Park (or refresh) the record; True when it is newly parked or its reason changed."""
+        ...
+
+    def unpark_record(self, key: RecordKey, seq: int | None = None) -> bool:
+        """Clear the record's parked entry (only if parked at or below `seq`, when given)."""
+        ...
+
+    def parked_records(
+        self, connection: str, side: Side | None = None, entity: EntityType | None = None
+    ) -> list[ParkedRecord]:
+        """Parked records, least recently checked first."""
+        ...
 
     def counts(self, connection: str) -> Counts:
         """Rows per status and audit actions per kind, for metrics and `status`."""

@@ -7,17 +7,32 @@ a lost message or a killed worker loses nothing, the journal and the ops table a
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from engine.apply import Outcome, apply_op
 from engine.apply_batch import apply_batch, batch_groups, replays_a_batch
 from engine.decide import decide
-from engine.errors import NeedsReauthorizationError, RetriableError
+from engine.errors import (
+    NeedsReauthorizationError,
+    NotFoundError,
+    RecordRejectedError,
+    RetriableError,
+)
 from engine.model import DEPENDS_ON, ChangeEvent, EntityType, Side
 from engine.plan import OpKind, OpStatus
-from engine.ports import Clock, Connector, Policy, StateStore, batch_writer
-from engine.state import AppendResult, AuditAction, Connection, ConnectionStatus, Cursor, OpRecord, RecordKey
+from engine.ports import Clock, Connector, Policy, Rejection, StateStore, batch_writer
+from engine.state import (
+    AppendResult,
+    AuditAction,
+    Connection,
+    ConnectionStatus,
+    Cursor,
+    OpRecord,
+    ParkedRecord,
+    RecordKey,
+)
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +41,9 @@ ORDER: tuple[EntityType, ...] = (EntityType.CUSTOMER, EntityType.ITEM, EntityTyp
 assert all(ORDER.index(dep) < ORDER.index(e) for e in ORDER for dep in DEPENDS_ON[e])
 #: Entities whose creates may share a batch: they reference nothing another create could produce.
 BATCHABLE = frozenset(e for e in ORDER if not DEPENDS_ON[e])
+#: Parked records read again (by id) per poll, least recently checked first: a fix that changed no
+#: version or timestamp (a raw UPDATE of one line) is still found, without re-reading many each time.
+RETRY_PARKED = 20
 
 
 @dataclass
@@ -35,6 +53,8 @@ class RunStats:
     stale: int = 0
     decided: int = 0
     applied: int = 0
+    #: Records read but not readable (parked at capture, see `Rejection`).
+    rejected: int = 0
     #: Distinct (link, field) conflicts seen open by this run's decisions.
     conflicted: set[tuple[str, str]] = field(default_factory=set)
     outcomes: dict[str, int] = field(default_factory=dict)
@@ -72,7 +92,9 @@ class Runner:
         self.policy = policy
         self.clock = clock
         self.connection = connection
-        self.entities = tuple(e for e in ORDER if e in entities)
+        # Only what every side holds syncs: an app mapping may leave out payments, say.
+        held = [c.capabilities().entities for c in connectors.values()]
+        self.entities = tuple(e for e in ORDER if e in entities and all(e in h for h in held))
         with store.session() as s:
             if s.get_connection(connection) is None:
                 s.save_connection(Connection(id=connection, updated_at=clock.now()))
@@ -82,6 +104,9 @@ class Runner:
         now = self.clock.now()
         with self.store.session() as s:
             result = s.append_event(event, now)
+            if result is not AppendResult.STALE:
+                # Read well at (or past) the version that was parked: the record is fixed.
+                s.unpark_record(key_of(event), event.version.seq)
             if result is not AppendResult.DUPLICATE:
                 action = AuditAction.CAPTURED if result is AppendResult.NEW else AuditAction.STALE
                 s.audit(
@@ -111,6 +136,7 @@ class Runner:
         `from_start` re-reads everything the side has (the daily sweep) and leaves the cursor alone.
         """
         connector = self.connectors[side]
+        started = self.clock.now()
         with self.store.session() as s:
             cursor = None if from_start else s.get_cursor(self.connection, side, entity)
         position = cursor.position if cursor else None
@@ -125,6 +151,7 @@ class Runner:
             for event in page.events:
                 if self.ingest(event, stats) is AppendResult.NEW:
                     new.append(key_of(event))
+            self.park(side, page.rejected, stats)
             moved = page.cursor is not None and page.cursor != position
             position = page.cursor if page.cursor is not None else position
             if moved and not from_start:
@@ -139,7 +166,69 @@ class Runner:
                         )
                     )
             if page.complete:
+                if not from_start:
+                    new += self.retry_parked(side, entity, started, stats)
                 return new
+
+    def park(self, side: Side, rejected: Sequence[Rejection], stats: RunStats | None = None) -> None:
+        """Park records a side read but could not hand over; each stays listed until it reads well."""
+        if not rejected:
+            return
+        now = self.clock.now()
+        with self.store.session() as s:
+            for one in rejected:
+                record = ParkedRecord(
+                    connection=self.connection,
+                    side=side,
+                    entity=one.entity,
+                    external_id=one.external_id,
+                    seq=one.version.seq,
+                    reason=one.reason,
+                    parked_at=now,
+                    checked_at=now,
+                )
+                if s.park_record(record):
+                    log.warning("%s %s %s parked: %s", side, one.entity, one.external_id, one.reason)
+                    s.audit(
+                        self.connection,
+                        one.entity,
+                        AuditAction.PARKED,
+                        now,
+                        side=side,
+                        external_id=one.external_id,
+                        detail={"version": one.version.seq, "reason": one.reason},
+                    )
+        if stats is not None:
+            stats.rejected += len(rejected)
+
+    def retry_parked(
+        self, side: Side, entity: EntityType, before: datetime, stats: RunStats | None = None
+    ) -> list[RecordKey]:
+        """Read again, by id, a few records parked before `before`; those that read well now are journaled."""
+        with self.store.session() as s:
+            parked = [p for p in s.parked_records(self.connection, side, entity) if p.checked_at < before][
+                :RETRY_PARKED
+            ]
+        new: list[RecordKey] = []
+        for record in parked:
+            try:
+                event = self.connectors[side].fetch(entity, record.external_id)
+            except NotFoundError:
+                event = None  # gone for good: nothing is left to sync
+            except RecordRejectedError as error:
+                # Still bad (the detail says why, as a page's rejection would): checked, and still listed.
+                still = {"checked_at": self.clock.now(), "reason": error.detail or error.message}
+                with self.store.session() as s:
+                    s.park_record(record.model_copy(update=still))
+                continue
+            except (NeedsReauthorizationError, RetriableError) as error:
+                log.warning("parked %s records not read again now: %s", entity, error)
+                break
+            if event is not None and self.ingest(event, stats) is AppendResult.NEW:
+                new.append(key_of(event))
+            with self.store.session() as s:
+                s.unpark_record(record.key)
+        return new
 
     def decide_pending(self, stats: RunStats | None = None) -> int:
         """Reconcile every record with unprocessed changes, in dependency order."""

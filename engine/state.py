@@ -148,6 +148,30 @@ class Cursor(Frozen):
     updated_at: AwareDatetime
 
 
+class ParkedRecord(Frozen):
+    """A record one side holds that could not be read into the canonical model (see ports.Rejection).
+
+    It stays here, shown by `ledgersync status`, until the record is read again and reads well.
+    """
+
+    connection: str
+    side: Side
+    entity: EntityType
+    external_id: str
+    #: The version that was read (0 when the row's own version could not be read).
+    seq: int
+    reason: str
+    parked_at: AwareDatetime
+    #: When it was last read (still bad) or tried again.
+    checked_at: AwareDatetime
+
+    @property
+    def key(self) -> RecordKey:
+        return RecordKey(
+            connection=self.connection, side=self.side, entity=self.entity, external_id=self.external_id
+        )
+
+
 class AuditAction(StrEnum):
     CAPTURED = "captured"
     DECIDED = "decided"

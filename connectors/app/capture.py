@@ -22,7 +22,7 @@ from connectors.app.layout import Layout
 from connectors.app.records import Reader, Stored
 from connectors.app.tombstones import Tombstones
 from engine.model import ChangeEvent, EntityType, Operation, Side
-from engine.ports import ChangePage, Clock
+from engine.ports import ChangePage, Clock, Rejection
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +68,10 @@ class Poller:
             if len(page) > self.page_size:
                 last = page[self.page_size - 1]
                 top = max(stream.top or last.poll_key, *(s.poll_key for s in page[: self.page_size]))
-                setattr(
-                    state,
-                    name,
-                    StreamState(high=stream.high, after=(last.poll_key, last.external_id), top=top),
+                after = StreamState(
+                    high=stream.high, after=(last.poll_key, last.external_id), after_raw=raw(last), top=top
                 )
+                setattr(state, name, after)
                 complete = False
                 break
             tops = [s.poll_key for s in page] + ([stream.top] if stream.top is not None else [])
@@ -87,7 +86,9 @@ class Poller:
             state.start = None
             state.rows = StreamState(high=state.rows.high)
             state.tombs = StreamState(high=state.tombs.high)
-        return ChangePage(events=tuple(out.events), cursor=encode(state), complete=complete)
+        return ChangePage(
+            events=tuple(out.events), rejected=tuple(out.rejected), cursor=encode(state), complete=complete
+        )
 
     # reading
 
@@ -129,7 +130,8 @@ class Poller:
         where: sa.ColumnElement[bool] = sa.true()
         if stream.after is not None:
             after_key, after_pk = stream.after
-            value, ident = self._key_value(layout, after_key), self._pk_value(layout, name, after_pk)
+            value = self._key_value(layout, after_key, stream.after_raw)
+            ident = self._pk_value(layout, name, after_pk)
             where = sa.or_(key > value, sa.and_(key == value, pk > ident))
         elif (low := lower_bound(stream, self._overlap(layout))) is not None:
             where = key >= self._key_value(layout, low)
@@ -147,7 +149,13 @@ class Poller:
         assert column is not None
         return sa.column(column)
 
-    def _key_value(self, layout: Layout, key: int) -> Any:
+    def _key_value(self, layout: Layout, key: int, stored: Any = None) -> Any:
+        """The poll column's value for `key`, or the value as stored when it could not be read as one."""
+        if stored is not None:
+            if self.codec.sqlite:
+                return sa.literal(stored)
+            column_type = sa.BigInteger() if layout.spec.poll_by == "version" else sa.DateTime(timezone=True)
+            return sa.cast(sa.literal(str(stored)), column_type)
         if layout.spec.poll_by == "version":
             return key
         return self.codec.write_timestamp(EPOCH + timedelta(microseconds=key))
@@ -187,6 +195,7 @@ class _Emitter:
         self.now = now
         self.seen = {(entry[1], entry[2]) for entry in state.seen}
         self.events: list[ChangeEvent] = []
+        self.rejected: list[Rejection] = []
 
     def emit_all(self, stored: Sequence[Stored], stream: str = "rows") -> None:
         for one in stored:
@@ -196,9 +205,26 @@ class _Emitter:
             self.seen.add(pair)
             self.state.seen.append((stream, one.external_id, one.version.seq, one.poll_key))
             if one.invalid is not None:
-                log.error(
-                    "app row is not a valid record; skipped until it changes again",
-                    extra={"entity": self.layout.entity, "record": one.external_id, "problem": one.invalid},
-                )
+                self.rejected.append(rejection(self.layout.entity, one))
                 continue
             self.events.append(self.poller.event(self.layout.entity, one, self.now))
+
+
+def rejection(entity: EntityType, stored: Stored) -> Rejection:
+    """A row that is no valid record, as the runner parks it (the cursor moves past it all the same)."""
+    assert stored.invalid is not None
+    log.warning(
+        "app row is not a valid record; parked",
+        extra={"entity": entity, "record": stored.external_id, "problem": stored.invalid},
+    )
+    return Rejection(
+        entity=entity, external_id=stored.external_id, version=stored.version, reason=stored.invalid
+    )
+
+
+def raw(stored: Stored) -> int | float | str | None:
+    """A poll key that could not be read, as the cursor keeps it (to step past it in the database's order)."""
+    value = stored.raw_key
+    if value is None or isinstance(value, int | float | str):
+        return value
+    return str(getattr(value, "text", value))

@@ -56,6 +56,7 @@ class SqlConnector:
             raise translate(error) from error
         codec = Codec(engine.dialect.name)
         self.reader = Reader(codec)
+        self.reader.integer_keys = {entity: layout.integer_key for entity, layout in self.layouts.items()}
         self.tombstones = Tombstones(codec)
         size = page_size or mapping.page_size
         self.poller = Poller(connection, self.reader, self.tombstones, codec, self.clock, size)
@@ -124,7 +125,9 @@ class SqlConnector:
         if stored is None:
             raise NotFoundError(f"{entity} {external_id} never existed in the app")
         if stored.invalid is not None:
-            raise RecordRejectedError(f"{entity} {external_id} in the app is not valid: {stored.invalid}")
+            raise RecordRejectedError(
+                f"{entity} {external_id} in the app is not valid", code="invalid", detail=stored.invalid
+            )
         return self.poller.event(entity, stored, now)
 
     def write(self, op: Op) -> WriteResult:

@@ -27,6 +27,8 @@ class StreamState(BaseModel):
     high: int | None = None
     #: Inside a paged read: the (poll key, primary key) of the last row returned.
     after: tuple[int, str] | None = None
+    #: The last row's poll column as stored, when it was no readable version or time (it is parked).
+    after_raw: int | float | str | None = None
     #: Inside a paged read: the highest poll key returned so far.
     top: int | None = None
     done: bool = False

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc
 
+from connectors.app.codec import Unreadable
 from engine.errors import ConfigurationError, LedgersyncError, RecordRejectedError, UpstreamUnavailableError
 from engine.store.engines import open_engine
 
@@ -24,8 +26,49 @@ def make_engine(url: str, *, schema: str | None = None) -> sa.Engine:
     """An engine on the app database; on PostgreSQL `schema` (if given) becomes the search_path.
 
     The app's journal mode is left as the app set it (no WAL switch on someone else's database).
+    A value the driver cannot convert (text that is not UTF-8 on SQLite, a date beyond year 9999 or
+    'infinity' on PostgreSQL) comes back as a value the codec rejects, so one bad row is parked
+    instead of failing every read of its page.
     """
-    return open_engine(url, schema=schema, sqlite_begin=_on_sqlite_begin, what="app database")
+    engine = open_engine(url, schema=schema, sqlite_begin=_on_sqlite_begin, what="app database")
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _tolerant_sqlite)
+    elif engine.dialect.driver == "psycopg":
+        sa.event.listen(engine, "connect", _tolerant_psycopg)
+    return engine
+
+
+def _sqlite_text(data: bytes) -> str | bytes:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data  # the codec names it: bytes that are not UTF-8 text
+
+
+def _tolerant_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.text_factory = _sqlite_text
+
+
+def _tolerant_psycopg(dbapi_connection: Any, _record: Any) -> None:
+    import psycopg
+    from psycopg.types import datetime as pg_datetime
+
+    def tolerant(base: type[Any]) -> type[Any]:
+        class Tolerant(base):  # type: ignore[misc]
+            def load(self, data: Any) -> Any:
+                try:
+                    return super().load(data)
+                except psycopg.DataError as error:
+                    return Unreadable(bytes(data).decode("utf-8", "replace"), str(error).split(":")[0])
+
+        return Tolerant
+
+    for name, base in (
+        ("date", pg_datetime.DateLoader),
+        ("timestamp", pg_datetime.TimestampLoader),
+        ("timestamptz", pg_datetime.TimestamptzLoader),
+    ):
+        dbapi_connection.adapters.register_loader(name, tolerant(base))
 
 
 def translate(error: exc.SQLAlchemyError) -> LedgersyncError:

@@ -21,6 +21,8 @@ class Layout:
     integer_key: bool
     soft_delete_is_time: bool
     tombstone_key_integer: bool
+    #: The child table's primary key column (names a bad child row in messages), if it has one.
+    child_key: str | None = None
 
     @property
     def table(self) -> sa.TableClause:
@@ -88,10 +90,15 @@ def bind(engine: sa.Engine, mapping: Mapping) -> dict[EntityType, Layout]:
             types[table] = {c["name"]: c["type"] for c in inspector.get_columns(table)}
         return types[table].get(column)
 
+    def single_key(table: str) -> str | None:
+        columns = inspector.get_pk_constraint(table).get("constrained_columns") or []
+        return columns[0] if len(columns) == 1 else None
+
     layouts = {}
     for entity, spec in mapping.entities.items():
         soft = spec.delete.soft_delete_column if spec.delete else None
         tomb = spec.delete.tombstone if spec.delete else None
+        child = spec.child(entity)
         layouts[entity] = Layout(
             entity=entity,
             spec=spec,
@@ -99,5 +106,6 @@ def bind(engine: sa.Engine, mapping: Mapping) -> dict[EntityType, Layout]:
             soft_delete_is_time=isinstance(type_of(spec.table, soft), sa.DateTime),
             tombstone_key_integer=tomb is not None
             and isinstance(type_of(tomb.table, tomb.key_column), sa.Integer),
+            child_key=single_key(child.table) if child is not None else None,
         )
     return layouts

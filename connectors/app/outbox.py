@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from connectors.app.capture import Poller
+from connectors.app.capture import Poller, rejection
 from connectors.app.cursor import CursorState, StreamState, decode, encode
 from connectors.app.database import is_postgres
 from connectors.app.layout import Layout
@@ -58,14 +58,18 @@ class OutboxReader:
         rows = conn.execute(query.where(where).order_by(position, t.c.id).limit(self.page_size + 1)).all()
         more = len(rows) > self.page_size
         rows = rows[: self.page_size]
-        events = [self.poller.event(layout.entity, s, now) for s in self._states(conn, layout, rows, now)]
+        states = self._states(conn, layout, rows, now)
+        events = [self.poller.event(layout.entity, s, now) for s in states if s.invalid is None]
+        rejected = [rejection(layout.entity, s) for s in states if s.invalid is not None]
         if more:
             last = rows[-1]
             state.rows = StreamState(after=(int(last.pos), str(last.id)))
         else:
             state.rows = StreamState()
             state.outbox = horizon
-        return ChangePage(events=tuple(events), cursor=encode(state), complete=not more)
+        return ChangePage(
+            events=tuple(events), rejected=tuple(rejected), cursor=encode(state), complete=not more
+        )
 
     def deleted(self, conn: sa.Connection, layout: Layout, external_id: str, now: datetime) -> Stored | None:
         """The delete the outbox recorded for a row that is gone, if it recorded one."""
@@ -91,13 +95,20 @@ class OutboxReader:
         more = len(page) > self.page_size
         page = page[: self.page_size]
         events = [self.poller.event(layout.entity, s, now) for s in page if s.invalid is None]
+        rejected = [rejection(layout.entity, s) for s in page if s.invalid is not None]
         start = state.start if state.start is not None else horizon
         if more:
             state.rows, state.start = StreamState(after=(0, page[-1].external_id)), start
         else:
             state.rows, state.start, state.outbox = StreamState(), None, start
-            events += [self.poller.event(layout.entity, s, now) for s in self._all_deleted(conn, layout, now)]
-        return ChangePage(events=tuple(events), cursor=encode(state), complete=not more)
+            for gone in self._all_deleted(conn, layout, now):
+                if gone.invalid is None:
+                    events.append(self.poller.event(layout.entity, gone, now))
+                else:
+                    rejected.append(rejection(layout.entity, gone))
+        return ChangePage(
+            events=tuple(events), rejected=tuple(rejected), cursor=encode(state), complete=not more
+        )
 
     def _all_deleted(self, conn: sa.Connection, layout: Layout, now: datetime) -> list[Stored]:
         """Every record deleted for good: its tombstone, or the outbox's delete row when there is none."""
@@ -134,8 +145,7 @@ class OutboxReader:
                 row = last[external_id]
                 gone = self.deleted(conn, layout, external_id, now)
                 stored = gone or self._gone(external_id, row.seq, row.changed_at, now)
-            if stored.invalid is None:
-                found.append(stored)
+            found.append(stored)
         return found
 
     def _gone(self, external_id: str, seq: Any, changed_at: Any, now: datetime) -> Stored:

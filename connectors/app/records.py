@@ -1,4 +1,8 @@
-"""Reading mapped rows (and their child rows) into canonical records with their version stamps."""
+"""Reading mapped rows (and their child rows) into canonical records with their version stamps.
+
+Decoding is per record: a value that cannot be read marks only its own record invalid (with what to
+fix, by table, row and column); the rest of the page reads on.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,11 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import ValidationError
 
-from connectors.app.codec import Codec, micros
-from connectors.app.fields import ADDRESS_PARTS, CHILD_FIELDS
+from connectors.app.codec import BadValueError, Codec, micros
+from connectors.app.fields import ADDRESS_PARTS, CHILD_FIELDS, REF_TARGETS, Kind
 from connectors.app.layout import Layout, expression
-from engine.model import Version, parse_record, record_fields
+from connectors.app.problems import Place, problem, validation_problems
+from engine.model import EntityType, Version, parse_record, record_fields
 
 
 @dataclass(frozen=True)
@@ -28,11 +33,24 @@ class Stored:
     fields: dict[str, Any]
     #: Why the row is not a valid canonical record (then `fields` is empty), else None.
     invalid: str | None = None
+    #: The poll column's value as stored, when it is not a readable version or time (`poll_key` is 0).
+    raw_key: Any = None
+
+
+@dataclass(frozen=True)
+class ChildRow:
+    """One child row (an invoice line, a payment application): its canonical values, or its problems."""
+
+    place: Place
+    values: dict[str, Any]
+    problems: tuple[str, ...] = ()
 
 
 class Reader:
     def __init__(self, codec: Codec) -> None:
         self.codec = codec
+        #: Per entity, whether its table is keyed by integers (a reference to it must be one).
+        self.integer_keys: dict[EntityType, bool] = {}
 
     def columns(self, layout: Layout) -> list[sa.ColumnElement[Any]]:
         spec = layout.spec
@@ -71,65 +89,115 @@ class Reader:
         kids = self.children(conn, layout, [row["_pk"] for row in rows if not self._deleted(row)])
         return [self._stored(layout, row, kids.get(row["_pk"], []), now) for row in rows]
 
-    def children(
-        self, conn: sa.Connection, layout: Layout, keys: list[Any]
-    ) -> dict[Any, list[dict[str, Any]]]:
-        """Child rows (as canonical dicts) per parent key, in their order."""
+    def children(self, conn: sa.Connection, layout: Layout, keys: list[Any]) -> dict[Any, list[ChildRow]]:
+        """Child rows per parent key, in their order; a value that cannot be read is a problem of its row."""
         child = layout.child
         if child is None or not keys:
             return {}
         parent: sa.ColumnClause[Any] = sa.column(child.parent_key)
         fields = layout.child_fields()
         columns = [parent.label("_parent"), *(expression(c, f"f_{name}") for name, _, c in fields)]
+        if layout.child_key is not None:
+            columns.append(sa.column(layout.child_key).label("_key"))
         order = [parent] + ([sa.column(child.order_by)] if child.order_by else [])
         query = (
             sa.select(*columns).select_from(sa.table(child.table)).where(parent.in_(keys)).order_by(*order)
         )
-        found: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+        found: dict[Any, list[ChildRow]] = defaultdict(list)
         for row in conn.execute(query):
-            values = {
-                name: self.codec.read(kind, row._mapping[f"f_{name}"], name) for name, kind, _ in fields
-            }
-            found[row._mapping["_parent"]].append({k: v for k, v in values.items() if v is not None})
+            mapped = row._mapping
+            siblings = found[mapped["_parent"]]
+            place = Place(
+                child.table,
+                mapped.get("_key"),
+                index=len(siblings),
+                parent=f"{layout.entity} {mapped['_parent']}",
+            )
+            values, problems = self._decode(place, [(n, k, c, mapped[f"f_{n}"]) for n, k, c in fields])
+            siblings.append(ChildRow(place, values, tuple(problems)))
         return found
 
     def version(self, layout: Layout, row: Any, now: datetime) -> tuple[Version, int]:
-        """The row's version stamp, and the value it is polled by."""
-        updated = self.codec.timestamp(row.get("_updated_at"))
-        version = row.get("_version")
-        seq = int(version or 0) if layout.spec.version_column else (micros(updated) if updated else 0)
-        poll = seq if layout.spec.poll_by == "version" else (micros(updated) if updated else 0)
+        """The row's version stamp, and the value it is polled by; BadValueError naming the column."""
+        spec = layout.spec
+        try:
+            updated = self.codec.timestamp(row.get("_updated_at"))
+        except BadValueError as error:
+            raise BadValueError(f"column {spec.updated_at_column}: {error}") from None
+        try:
+            seq = self.codec.sequence(row.get("_version") or 0) if spec.version_column else None
+        except BadValueError as error:
+            raise BadValueError(f"column {spec.version_column}: {error}") from None
+        if seq is None:
+            seq = micros(updated) if updated else 0
+        poll = seq if spec.poll_by == "version" else (micros(updated) if updated else 0)
         return Version(seq=seq, at=updated or now), poll
 
     def _deleted(self, row: Any) -> bool:
         return "_deleted" in row and self.codec.is_set(row["_deleted"])
 
-    def _stored(self, layout: Layout, row: Any, kids: list[dict[str, Any]], now: datetime) -> Stored:
-        version, poll = self.version(layout, row, now)
+    def _stored(self, layout: Layout, row: Any, kids: list[ChildRow], now: datetime) -> Stored:
+        place = Place(layout.spec.table, row["_pk"])
         external_id = str(row["_pk"])
+        try:
+            version, poll = self.version(layout, row, now)
+        except BadValueError as error:
+            # The row cannot be placed in time: park it, and let the cursor step over it by its raw value.
+            raw = row.get("_version" if layout.spec.poll_by == "version" else "_updated_at")
+            return Stored(
+                external_id, Version(seq=0, at=now), 0, False, {}, invalid=f"{place}, {error}", raw_key=raw
+            )
         if self._deleted(row):
             return Stored(external_id, version, poll, deleted=True, fields={})
-        fields: dict[str, Any] = {}
-        for name, kind, _ in layout.scalar_fields():
-            value = self.codec.read(kind, row[f"f_{name}"], name)
-            if value is not None:
-                fields[name] = value
-        address = self._address(layout, row)
+        scalars = [(n, k, c, row[f"f_{n}"]) for n, k, c in layout.scalar_fields()]
+        fields, problems = self._decode(place, scalars)
+        address, address_problems = self._address(layout, place, row)
+        problems += address_problems
         if address is not None:
             fields["billing_address"] = address
         if layout.entity in CHILD_FIELDS and layout.child is not None:
-            fields[CHILD_FIELDS[layout.entity][0]] = kids
+            fields[CHILD_FIELDS[layout.entity][0]] = [kid.values for kid in kids]
+            problems += [p for kid in kids for p in kid.problems]
+        if problems:
+            return Stored(external_id, version, poll, deleted=False, fields={}, invalid="; ".join(problems))
         try:
             canonical = record_fields(parse_record(layout.entity, fields))
         except ValidationError as error:
-            reason = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+            reason = "; ".join(validation_problems(layout, place, [kid.place for kid in kids], error))
             return Stored(external_id, version, poll, deleted=False, fields={}, invalid=reason)
         return Stored(external_id, version, poll, deleted=False, fields=canonical)
 
-    def _address(self, layout: Layout, row: Any) -> dict[str, Any] | None:
+    def _decode(
+        self, place: Place, values: list[tuple[str, Any, Any, Any]]
+    ) -> tuple[dict[str, Any], list[str]]:
+        """(field, kind, column spec, stored value) -> the canonical values that are set, and the problems."""
+        decoded: dict[str, Any] = {}
+        problems: list[str] = []
+        for name, kind, column, stored in values:
+            target = REF_TARGETS.get(name) if kind is Kind.REF else None
+            integer = target is not None and self.integer_keys.get(target, False)
+            try:
+                value = self.codec.read(kind, stored, name, integer_ref=integer)
+            except BadValueError as error:
+                problems.append(problem(place, column, str(error)))
+                continue
+            if value is not None:
+                decoded[name] = value
+        return decoded, problems
+
+    def _address(self, layout: Layout, place: Place, row: Any) -> tuple[dict[str, Any] | None, list[str]]:
         spec = layout.spec.billing_address
         if spec is None:
-            return None
-        lines = [str(v) for i in range(len(spec.lines)) if (v := row[f"a_line_{i}"])]
-        parts = {p: str(row[f"a_{p}"]) for p in ADDRESS_PARTS if getattr(spec, p) and row[f"a_{p}"]}
-        return {"lines": lines, **parts} if lines or parts else None
+            return None, []
+        problems: list[str] = []
+
+        def text(label: str, column: str) -> str | None:
+            try:
+                return self.codec.text(row[label]) if row[label] else None
+            except BadValueError as error:
+                problems.append(problem(place, column, str(error)))
+                return None
+
+        lines = [v for i, c in enumerate(spec.lines) if (v := text(f"a_line_{i}", c))]
+        parts = {p: v for p in ADDRESS_PARTS if (c := getattr(spec, p)) and (v := text(f"a_{p}", c))}
+        return ({"lines": lines, **parts} if lines or parts else None), problems

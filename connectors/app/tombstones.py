@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from connectors.app.codec import Codec, micros
+from connectors.app.codec import BadValueError, Codec, micros
 from connectors.app.layout import Layout
 from connectors.app.mapping import Tombstone
+from connectors.app.problems import Place
 from connectors.app.records import Stored
 from engine.model import Version
+
+_T = TypeVar("_T")
 
 
 class Tombstones:
@@ -84,10 +87,29 @@ class Tombstones:
         return max(found, key=lambda s: s.version.seq) if found else None
 
     def _stored(self, layout: Layout, row: Any, now: datetime) -> Stored:
-        at = self.codec.timestamp(row.get("_deleted_at"))
-        seq = int(row["_version"]) if row.get("_version") is not None else (micros(at) if at else 0)
+        tomb = layout.tombstone
+        assert tomb is not None
+        try:
+            at = self._read(self.codec.timestamp, row.get("_deleted_at"), tomb.deleted_at_column)
+            version = row.get("_version")
+            seq = (
+                self._read(self.codec.sequence, version, tomb.version_column) if version is not None else None
+            )
+        except BadValueError as error:
+            raw = row.get("_version" if layout.spec.poll_by == "version" else "_deleted_at")
+            reason = f"{Place(tomb.table, row['_pk'])}, {error}"
+            return Stored(str(row["_pk"]), Version(seq=0, at=now), 0, True, {}, invalid=reason, raw_key=raw)
+        if seq is None:
+            seq = micros(at) if at else 0
         poll = seq if layout.spec.poll_by == "version" else (micros(at) if at else 0)
         return Stored(str(row["_pk"]), Version(seq=seq, at=at or now), poll, deleted=True, fields={})
+
+    @staticmethod
+    def _read(decode: Callable[[Any], _T], value: Any, column: str | None) -> _T:
+        try:
+            return decode(value)
+        except BadValueError as error:
+            raise BadValueError(f"column {column}: {error}") from None
 
     @staticmethod
     def _own(layout: Layout, tomb: Tombstone) -> Sequence[sa.ColumnElement[bool]]:

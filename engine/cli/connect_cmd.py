@@ -3,8 +3,9 @@ expiry, hard-expiry warnings, metered reads this month).
 
 `status --json` prints a list of objects with keys id, realm_id, environment, status, token_age_seconds,
 access_expires_at, refresh_expires_at, refresh_hard_expires_at, warning, metered_reads (null without a
-Redis broker), ops (count by status), open_conflicts, parked (op_id, entity, error), dead_letters (messages
-the workers gave up on; null without a Redis broker).
+Redis broker), ops (count by status), open_conflicts, parked (op_id, entity, error), parked_records (records
+a side holds but could not read: side, entity, external_id, version, error, action, since), dead_letters
+(messages the workers gave up on; null without a Redis broker).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from engine.cli.context import EXIT_NEEDS_REAUTH, err, fail, load, out
 from engine.errors import ConfigurationError, LedgersyncError, NeedsReauthorizationError
@@ -21,6 +23,8 @@ from engine.plan import OpStatus
 from engine.state import Connection
 
 HARD_EXPIRY_WARNING = timedelta(days=30)
+FIX_IN_APP = "fix the value named in the app; the record syncs by itself once it is read again"
+FIX_IN_QUICKBOOKS = "fix the record in QuickBooks; it syncs by itself once it is read again"
 
 
 def register(app: typer.Typer) -> None:
@@ -78,6 +82,7 @@ def status(
                 c.id: [r.model_dump(mode="json") for r in session.ops(c.id, [OpStatus.PARKED])]
                 for c in connections
             }
+            unreadable = {c.id: session.parked_records(c.id) for c in connections}
     finally:
         store.dispose()
     now = datetime.now(UTC)
@@ -90,6 +95,18 @@ def status(
         row["parked"] = [
             {"op_id": p["op"]["op_id"], "entity": p["op"]["entity"], "error": p["last_error"]}
             for p in parked[c.id]
+        ]
+        row["parked_records"] = [
+            {
+                "side": p.side.value,
+                "entity": p.entity.value,
+                "external_id": p.external_id,
+                "version": p.seq,
+                "error": p.reason,
+                "action": FIX_IN_APP if p.side.value == "app" else FIX_IN_QUICKBOOKS,
+                "since": p.parked_at.isoformat(),
+            }
+            for p in sorted(unreadable[c.id], key=lambda p: (p.side, p.entity, p.external_id))
         ]
         rows.append(row)
     dead = _dead_letters(config.settings.broker_url)
@@ -177,3 +194,9 @@ def _print(rows: list[dict[str, Any]]) -> None:
         out.print(f"  ops: {ops}; open conflicts: {row['open_conflicts']}", highlight=False)
         for p in row["parked"]:
             out.print(f"  [red]parked[/red] {p['entity']} op {p['op_id']}: {p['error']}", highlight=False)
+        for p in row["parked_records"]:
+            out.print(
+                f"  [red]parked[/red] {p['side']} {p['entity']} {escape(p['external_id'])} (not read): "
+                f"{escape(p['error'])}\n    {p['action']}",
+                highlight=False,
+            )

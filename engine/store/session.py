@@ -5,13 +5,14 @@ from __future__ import annotations
 from engine.store.journal import JournalMixin
 from engine.store.links import LinksMixin
 from engine.store.meta import MetaMixin
+from engine.store.parked import ParkedMixin
 from engine.store.work import WorkMixin
 
 
-class SqlSession(MetaMixin, JournalMixin, LinksMixin, WorkMixin):
+class SqlSession(MetaMixin, JournalMixin, LinksMixin, WorkMixin, ParkedMixin):
     """Everything done through one instance commits together or not at all.
 
     Made by `SqlStateStore.session()`; it is only valid inside that `with` block. Each concept's
-    methods live in their own module (meta, journal, links, work); values in and out are the frozen
+    methods live in their own module (meta, journal, links, work, parked); values in and out are the frozen
     models of engine.state, never rows.
     """

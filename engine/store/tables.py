@@ -233,3 +233,17 @@ audit = sa.Table(
     sa.Column("at", UtcDateTime, nullable=False),
     sa.Index(None, "connection", "side", "external_id"),
 )
+
+parked_records = sa.Table(
+    # Records a side holds but could not hand over (a value it cannot read), one row per record.
+    "parked_records",
+    metadata,
+    sa.Column("connection", _CONNECTION, primary_key=True),
+    sa.Column("side", _SIDE, primary_key=True),
+    sa.Column("entity", _ENTITY, primary_key=True),
+    sa.Column("external_id", _EXTERNAL_ID, primary_key=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("parked_at", UtcDateTime, nullable=False),
+    sa.Column("checked_at", UtcDateTime, nullable=False),
+)

@@ -28,6 +28,7 @@ TABLES = {
     "conflicts",
     "cursors",
     "audit",
+    "parked_records",
 }
 
 
