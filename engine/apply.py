@@ -41,7 +41,18 @@ class Applied(NamedTuple):
 
 
 def apply_op(store: StateStore, connector: Connector, op_id: str, now: datetime) -> Applied:
-    """Run one pending op; idempotent (an applied op is skipped, a retried one reuses its op id)."""
+    """Run one pending op; idempotent (an applied op is skipped, a retried one reuses its op id).
+
+    Skipped too while another worker applies it (it holds the op's claim and records the outcome).
+    """
+    with store.claim_ops([op_id]) as claimed:
+        if op_id not in claimed:
+            log.debug("op %s is being applied by another worker", op_id)
+            return Applied(Outcome.SKIPPED)
+        return _apply_claimed(store, connector, op_id, now)
+
+
+def _apply_claimed(store: StateStore, connector: Connector, op_id: str, now: datetime) -> Applied:
     with store.session() as s:
         record = s.get_op(op_id)
         if record is None or record.status is not OpStatus.PENDING:
@@ -133,7 +144,10 @@ def _superseded(store: StateStore, connector: Connector, op: Op, error: str, now
     except LedgersyncError as exc:
         return _mark(store, op, OpStatus.PENDING, f"{error}; re-read failed: {exc}", now, Outcome.RETRY)
     with store.session() as s:
-        s.set_op_status(op.op_id, OpStatus.SUPERSEDED, now, error=error, attempt=True)
+        current = s.get_op(op.op_id)
+        if current is None or current.status is not OpStatus.APPLIED:
+            # An applied op stays applied: its write landed (this attempt may have failed on it).
+            s.set_op_status(op.op_id, OpStatus.SUPERSEDED, now, error=error, attempt=True)
         s.append_event(fresh, now)
         s.audit(
             op.connection,
@@ -154,11 +168,13 @@ def record_success(s: StoreSession, op: Op, result: WriteResult, now: datetime) 
     # applied by two workers at once would otherwise both save from the same snapshot revision.
     s.lock_link(op.link_id)
     current = s.get_op(op.op_id)
-    if current is not None and current.status is not OpStatus.PENDING:
-        # Two workers applied the same op (the kick sweep and an apply message); the connector
-        # replayed it for the second, and the first already recorded it. Recording it again would
-        # put this op's older values back into a base that later ops may have moved on.
+    if current is not None and current.status is OpStatus.APPLIED:
+        # Recorded already (a replayed write): recording it again would put this op's older values
+        # back into a base that later ops may have moved on.
         return
+    # Any other status still records: the write landed. An attempt of this op that failed on the
+    # version this write produced has marked it superseded; without the ledger entry, our own write
+    # would come back as a user's change, newer than the user's real one on the other side.
     link = s.get_link(op.link_id)
     assert link is not None
     if link.external_id(op.side) != result.external_id:

@@ -33,7 +33,18 @@ def batch_key(op_ids: Sequence[str]) -> str:
 def apply_batch(
     store: StateStore, connector: BatchWriter, op_ids: Sequence[str], now: datetime
 ) -> dict[str, Applied]:
-    """Run pending ops through one `write_many`; each op's outcome, by op id (skipped ones included)."""
+    """Run pending ops through one `write_many`; each op's outcome, by op id (skipped ones included).
+
+    An op another worker is applying (it holds the op's claim) is skipped, as `apply_op` does.
+    """
+    with store.claim_ops(op_ids) as claimed:
+        outcomes = _apply_claimed(store, connector, [i for i in op_ids if i in claimed], now)
+    return {op_id: outcomes.get(op_id, Applied(Outcome.SKIPPED)) for op_id in op_ids}
+
+
+def _apply_claimed(
+    store: StateStore, connector: BatchWriter, op_ids: Sequence[str], now: datetime
+) -> dict[str, Applied]:
     outcomes: dict[str, Applied] = {}
     ops: list[Op] = []
     outgoing: list[Op] = []

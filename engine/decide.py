@@ -8,9 +8,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from engine.errors import VersionConflictError
 from engine.model import MODELS, EntityType, Side, fields_from_json, fields_to_json
 from engine.plan import Op, OpKind, OpStatus, Plan, Write
-from engine.ports import Policy, StoreSession
+from engine.ports import Clock, Policy, StateStore, StoreSession
 from engine.reconcile import Ledger, SideState, reconcile
 from engine.refs import to_links
 from engine.state import AuditAction, Conflict, Link, RecordKey, Snapshot
@@ -90,6 +91,9 @@ def decide(s: StoreSession, key: RecordKey, policy: Policy, now: datetime) -> De
         return None
     link = link_for(s, key)
     s.lock_link(link.id)
+    # Read it again under the lock: an apply that held the lock may have just set its other id (a
+    # create landed), and the copy read before would take that new record for a deleted one.
+    link = s.get_link(link.id) or link
     snapshot = s.get_snapshot(link.id) or Snapshot(link_id=link.id)
     if snapshot.tombstone:
         s.mark_processed(key, _newest_seq(s, key))
@@ -124,6 +128,23 @@ def decide(s: StoreSession, key: RecordKey, policy: Policy, now: datetime) -> De
                     state.version.seq,
                 )
     return Decision(link.id, plan, op_ids)
+
+
+def decide_record(
+    store: StateStore, key: RecordKey, policy: Policy, clock: Clock, attempts: int = 3
+) -> Decision | None:
+    """`decide` in a transaction of its own; decided again, in a new one, when another worker's
+    transaction won a race on the record (linked it, or opened its conflict, first). The last
+    attempt's VersionConflictError is raised."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with store.session() as s:
+                return decide(s, key, policy, clock.now())
+        except VersionConflictError as error:
+            if attempt == attempts:
+                raise
+            log.debug("deciding %s again (attempt %d): %s", key, attempt + 1, error)
+    raise AssertionError("attempts must be at least 1")
 
 
 def _newest_seq(s: StoreSession, key: RecordKey) -> int:

@@ -6,7 +6,7 @@ so neither side, nor the journal, nor any cursor changes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
@@ -40,6 +40,13 @@ class _Pinned:
             yield self._session
 
         return same()
+
+    def claim_ops(self, op_ids: Sequence[str]) -> AbstractContextManager[frozenset[str]]:
+        @contextmanager
+        def every() -> Iterator[frozenset[str]]:
+            yield frozenset(op_ids)  # a dry run applies nothing, and alone
+
+        return every()
 
     def migrate(self) -> None:
         return None

@@ -268,6 +268,14 @@ class StateStore(Protocol):
         """A transaction: commits when the block exits normally, rolls back on an exception."""
         ...
 
+    def claim_ops(self, op_ids: Sequence[str]) -> AbstractContextManager[frozenset[str]]:
+        """Claim those of `op_ids` no other worker holds, while the block runs; yields the ids claimed.
+
+        Whoever applies an op holds its claim from reading it to recording the outcome, so two
+        workers never write one op at once.
+        """
+        ...
+
     def migrate(self) -> None:
         """Bring the schema to the newest revision (Alembic upgrade head)."""
         ...

@@ -13,12 +13,13 @@ from datetime import datetime
 
 from engine.apply import Outcome, apply_op
 from engine.apply_batch import apply_batch, batch_groups, replays_a_batch
-from engine.decide import decide
+from engine.decide import decide_record
 from engine.errors import (
     NeedsReauthorizationError,
     NotFoundError,
     RecordRejectedError,
     RetriableError,
+    VersionConflictError,
 )
 from engine.model import DEPENDS_ON, ChangeEvent, EntityType, Side
 from engine.plan import OpKind, OpStatus
@@ -237,8 +238,14 @@ class Runner:
         keys.sort(key=lambda k: ORDER.index(k.entity))
         decided = 0
         for key in keys:
-            with self.store.session() as s:
-                decision = decide(s, key, self.policy, self.clock.now())
+            try:
+                # A worker deciding the same record at once (the kick races the reconcile messages)
+                # makes this one decide again on what it committed.
+                decision = decide_record(self.store, key, self.policy, self.clock)
+            except VersionConflictError as error:
+                # Still undecided in the journal: the next sweep takes it again. The rest go on.
+                log.warning("%s %s %s not decided now: %s", key.side, key.entity, key.external_id, error)
+                continue
             if decision is not None and not decision.plan.waits:
                 decided += 1
                 if stats is not None:

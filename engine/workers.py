@@ -17,8 +17,7 @@ import dramatiq
 from engine.apply import Outcome, apply_op
 from engine.backoff import backoff_ms
 from engine.broker import QUEUE
-from engine.decide import decide
-from engine.errors import VersionConflictError
+from engine.decide import decide_record
 from engine.model import EntityType, Side
 from engine.plan import OpStatus
 from engine.ports import Clock, Connector, Policy, StateStore
@@ -103,17 +102,9 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:  # noqa
         key = RecordKey(
             connection=connection, side=Side(side), entity=EntityType(entity), external_id=external_id
         )
-        decision = None
-        for attempt in range(3):
-            try:
-                with services.store.session() as s:
-                    decision = decide(s, key, services.policy, services.clock.now())
-                break
-            except VersionConflictError:
-                # Another worker linked or decided this record at the same moment (its transaction
-                # won); decide again on what it committed.
-                if attempt == 2:
-                    raise
+        # Another worker may link or decide this record at the same moment: decided again on what
+        # its transaction committed.
+        decision = decide_record(services.store, key, services.policy, services.clock)
         for op_id in decision.op_ids if decision else ():
             apply_actor.send(op_id)
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -14,6 +14,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from engine.errors import ConfigurationError
 from engine.ports import StateStore
+from engine.store.claims import OpClaims
 from engine.store.engines import open_engine
 from engine.store.errors import StoreUnavailableError
 from engine.store.session import SqlSession
@@ -66,14 +67,29 @@ class SqlStateStore:
     `session()` is one transaction: it commits when the block exits normally and rolls back when
     it raises. On SQLite each session holds the database write lock from its first statement, so
     sessions run one at a time (others wait up to the busy timeout); on PostgreSQL they run
-    concurrently (READ COMMITTED) and `lock_link` serializes work on one record.
+    concurrently (READ COMMITTED) and `lock_link` serializes work on one record. `claim_ops` keeps
+    two workers from writing one op at once.
     """
 
     def __init__(self, url: str = DEFAULT_URL, *, create: bool = False, schema: str | None = None) -> None:
         self._url = url
         self._engine = make_engine(url, schema=schema)
+        # Claims hold their connection during a write: a pool of their own never starves the sessions.
+        claims = (
+            make_engine(url, schema=schema).execution_options(isolation_level="AUTOCOMMIT")
+            if self._engine.dialect.name == "postgresql"
+            else None
+        )
+        self._claims = OpClaims(self._database_name(), claims)
         if create:
             self.migrate()
+
+    def _database_name(self) -> str:
+        """What names the database for claims kept in this process: a SQLite file by its full path."""
+        database = self._engine.url.database
+        if self._engine.dialect.name == "sqlite" and database and database != ":memory:":
+            return str(Path(database).resolve())
+        return self._engine.url.render_as_string(hide_password=True)
 
     @property
     def backend(self) -> str:
@@ -96,6 +112,15 @@ class SqlStateStore:
             )
             raise StoreUnavailableError("the state store is unavailable", detail=str(error.orig)) from error
 
+    def claim_ops(self, op_ids: Sequence[str]) -> AbstractContextManager[frozenset[str]]:
+        """Claim those of `op_ids` that no other worker holds, while the block runs; yields the ids
+        claimed. An op claimed elsewhere is being applied there, and that worker records its outcome.
+
+        Released when the block ends, or when the process dies (PostgreSQL). On SQLite the claims
+        are those of this process: two processes on one SQLite file are not kept apart.
+        """
+        return self._claims.hold(op_ids)
+
     def migrate(self) -> None:
         """Bring the schema to the newest revision (Alembic upgrade head), in one transaction."""
         with self._engine.begin() as conn:
@@ -105,6 +130,7 @@ class SqlStateStore:
     def dispose(self) -> None:
         """Close every pooled connection; the store is unusable afterwards."""
         self._engine.dispose()
+        self._claims.dispose()
 
     def __repr__(self) -> str:
         return f"SqlStateStore({sa.make_url(self._url).render_as_string(hide_password=True)!r})"
