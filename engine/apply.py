@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import datetime
 from typing import NamedTuple
 
+from engine.decide import side_state
 from engine.errors import (
+    FieldRefusedError,
     LedgersyncError,
     NeedsReauthorizationError,
     NotFoundError,
@@ -18,6 +21,7 @@ from engine.model import ChangeEvent, EntityType, Operation, Origin, fields_to_j
 from engine.plan import Op, OpKind, OpStatus
 from engine.ports import Connector, StateStore, StoreSession, WriteResult
 from engine.refs import IdOf, UnlinkedReferenceError, to_side
+from engine.refusals import open_refusal
 from engine.state import AuditAction, LedgerEntry, Snapshot
 
 log = logging.getLogger(__name__)
@@ -38,6 +42,10 @@ class Applied(NamedTuple):
     outcome: str
     #: For a retry after a rate limit: how long the other side asked us to wait (seconds).
     retry_after: float | None = None
+    #: Ops this outcome planned (the rest of an op whose one field was refused), to apply next.
+    follow_up: tuple[str, ...] = ()
+    #: (link id, field) of a value the target refused, now a conflict in the review queue.
+    refused: tuple[str, str] | None = None
 
 
 def apply_op(store: StateStore, connector: Connector, op_id: str, now: datetime) -> Applied:
@@ -95,6 +103,8 @@ def settle_error(
         return Applied(_superseded(store, connector, op, text, now))
     if isinstance(error, NeedsReauthorizationError):
         return Applied(_mark(store, op, OpStatus.WAITING, text, now, Outcome.WAITING))
+    if isinstance(error, FieldRefusedError) and op.kind is OpKind.UPDATE and error.field in op.fields:
+        return _refused(store, op, error, text, now)
     if isinstance(error, RecordRejectedError | NotFoundError):
         return Applied(_mark(store, op, OpStatus.PARKED, text, now, Outcome.PARKED, audit=AuditAction.PARKED))
     if isinstance(error, RetriableError):
@@ -134,6 +144,44 @@ def _mark(
                 detail={"op_id": op.op_id, "error": error},
             )
     return outcome
+
+
+def _refused(store: StateStore, op: Op, error: FieldRefusedError, text: str, now: datetime) -> Applied:
+    """The target refused one field's value, not the record: that field goes to review as a conflict
+    saying why, and the op's other fields are written by an op of their own (nothing was written, so
+    it expects the same version). Plans hold the refused value back while the conflict is open."""
+    rest = {name: value for name, value in op.fields.items() if name != error.field}
+    follow_up: tuple[str, ...] = ()
+    with store.session() as s:
+        s.lock_link(op.link_id)
+        link = s.get_link(op.link_id)
+        assert link is not None
+        held = side_state(s, link, op.side)
+        holds = held.fields.get(error.field) if held is not None and held.fields is not None else None
+        conflict = open_refusal(s, link, op, error.field, holds, error.message, now)
+        s.set_op_status(op.op_id, OpStatus.SUPERSEDED, now, error=text, attempt=True)
+        if rest:
+            remainder = op.model_copy(
+                update={
+                    "op_id": uuid.uuid4().hex,
+                    "fields": rest,
+                    "reason": f"{op.reason}; {error.field} held for review",
+                }
+            )
+            s.add_op(remainder, now)
+            follow_up = (remainder.op_id,)
+        s.audit(
+            op.connection,
+            op.entity,
+            AuditAction.DECIDED,
+            now,
+            link_id=op.link_id,
+            side=op.side,
+            external_id=op.external_id,
+            detail={"op_id": op.op_id, "refused": error.field, "conflict_id": conflict.id, "then": follow_up},
+        )
+    log.info("op %s: %s refused by %s, in review as conflict %d", op.op_id, error.field, op.side, conflict.id)
+    return Applied(Outcome.SUPERSEDED, follow_up=follow_up, refused=(link.id, error.field))
 
 
 def _superseded(store: StateStore, connector: Connector, op: Op, error: str, now: datetime) -> str:

@@ -14,6 +14,7 @@ from engine.plan import Op, OpKind, OpStatus, Plan, Write
 from engine.ports import Clock, Policy, StateStore, StoreSession
 from engine.reconcile import Ledger, SideState, reconcile
 from engine.refs import to_links
+from engine.refusals import hold_refused, refusals
 from engine.state import AuditAction, Conflict, Link, RecordKey, Snapshot
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,11 @@ def decide(s: StoreSession, key: RecordKey, policy: Policy, now: datetime) -> De
     base = fields_from_json(link.entity, snapshot.base) if snapshot.base is not None else None
     ledger = ledger_of(s, link)
     plan = reconcile(link.entity, base, states[Side.APP], states[Side.QUICKBOOKS], policy, ledger, now)
-    op_ids = _persist(s, link, snapshot, states, plan, ledger, now)
+    # A value a side refused (a name another record holds) waits for the reviewer: sent again, it
+    # would only be refused again.
+    refused = refusals(s, link, s.list_conflicts(link.connection, open_only=True))
+    plan, held = hold_refused(link.entity, plan, refused)
+    op_ids = _persist(s, link, snapshot, states, plan, ledger, now, held)
     if not plan.waits:
         for side, state in states.items():
             if state is not None:
@@ -176,6 +181,7 @@ def _persist(
     plan: Plan,
     ledger: Ledger,
     now: datetime,
+    held: frozenset[str] = frozenset(),
 ) -> tuple[str, ...]:
     base: dict[str, Any] | None = snapshot.base
     if plan.settled:
@@ -228,7 +234,7 @@ def _persist(
             detail={"conflict_id": opened.id, "field": conflict.field, "policy": conflict.policy},
             link_id=link.id,
         )
-    _close_settled_conflicts(s, link, plan, now)
+    _close_settled_conflicts(s, link, plan, now, held)
     for wait in plan.waits:
         s.audit(
             link.connection,
@@ -260,12 +266,14 @@ def _persist(
     return tuple(op_ids)
 
 
-def _close_settled_conflicts(s: StoreSession, link: Link, plan: Plan, now: datetime) -> None:
+def _close_settled_conflicts(
+    s: StoreSession, link: Link, plan: Plan, now: datetime, held: frozenset[str] = frozenset()
+) -> None:
     """An open conflict whose field no longer conflicts (the sides agree now, or one side went back
     to the base) needs no reviewer any more."""
     if plan.waits:
         return
-    still = {c.field for c in plan.conflicts}
+    still = {c.field for c in plan.conflicts} | held
     written = {k: v for w in plan.writes for k, v in w.fields.items()}
     for conflict in s.list_conflicts(link.connection, open_only=True):
         if conflict.link_id != link.id or conflict.field in still:

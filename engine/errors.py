@@ -8,6 +8,8 @@
      +-- NeedsReauthorizationError   the connection lost its grant: park ops, notify, wait
      +-- RecordRejectedError         the other side refused this record: park it, show it
      |    +-- DuplicateNameError     the name is taken; `existing_id` names the holder
+     |    +-- FieldRefusedError      one field's value refused (a rename into a taken name): that
+     |                               field goes to review as a conflict, the record's others sync
      +-- VersionConflictError        someone changed the record meanwhile: re-read, re-reconcile
      +-- NotFoundError               the record is gone on that side
 
@@ -74,6 +76,16 @@ class DuplicateNameError(RecordRejectedError):
     def __init__(self, message: str, *, existing_id: str | None = None, **kwargs: str | None) -> None:
         super().__init__(message, **kwargs)
         self.existing_id = existing_id
+
+
+class FieldRefusedError(RecordRejectedError):
+    """The other side refused one field's new value, not the record: a rename into a name another
+    record holds, under a policy that leaves the choice to a person. The message says why (who holds
+    the name); the engine opens a conflict on `field` with it, and writes the op's other fields."""
+
+    def __init__(self, message: str, *, field: str, **kwargs: str | None) -> None:
+        super().__init__(message, **kwargs)
+        self.field = field
 
 
 class VersionConflictError(LedgersyncError):

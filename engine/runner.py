@@ -285,7 +285,10 @@ class Runner:
                 outcomes.extend(a.outcome for a in applied.values())
         for record in singles:
             connector = self.connectors[record.op.side]
-            outcomes.append(apply_op(self.store, connector, record.op.op_id, self.clock.now()).outcome)
+            done = apply_op(self.store, connector, record.op.op_id, self.clock.now())
+            outcomes.append(done.outcome)
+            if stats is not None and done.refused is not None:
+                stats.conflicted.add(done.refused)  # a value refused (a name taken), now in review
         if stats is not None:
             for outcome in outcomes:
                 stats.count(outcome)

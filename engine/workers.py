@@ -114,7 +114,10 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:  # noqa
         if record is None or record.status is not OpStatus.PENDING:
             return
         connector = services.connectors(record.op.connection)[record.op.side]
-        outcome, retry_after = apply_op(services.store, connector, op_id, services.clock.now())
+        applied = apply_op(services.store, connector, op_id, services.clock.now())
+        outcome, retry_after = applied.outcome, applied.retry_after
+        for next_op in applied.follow_up:  # the rest of an op whose one field was refused
+            apply_actor.send(next_op)
         if outcome == Outcome.RETRY:
             # A rate limit says how long to wait; anything else backs off exponentially.
             delay = int(retry_after * 1000) if retry_after else backoff_ms(record.attempts)

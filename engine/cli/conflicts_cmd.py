@@ -2,8 +2,9 @@
 
 `--json` output is stable: a list (or one object) of conflicts with keys id, connection, entity,
 link_id, app_id, quickbooks_id, label, field, base, app, quickbooks, policy, status, resolution,
-resolved_by, resolved_at, created_at; history entries with id, at, action, entity, side,
-external_id, link_id, detail.
+resolved_by, resolved_at, created_at, reason (why, when a side refused the value: a name another
+record holds; else null); history entries with id, at, action, entity, side, external_id, link_id,
+detail.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from rich.table import Table
 from engine.cli.context import EXIT_NOT_FOUND, clean_errors, err, fail, load, out
 from engine.history import record_history, record_label
 from engine.model import EntityType, Side
+from engine.refusals import refusal_reasons
 from engine.state import AuditEntry, Conflict, Link
 
 conflicts = typer.Typer(help="Review the conflicts no policy could decide.", no_args_is_help=True)
@@ -40,6 +42,7 @@ def conflict_json(conflict: Conflict, link: Link | None, s: Any) -> dict[str, An
     data["app_id"] = link.app_id if link else None
     data["quickbooks_id"] = link.quickbooks_id if link else None
     data["label"] = record_label(s, link) if link else None
+    data["reason"] = refusal_reasons(s, link, [conflict]).get(conflict.id) if link else None
     return data
 
 
@@ -81,6 +84,9 @@ def list_conflicts(
             c["status"],
         )
     out.print(table)
+    for c in items:
+        if c["reason"]:
+            out.print(f"#{c['id']} {c['field']}: {c['reason']}")
 
 
 @conflicts.command("show")
@@ -114,6 +120,8 @@ def show(
     if data["status"] == "resolved":
         table.add_row(f"resolved by {data['resolved_by']}", _show(data["resolution"]))
     out.print(table)
+    if data["reason"]:
+        out.print(f"why: {data['reason']}")
     _print_history(entries)
 
 

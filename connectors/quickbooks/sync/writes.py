@@ -1,8 +1,14 @@
 """Applying one op to QuickBooks: create, sparse update, inactivate, delete, void; names taken per policy.
 
 The result is built from QuickBooks' answer to the write, never from a read-back. `requestid` is the op
-id, so a retried op is replayed by QuickBooks; a create retried under another name (the `suffix` policy)
+id, so a retried op is replayed by QuickBooks; a write retried under another name (the `suffix` policy)
 gets its own requestid per attempt, derived from the op id, so replays stay exact.
+
+A name taken (6240) follows the entity's `duplicate_names` policy on a create and on a rename alike:
+`suffix` writes the next free "Name (2)" (on a rename, the suffixed name then flows back to the app);
+`link` adopts the holder on a create; `manual`, and `link` on a rename (a linked record cannot be merged
+into another), refuse the name only: FieldRefusedError naming the holder, which the engine turns into
+a conflict on the name while the op's other fields are written.
 """
 
 from __future__ import annotations
@@ -27,7 +33,14 @@ from connectors.quickbooks.mapping import (
     to_qbo_inactivate,
     to_qbo_sparse_update,
 )
-from engine.errors import ConfigurationError, DuplicateNameError, NotFoundError, RecordRejectedError
+from engine.errors import (
+    ConfigurationError,
+    DuplicateNameError,
+    FieldRefusedError,
+    LedgersyncError,
+    NotFoundError,
+    RecordRejectedError,
+)
 from engine.model import EntityType, Side, Version
 from engine.plan import Op, OpKind
 from engine.ports import DuplicateNames, Policy, WriteResult
@@ -47,6 +60,8 @@ NAME_FIELDS: Mapping[EntityType, tuple[str, str, int]] = {
     EntityType.CUSTOMER: ("display_name", "DisplayName", DISPLAY_NAME_MAX),
     EntityType.ITEM: ("name", "Name", ITEM_NAME_MAX),
 }
+#: The records whose DisplayName a customer's must differ from (one namespace in QuickBooks).
+PEOPLE = ("Customer", "Vendor", "Employee")
 #: Give up suffixing after "Name (50)": something else is wrong.
 MAX_SUFFIX = 50
 REQUEST_ID_MAX = 50
@@ -89,17 +104,32 @@ class WriteHandler:
         return _mapped(lambda: to_qbo_create(op.entity, op.fields, self.mapping), op)
 
     def _create(self, op: Op) -> WriteResult:
-        entity = op.entity
         body = self.create_body(op)
+        return self._write_named(
+            op,
+            body,
+            lambda sent, rid: self.client.create(QBO_NAMES[op.entity], sent, rid),
+            self._on_taken_name,
+        )
+
+    def _write_named(
+        self,
+        op: Op,
+        body: dict[str, Any],
+        send: Callable[[dict[str, Any], str], dict[str, Any]],
+        on_taken: Callable[[Op, Mapping[str, Any], DuplicateNameError], WriteResult | None],
+    ) -> WriteResult:
+        """Send `body`; while its name is taken, `on_taken` links, refuses, or (None) asks for the next
+        suffix, each suffixed try under its own requestid so that a replay stays exact."""
+        entity = op.entity
         attempt = 1
         while True:
             try:
-                answer = self.client.create(QBO_NAMES[entity], body, request_id(op.op_id, attempt))
-                return self.result(entity, answer)
+                return self.result(entity, send(body, request_id(op.op_id, attempt)))
             except DuplicateNameError as exc:
-                if entity not in NAME_FIELDS:
+                if entity not in NAME_FIELDS or NAME_FIELDS[entity][1] not in body:
                     raise
-                linked = self._on_taken_name(op, body, exc)
+                linked = on_taken(op, body, exc)
                 if linked is not None:
                     return linked
             attempt += 1
@@ -108,11 +138,8 @@ class WriteHandler:
                     f"{entity} {_name(op, body)!r}: QuickBooks refused {MAX_SUFFIX} suffixed names",
                     code="6240",
                 )
-            _, key, limit = NAME_FIELDS[entity]
-            body = {
-                **body,
-                key: suffixed_name(str(op.fields[NAME_FIELDS[entity][0]]), attempt, max_length=limit),
-            }
+            field, key, limit = NAME_FIELDS[entity]
+            body = {**body, key: suffixed_name(str(op.fields[field]), attempt, max_length=limit)}
             log.info("%s name taken in QuickBooks: trying %r", entity, body[key], extra={"op_id": op.op_id})
 
     def _on_taken_name(self, op: Op, body: Mapping[str, Any], exc: DuplicateNameError) -> WriteResult | None:
@@ -138,18 +165,58 @@ class WriteHandler:
 
     def _holder(self, entity: EntityType, name: str, existing_id: str | None) -> dict[str, Any] | None:
         """The record of `entity` holding `name`, if it is one (6240 may name a Vendor or Employee)."""
-        _, key, _ = NAME_FIELDS[entity]
+        return self._find_holder(QBO_NAMES[entity], NAME_FIELDS[entity][1], name, existing_id)
+
+    def _on_renamed_into_taken(
+        self, op: Op, body: Mapping[str, Any], exc: DuplicateNameError
+    ) -> WriteResult | None:
+        """A rename into a taken name: `suffix` tries the next one (None); otherwise the name goes to
+        review. `link` cannot merge this record, linked already, into the holder: review too."""
+        rule = self.policy.duplicate_names(op.entity)
+        if rule is DuplicateNames.SUFFIX:
+            return None
+        name = _name(op, body)
+        holder = self._describe_holder(op.entity, name, exc.existing_id)
+        why = (
+            "the policy says manual" if rule is DuplicateNames.MANUAL else "link applies to new records only"
+        )
+        raise FieldRefusedError(
+            f"QuickBooks refused the name {name!r}: {holder} already has it ({why}); type another name, "
+            "or free this one in QuickBooks and take the app's",
+            field=NAME_FIELDS[op.entity][0],
+            code="6240",
+            tid=exc.tid,
+        )
+
+    def _describe_holder(self, entity: EntityType, name: str, existing_id: str | None) -> str:
+        """Which record holds `name`, for a person: "Vendor 58 'Harbor Supplies'". A customer's name is
+        unique across customers, vendors and employees, and 6240's Id does not say which of them it is."""
+        key = NAME_FIELDS[entity][1]
+        kinds = PEOPLE if entity is EntityType.CUSTOMER else (QBO_NAMES[entity],)
+        for kind in kinds:
+            try:
+                found = self._find_holder(kind, key, name, existing_id)
+            except LedgersyncError as lookup:
+                log.info("could not tell which %s holds %r: %s", kind, name, lookup)
+                continue
+            if found is not None:
+                return f"{kind} {found['Id']} {str(found.get(key, name))!r}"
+        unknown = " or ".join(kinds).lower()
+        return f"another {unknown}{f' (Id={existing_id})' if existing_id else ''}"
+
+    def _find_holder(self, kind: str, key: str, name: str, existing_id: str | None) -> dict[str, Any] | None:
+        """The `kind` record whose `key` is `name`: the one 6240 named by Id if it is of that kind, else
+        found by a query (the documented 6240 names no Id)."""
         if existing_id is not None:
             try:
-                found = self.client.read(QBO_NAMES[entity], existing_id)
+                found = self.client.read(kind, existing_id)
             except RecordRejectedError as exc:
                 if exc.code != "610":
                     raise
                 return None
             return found if str(found.get(key, "")).casefold() == name.casefold() else None
         quoted = name.replace("'", "''")
-        statement = f"SELECT * FROM {QBO_NAMES[entity]} WHERE Active IN (true,false) AND {key} = '{quoted}'"  # noqa: S608
-        rows = self.client.query(statement)
+        rows = self.client.query(f"SELECT * FROM {kind} WHERE Active IN (true,false) AND {key} = '{quoted}'")  # noqa: S608
         return rows[0] if rows else None
 
     # update, inactivate, delete, void
@@ -175,7 +242,9 @@ class WriteHandler:
             body = _mapped(
                 lambda: to_qbo_sparse_update(entity, op.fields, external_id, token, self.mapping), op
             )
-            return self.result(entity, self.client.update(name, body, rid))
+            return self._write_named(
+                op, body, lambda sent, rid: self.client.update(name, sent, rid), self._on_renamed_into_taken
+            )
         if op.kind is OpKind.INACTIVATE:
             return self.result(
                 entity, self.client.update(name, to_qbo_inactivate(entity, external_id, token), rid)
