@@ -194,19 +194,22 @@ class Script:
         self._note(app_id, name, Edit(Side.QUICKBOOKS, value, time.monotonic(), prior))
 
     def _in_quickbooks(self, candidates: list[int]) -> tuple[int, str]:
-        """One of the candidates that QuickBooks has (found by its name, as the accountant would),
-        waiting for the sync to bring one if none is there yet."""
+        """One of the candidates that QuickBooks has (found by its name, as the accountant would): the
+        one drawn if it is there, else another that is, waiting for the sync to bring one if none is."""
+        drawn = self.rng.choice(candidates)
         deadline = time.monotonic() + 90
         while True:
+            if self.log.names[drawn] not in self._qbo_ids:
+                customers = self.qbo.list_records("Customer")
+                self._qbo_ids = {str(c["DisplayName"]): str(c["Id"]) for c in customers}
             present = [c for c in candidates if self.log.names[c] in self._qbo_ids]
             if present:
-                app_id = self.rng.choice(present)
+                app_id = drawn if drawn in present else self.rng.choice(present)
                 return app_id, self._qbo_ids[self.log.names[app_id]]
             if time.monotonic() > deadline:
                 raise AssertionError("no customer the accountant could edit reached QuickBooks in 90 s")
             time.sleep(0.2)
             self.world.processes.check_alive()
-            self._qbo_ids = {str(c["DisplayName"]): str(c["Id"]) for c in self.qbo.list_records("Customer")}
 
     def _note(self, app_id: int, name: str, edit: Edit) -> None:
         self.log.last.setdefault((app_id, name), {})[edit.side] = edit
