@@ -12,7 +12,7 @@ import pytest
 from connectors.quickbooks.connector import QboConnector
 from connectors.quickbooks.emulator import EmulatorConfig, running_emulator
 from connectors.quickbooks.mapping import MappingContext
-from engine.errors import RecordRejectedError
+from engine.errors import FieldRefusedError, RecordRejectedError
 from engine.model import ChangeEvent, EntityType, Side
 from engine.plan import Op, OpKind
 from engine.ports import Connector, StateStore
@@ -93,6 +93,57 @@ class TestDuplicateNames:
         ):
             connector.write(customer_op("Umbrella"))
         assert rig.count("Customer") == 1
+
+
+class TestRenamesIntoTakenNames:
+    """A rename follows the same policy as a create; the emulator answers 6240 to it as QuickBooks does."""
+
+    def rename(self, entity: EntityType, record: dict[str, object], field: str, name: str) -> Op:
+        return Op(
+            op_id=uuid.uuid4().hex,
+            connection="c1",
+            link_id=uuid.uuid4().hex,
+            entity=entity,
+            side=Side.QUICKBOOKS,
+            kind=OpKind.UPDATE,
+            external_id=str(record["Id"]),
+            expected_seq=int(str(record["SyncToken"])),
+            fields={field: name, "description" if entity is EntityType.ITEM else "notes": "renamed"},
+            reason="test",
+        )
+
+    def test_suffix_renames_an_item_to_the_next_free_name(self, rig: Rig) -> None:
+        text = "version: 1\nentities:\n  item:\n    duplicate_names: suffix\n"
+        connector = make_connector(rig, policy=parse_policy(text, "test policy"))
+        item = {"Type": "Service", "IncomeAccountRef": {"value": INCOME_ACCOUNT}}
+        rig.qbo.create_record("Item", {"Name": "Widget", **item})
+        ours = rig.qbo.create_record("Item", {"Name": "Gadget", **item})
+        result = connector.write(self.rename(EntityType.ITEM, ours, "name", "widget"))
+        assert result.fields["name"] == "widget (2)" and result.fields["description"] == "renamed"
+        assert rig.qbo.read_record("Item", ours["Id"])["Name"] == "widget (2)"
+
+    def test_manual_refuses_only_the_name_and_names_the_item_holding_it(self, rig: Rig) -> None:
+        connector = make_connector(rig)  # items: duplicate_names manual by default
+        item = {"Type": "Service", "IncomeAccountRef": {"value": INCOME_ACCOUNT}}
+        holder = rig.qbo.create_record("Item", {"Name": "Widget", **item})
+        ours = rig.qbo.create_record("Item", {"Name": "Gadget", **item})
+        with pytest.raises(FieldRefusedError) as refused:
+            connector.write(self.rename(EntityType.ITEM, ours, "name", "Widget"))
+        assert refused.value.field == "name" and refused.value.code == "6240"
+        assert f"Item {holder['Id']} 'Widget' already has it (the policy says manual)" in str(refused.value)
+        assert rig.qbo.read_record("Item", ours["Id"])["Name"] == "Gadget"
+
+    @pytest.mark.parametrize(
+        "emulator_config",
+        [EmulatorConfig(duplicate_name_detail="id"), EmulatorConfig(duplicate_name_detail="documented")],
+        ids=["6240 names the Id", "6240 as documented, no Id"],
+    )
+    def test_the_holder_is_named_whether_6240_gives_its_id_or_not(self, rig: Rig) -> None:
+        connector = make_connector(rig, policy=policy_with("manual"))
+        ours = rig.qbo.create_record("Customer", {"DisplayName": "Ours"})
+        holder = rig.qbo.create_record("Employee", {"GivenName": "Dana", "FamilyName": "Scully"})
+        with pytest.raises(FieldRefusedError, match=rf"Employee {holder['Id']} 'Dana Scully' already has it"):
+            connector.write(self.rename(EntityType.CUSTOMER, ours, "display_name", "dana scully"))
 
 
 class TestReading:
