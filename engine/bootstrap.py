@@ -146,7 +146,11 @@ class Runtime:
                 )
             mapping = load_mapping(self.config.path(section.mapping))
             engine = make_app_engine(section.database_url, schema=section.schema_name)
-            self._app = SqlConnector(mapping, engine, connection=self.connection, clock=self.clock)
+            try:
+                self._app = SqlConnector(mapping, engine, connection=self.connection, clock=self.clock)
+            except BaseException:
+                engine.dispose()  # a mapping refused at start-up leaves no connection open
+                raise
         return self._app
 
     def quickbooks_connector(self, connection: str) -> QboConnector:

@@ -51,8 +51,11 @@ class CursorState(BaseModel):
 
     @property
     def reading(self) -> bool:
-        """Whether a paged read is in progress (the next call continues it without overlap)."""
-        return self.start is not None
+        """Whether a paged read is in progress (the next call continues it without overlap).
+
+        Polling by version keeps no start time: a stream part-way through its pages says so.
+        """
+        return self.start is not None or self.rows.after is not None or self.tombs.after is not None
 
 
 def decode(cursor: str | None) -> CursorState:

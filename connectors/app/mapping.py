@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from connectors.app.fields import CHILD_FIELDS, ENTITY_FIELDS, REQUIRED, REQUIRED_CHILD
+from engine.configfile import YamlDocument, YamlSyntaxError, read_yaml
 from engine.errors import ConfigurationError
 from engine.model import EntityType
 
@@ -121,6 +121,20 @@ class Entity(Spec):
         return "updated_at" if self.updated_at_column else "version"
 
 
+class Source:
+    """A mapping file and where each of its keys sits (`prefix`: the keys above the mapping itself)."""
+
+    def __init__(self, name: str, document: YamlDocument | None = None, prefix: tuple[str, ...] = ()) -> None:
+        self.name = name
+        self.document = document
+        self.prefix = prefix
+
+    def where(self, key_path: str) -> str:
+        parts = tuple(int(p) if p.isdigit() else p for p in key_path.split(".") if p)
+        found = self.document.position((*self.prefix, *parts)) if self.document else None
+        return f"{self.name}:{found[0]}:{found[1]}" if found else self.name
+
+
 class Mapping(Spec):
     version: Literal[1] = 1
     origin_value: str = "ledgersync"
@@ -128,6 +142,19 @@ class Mapping(Spec):
     outbox_table: str = "ledgersync_changes"
     page_size: int = Field(200, ge=1)
     entities: dict[EntityType, Entity]
+    #: Where the mapping came from, so a problem found later (against the database) names file:line:col.
+    _source: Source | None = PrivateAttr(None)
+
+    def where(self, key_path: str) -> str | None:
+        """`file:line:col` of a dotted key path (or of its nearest key the file has); None without a file."""
+        return None if self._source is None else self._source.where(key_path)
+
+
+def located(problems: list[str], source: Source | None) -> list[str]:
+    """`key.path: what` problems, each led by the file:line:col of its key when the mapping has a file."""
+    if source is None:
+        return problems
+    return [f"{source.where(p.partition(': ')[0])}: {p}" for p in problems]
 
 
 def child_column(child: Child, name: str) -> Column | None:
@@ -144,16 +171,24 @@ def _is_branch(part: int | str) -> bool:
     return isinstance(part, str) and (part in ("str", "Column") or part.startswith("function-"))
 
 
-def parse_mapping(data: Any, source: str = "<mapping>") -> Mapping:
-    """Validate mapping data (parsed YAML); ConfigurationError naming each bad key path."""
+def parse_mapping(data: Any, source: str | Source = "<mapping>") -> Mapping:
+    """Validate mapping data (parsed YAML); ConfigurationError naming each bad key path (and, read from a
+    file, the file:line:col of each)."""
+    located_in = source if isinstance(source, Source) else None
+    name = source.name if isinstance(source, Source) else source
     try:
         mapping = Mapping.model_validate(data)
     except ValidationError as error:
-        raise ConfigurationError(f"{source}: invalid mapping: " + "; ".join(_problems(error))) from None
+        raise _invalid(name, located(_problems(error), located_in)) from None
     problems = list(_semantic_problems(mapping))
     if problems:
-        raise ConfigurationError(f"{source}: invalid mapping: " + "; ".join(problems))
+        raise _invalid(name, located(problems, located_in))
+    mapping._source = located_in
     return mapping
+
+
+def _invalid(name: str, problems: list[str]) -> ConfigurationError:
+    return ConfigurationError(f"{name}: invalid mapping: " + "; ".join(problems))
 
 
 def _problems(error: ValidationError) -> list[str]:
@@ -173,12 +208,17 @@ def load_mapping(path: str | Path) -> Mapping:
     """Read and validate a mapping file (YAML)."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
+        document = read_yaml(path.read_text(encoding="utf-8"))
+    except OSError as error:
         raise ConfigurationError(f"{path}: cannot read the mapping", detail=str(error)) from None
+    except YamlSyntaxError as error:
+        where = f"line {error.line}, column {error.column}: " if error.line else ""
+        raise ConfigurationError(f"{path}: cannot read the mapping", detail=where + error.problem) from None
+    data = document.data
+    prefix: tuple[str, ...] = ()
     if isinstance(data, dict) and "app" in data and "entities" not in data:
-        data = data["app"]  # the `app:` section of a ledgersync.yaml
-    return parse_mapping(data, str(path))
+        data, prefix = data["app"], ("app",)  # the `app:` section of a ledgersync.yaml
+    return parse_mapping(data, Source(str(path), document, prefix))
 
 
 def _semantic_problems(mapping: Mapping) -> list[str]:

@@ -11,7 +11,7 @@ from sqlalchemy import exc
 from sqlalchemy.sql.type_api import TypeEngine
 
 from connectors.app.fields import CHILD_FIELDS, ENTITY_FIELDS, REF_TARGETS, Kind
-from connectors.app.mapping import Child, Column, Entity, Mapping, Tombstone
+from connectors.app.mapping import Child, Column, Entity, Mapping, Tombstone, child_column
 from engine.errors import ConfigurationError
 from engine.model import EntityType
 
@@ -35,6 +35,8 @@ class Reflected:
     name: str
     types: dict[str, TypeEngine[Any]]
     primary_key: tuple[str, ...]
+    #: Columns that are unique on their own (a one-column unique constraint or index).
+    unique: frozenset[str] = frozenset()
 
 
 class Checker:
@@ -54,8 +56,19 @@ class Checker:
         if name not in self._cache:
             columns = self.inspector.get_columns(name)
             pk = self.inspector.get_pk_constraint(name).get("constrained_columns") or []
-            self._cache[name] = Reflected(name, {c["name"]: c["type"] for c in columns}, tuple(pk))
+            self._cache[name] = Reflected(
+                name, {c["name"]: c["type"] for c in columns}, tuple(pk), self._unique_columns(name)
+            )
         return self._cache[name]
+
+    def _unique_columns(self, table: str) -> frozenset[str]:
+        if table in self.inspector.get_view_names():
+            return frozenset()
+        sets: list[list[str | None]] = [
+            list(c["column_names"]) for c in self.inspector.get_unique_constraints(table)
+        ]
+        sets += [list(i["column_names"]) for i in self.inspector.get_indexes(table) if i.get("unique")]
+        return frozenset(str(names[0]) for names in sets if len(names) == 1 and names[0] is not None)
 
     def column(self, at: str, table: Reflected, name: str | None, kind: Kind | str | None = None) -> None:
         if name is None:
@@ -93,15 +106,23 @@ class Checker:
         else:
             self.column(at, table, spec.column, kind)
 
-    def fail_if_any(self) -> None:
+    def fail_if_any(self, mapping: Mapping) -> None:
         if self.problems:
+            lines = [self._located(mapping, problem) for problem in self.problems]
+            count = "1 problem" if len(lines) == 1 else f"{len(lines)} problems"
             raise ConfigurationError(
-                "the mapping does not match the app database: " + "; ".join(self.problems)
+                f"the mapping does not match the app database ({count}):\n" + "\n".join(lines)
             )
+
+    @staticmethod
+    def _located(mapping: Mapping, problem: str) -> str:
+        where = mapping.where(problem.partition(": ")[0])
+        return f"{where}: {problem}" if where else problem
 
 
 def check(engine: sa.Engine, mapping: Mapping, *, outbox: bool = True) -> None:
-    """ConfigurationError listing every mismatch between `mapping` and the database, by key path.
+    """ConfigurationError listing every mismatch between `mapping` and the database, by key path (and by
+    file:line:col when the mapping was read from a file).
 
     `outbox=False` leaves out the outbox table (install-triggers is about to create it).
     """
@@ -119,7 +140,7 @@ def check(engine: sa.Engine, mapping: Mapping, *, outbox: bool = True) -> None:
         for column in ("id", "entity", "record_id", "operation", "seq", "txid", "changed_at"):
             if found is not None:
                 checker.column("outbox_table", found, column)
-    checker.fail_if_any()
+    checker.fail_if_any(mapping)
 
 
 def _check_entity(
@@ -178,6 +199,7 @@ def _check_child(
         return
     checker.column(f"{at}.parent_key", table, child.parent_key)
     checker.column(f"{at}.order_by", table, child.order_by)
+    _check_order_by(checker, at, child, table)
     kinds = CHILD_FIELDS[entity][1]
     for name, spec in child.fields.items():
         column = Column(column=spec) if isinstance(spec, str) else spec
@@ -185,6 +207,29 @@ def _check_child(
             _check_ref(checker, f"{at}.fields.{name}", table, column, REF_TARGETS[name], mapping, tables)
         elif name in kinds:
             checker.field(f"{at}.fields.{name}", table, column, kinds[name])
+
+
+def _check_order_by(checker: Checker, at: str, child: Child, table: Reflected) -> None:
+    """ledgersync writes each child's position (1, 2, 3...) into `order_by`: a column of its own."""
+    column = child.order_by
+    if column is None or column not in table.types:
+        return
+    why = "ledgersync writes each line's position (1, 2, 3...) into it"
+    fix = "give a position column of its own (or leave order_by out)"
+    if column in table.primary_key or column in table.unique:
+        what = "the primary key" if column in table.primary_key else "unique"
+        checker.problems.append(
+            f"{at}.order_by: column {column!r} of table {table.name!r} is {what}, but {why},"
+            f" so the lines of any two records would collide on it; {fix}"
+        )
+    elif column == child.parent_key:
+        checker.problems.append(f"{at}.order_by: column {column!r} is the parent_key too, but {why}; {fix}")
+    else:
+        taken = [name for name in child.fields if (c := child_column(child, name)) and c.column == column]
+        if taken:
+            checker.problems.append(
+                f"{at}.order_by: column {column!r} also holds the field {taken[0]}, but {why}; {fix}"
+            )
 
 
 def _check_ref(

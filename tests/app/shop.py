@@ -125,7 +125,7 @@ class Shop:
 
     def add_client(self, code: str, label: Any, second: int = 0, **columns: Any) -> None:
         values = {"code": code, "label": label, "mail": f"{code.lower()}@shop.example", "enabled": True}
-        self._insert("clients", {**values, **columns, "touched": self.stamp(second)})
+        self._insert("clients", {**values, "touched": self.stamp(second), **columns})
 
     def add_product(self, sku: str, title: str, cost: Any = "5.00", **columns: Any) -> None:
         self._insert("products", {"sku": sku, "title": title, "cost": cost, "vat": False, **columns})
@@ -134,7 +134,7 @@ class Shop:
         self, bill_no: int, client: Any, rows: list[dict[str, Any]], second: int = 0, **columns: Any
     ) -> None:
         values = {"bill_no": bill_no, "client_code": client, "ref": f"B-{bill_no}", "issued": "2026-03-01"}
-        self._insert("bills", {**values, **columns, "touched": self.stamp(second)})
+        self._insert("bills", {**values, "touched": self.stamp(second), **columns})
         for position, row in enumerate(rows, start=1):
             line = {"bill": bill_no, "seq_no": position, "product": "P-1", "qty": "1", "line_total": "5.00"}
             self._insert("bill_rows", {**line, **row})

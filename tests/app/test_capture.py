@@ -231,3 +231,13 @@ def test_an_invalid_row_is_skipped_and_the_others_still_read(sqlite_example: App
     with sqlite_example.connector() as connector:
         events, _ = read_all(connector, CUSTOMER)
     assert sorted(e.external_id for e in events) == ["1", "3"]
+
+
+def test_polling_by_version_reads_a_table_larger_than_a_page_to_its_end(example_db: AppDb) -> None:
+    # The paged read kept no start time when polling by version, so each call began again at page one
+    # and a table larger than a page was never read to its end.
+    capture = {"poll_by": "version"}
+    with connector_with(example_db, "entities.customer.capture", capture, page_size=1) as connector:
+        events, _ = read_all(connector, CUSTOMER)
+        assert sorted({e.external_id for e in events}) == sorted(versions(connector.engine))
+        assert len(versions(connector.engine)) > 1

@@ -12,8 +12,9 @@ import yaml
 from connectors.app import SqlConnector, load_mapping, parse_mapping
 from connectors.app.database import make_engine
 from engine.errors import ConfigurationError, UpstreamUnavailableError
-from examples.invoicing import MAPPING
+from examples.invoicing import MAPPING, create_example_db
 from tests.app.conftest import AppDb
+from tests.app.shop import create_shop
 
 BASE: dict[str, Any] = yaml.safe_load(MAPPING.read_text(encoding="utf-8"))
 
@@ -164,3 +165,62 @@ def test_a_database_that_does_not_answer_is_retriable_at_start() -> None:
 def test_outbox_capture_without_the_outbox_table_is_refused_at_start(sqlite_example: AppDb) -> None:
     with pytest.raises(ConfigurationError, match="outbox_table: table 'ledgersync_changes' not found"):
         start(sqlite_example, mapping_with("entities.customer.capture", {"mode": "outbox"}))
+
+
+def line_of(path: Path, text: str) -> int:
+    return next(n for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if text in line)
+
+
+def test_order_by_on_the_child_tables_primary_key_is_refused_at_start_with_its_file_line(
+    tmp_path: Path,
+) -> None:
+    # ledgersync writes 1, 2, 3... into order_by: on the lines' own key, a second invoice's lines collided
+    # with the first's (a unique violation at the first write, long after start-up).
+    shop = create_shop(f"sqlite:///{tmp_path / 'shop.db'}", None, tmp_path, order_by="row_id")
+    line = line_of(shop.mapping, "order_by: row_id")
+    with pytest.raises(ConfigurationError) as raised:
+        shop.connector().close()
+    assert (
+        f"{shop.mapping}:{line}:7: entities.invoice.lines.order_by: column 'row_id' of table 'bill_rows'"
+        " is the primary key, but ledgersync writes each line's position (1, 2, 3...) into it"
+    ) in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("order_by", "message"),
+    [
+        ("id", "column 'id' of table 'invoice_lines' is the primary key"),
+        ("invoice_id", "column 'invoice_id' is the parent_key too"),
+        ("quantity", "column 'quantity' also holds the field quantity"),
+    ],
+)
+def test_order_by_must_be_a_column_of_its_own(sqlite_example: AppDb, order_by: str, message: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        start(sqlite_example, mapping_with("entities.invoice.lines.order_by", order_by))
+    assert f"entities.invoice.lines.order_by: {message}" in str(raised.value)
+
+
+def test_a_unique_order_by_column_is_refused_too(tmp_path: Path) -> None:
+    shop = create_shop(f"sqlite:///{tmp_path / 'shop.db'}", None, tmp_path)
+    shop.run("CREATE UNIQUE INDEX bill_rows_seq ON bill_rows (seq_no)")
+    with pytest.raises(ConfigurationError, match="column 'seq_no' of table 'bill_rows' is unique"):
+        shop.connector().close()
+
+
+def test_problems_in_a_mapping_file_name_their_file_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "mapping.yaml"
+    text = MAPPING.read_text(encoding="utf-8").replace("      email: email\n", "      email: mail\n", 1)
+    path.write_text(text, encoding="utf-8")
+    app = f"sqlite:///{tmp_path / 'app.db'}"
+    create_example_db(app)
+    with pytest.raises(ConfigurationError) as raised:
+        SqlConnector.open(path, app).close()
+    line = line_of(path, "email: mail")
+    assert f"{path}:{line}:7: entities.customer.fields.email: column 'mail' not found" in str(raised.value)
+
+    path.write_text(text.replace("    primary_key: id\n", "    primary_key: id\n    colour: blue\n", 1))
+    with pytest.raises(ConfigurationError) as raised:
+        load_mapping(path)
+    assert f"{path}:{line_of(path, 'colour: blue')}:5: entities.customer.colour: Extra inputs" in str(
+        raised.value
+    )
