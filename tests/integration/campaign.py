@@ -263,14 +263,15 @@ class Script:
         self.log.injected["webhook_drop"] += 1
 
     def revoke_and_reconnect(self, n: int) -> None:
-        """The user disconnects the app in QuickBooks; once ledgersync has noticed, reconnects it."""
+        """The user disconnects the app in QuickBooks; once ledgersync has noticed, reconnects it from the
+        web app."""
         self.qbo.disconnect()
         self.world.wait_until(
             "ledgersync to notice the revoked connection",
             lambda: self.campaign.connection_status() is ConnectionStatus.NEEDS_REAUTH,
             timeout=60,
         )
-        self.world.connect()
+        self.campaign.reconnect()
         self.log.injected["revoke_and_reconnect"] += 1
 
     def kill_worker_mid_apply(self, n: int) -> None:

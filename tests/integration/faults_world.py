@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import redis
 
 from connectors.quickbooks.crypto import generate_key
@@ -38,6 +39,7 @@ quickbooks:
   environment: {qbo}
   client_id: {client_id}
   client_secret: {{env: QBO_CLIENT_SECRET}}
+  redirect_uri: {web_url}/callback
   webhook_verifier_token: {{env: QBO_WEBHOOK_VERIFIER}}
   minute_seconds: 1.0
   throttle_penalty_seconds: 0.5
@@ -72,6 +74,13 @@ class Campaign:
             client.flushdb()
         finally:
             client.close()
+
+    def reconnect(self) -> None:
+        """Reconnect as a user does in a browser: the web app's /connect, QuickBooks' consent (the
+        emulator gives it at once), back to the web app's /callback."""
+        with httpx.Client(follow_redirects=True, timeout=30) as browser:
+            page = browser.get(f"{self.web_url}/connect")
+        assert page.status_code == 200 and "Connected" in page.text, page.text
 
     def connection_status(self) -> ConnectionStatus | None:
         with self.world.runtime.store.session() as s:
@@ -110,6 +119,7 @@ def campaign_world(tmp_path: Path) -> Iterator[Campaign]:
                 app=app_url,
                 mapping=MAPPING,
                 port=port,
+                web_url=web_url,
             ),
             encoding="utf-8",
         )
