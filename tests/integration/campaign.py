@@ -73,6 +73,15 @@ FAULTS = (
     "kill_worker_mid_apply",
     "flush_redis",
 )
+#: The faults the emulator injects, by the kind it counts them under (`fired`).
+EMULATED = {
+    "rate_limit_storm": "rate_limit",
+    "server_error_burst": "server_error",
+    "timeout_after_commit": "timeout_after_commit",
+    "webhook_duplicate": "webhook_duplicate",
+    "webhook_reorder": "webhook_reorder",
+    "webhook_drop": "webhook_drop",
+}
 
 
 @dataclass(frozen=True)
