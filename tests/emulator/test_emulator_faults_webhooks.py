@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -19,17 +20,24 @@ from tests.emulator.conftest import Api, fault_code
 
 
 class Receiver:
-    """A webhook endpoint that records what it gets and answers the statuses it is told to."""
+    """A webhook endpoint that records what it gets and answers the statuses it is told to; inside
+    `holding()` it keeps each delivery waiting for its answer until the block ends."""
 
     def __init__(self) -> None:
         self.bodies: list[tuple[bytes, str]] = []
         self.statuses: list[int] = []
+        self.gate: threading.Event | None = None
+        self.held = threading.Event()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.bodies.append((raw, self.headers["intuit-signature"]))
+                gate = receiver.gate
+                if gate is not None:
+                    receiver.held.set()
+                    gate.wait(60)
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
@@ -42,10 +50,22 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhooks"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[threading.Event]:
+        """Deliveries wait for their answer until the block ends; yields an event set once one does
+        (the emulator's dispatcher is then inside that POST, and what changes next queues behind it)."""
+        self.held.clear()
+        self.gate = threading.Event()
+        try:
+            yield self.held
+        finally:
+            self.gate.set()
+            self.gate = None
+
     def events(self) -> list[dict[str, Any]]:
         return [event for raw, _ in self.bodies for event in json.loads(raw)]
 
-    def wait_for(self, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while len(self.events()) < count and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -137,19 +157,36 @@ def test_a_failed_delivery_is_retried_and_holds_later_events(
     assert statuses == [400, 200, 200]
 
 
-def test_dropped_duplicated_and_reordered_webhooks(api: Api, qbo: EmulatorHandle, receiver: Receiver) -> None:
+def test_dropped_and_duplicated_webhooks(api: Api, qbo: EmulatorHandle, receiver: Receiver) -> None:
     qbo.inject_fault("webhook_drop")
-    api.create("Customer", {"DisplayName": "Dropped"})
+    dropped = api.create("Customer", {"DisplayName": "Dropped"})
     qbo.inject_fault("webhook_duplicate")
     twice = api.create("Customer", {"DisplayName": "Twice"})
     events = receiver.wait_for(2)
     assert [e["intuitentityid"] for e in events] == [twice["Id"], twice["Id"]]
     assert events[0]["id"] == events[1]["id"]
-    receiver.bodies.clear()
-    qbo.inject_fault("webhook_reorder")
-    a = qbo.create_record("Customer", {"DisplayName": "Order A"})
-    b = qbo.create_record("Customer", {"DisplayName": "Order B"})
-    assert [e["intuitentityid"] for e in receiver.wait_for(2)] == [b["Id"], a["Id"]]
+    assert dropped["Id"] not in {e["intuitentityid"] for e in receiver.events()}
+    notes = [d["note"] for d in qbo.webhook_deliveries()["deliveries"]]
+    assert "dropped by fault injection" in notes
+
+
+def test_reordered_webhooks_arrive_in_reverse_order(receiver: Receiver) -> None:
+    # The fault reverses one batch. Two changes share a batch only if both are queued before the
+    # dispatcher takes it: a delivery held open keeps the dispatcher waiting while they queue, so
+    # they go together whatever the machine's pace (the long timeout keeps it from giving up).
+    config = EmulatorConfig(
+        webhook_url=receiver.url, webhook_batch_window=0.05, webhook_timeout=60.0, verifier_token="vt"
+    )
+    with running_emulator(config) as qbo:
+        qbo.connect()
+        with receiver.holding() as held:
+            gate = qbo.create_record("Customer", {"DisplayName": "Gate"})
+            assert held.wait(30), "the gate's webhook never arrived"
+            a = qbo.create_record("Customer", {"DisplayName": "Order A"})
+            b = qbo.create_record("Customer", {"DisplayName": "Order B"})
+            qbo.inject_fault("webhook_reorder")
+        delivered = [e["intuitentityid"] for e in receiver.wait_for(3)]
+    assert delivered == [gate["Id"], b["Id"], a["Id"]]
 
 
 def test_legacy_format_by_option(receiver: Receiver) -> None:

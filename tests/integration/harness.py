@@ -56,7 +56,7 @@ app:
 schedule:
   app_poll_seconds: 0.5
   quickbooks_poll_seconds: 1
-  kick_seconds: 2
+  kick_seconds: {kick_seconds}
 web:
   port: {port}
 """
@@ -320,9 +320,17 @@ def same(field_name: str, a: Any, b: Any) -> bool:
 
 
 @contextlib.contextmanager
-def world(tmp_path: Path, *, distributed: bool, emulator: EmulatorConfig | None = None) -> Iterator[World]:
+def world(
+    tmp_path: Path,
+    *,
+    distributed: bool,
+    emulator: EmulatorConfig | None = None,
+    kick_seconds: float = 2,
+) -> Iterator[World]:
     """The emulator, the example app (PostgreSQL when distributed, else SQLite) and a state store the
-    same way, a configuration file, and a `Processes` whose every process is stopped on exit."""
+    same way, a configuration file, and a `Processes` whose every process is stopped on exit.
+
+    `kick_seconds`: how often the scheduler's kick sweeps (shorter races the messages more)."""
     with contextlib.ExitStack() as stack:
         qbo = stack.enter_context(running_emulator(emulator or EmulatorConfig(minute_seconds=1.0)))
         if distributed:
@@ -342,6 +350,7 @@ def world(tmp_path: Path, *, distributed: bool, emulator: EmulatorConfig | None 
                 app=app_url,
                 mapping=MAPPING,
                 port=free_port(),
+                kick_seconds=kick_seconds,
             ),
             encoding="utf-8",
         )

@@ -147,7 +147,8 @@ def lost_updates(world: World, written: Written) -> list[str]:
 
 def assert_converged(world: World, sizes: Sizes, written: Written) -> None:
     """Converged, no duplicate, no lost update."""
-    assert world.differing() == {}
+    differing = world.differing()
+    assert differing == {}, f"linked records whose fields differ: {differing}"
     customers, invoices = world.app_count("customers"), world.app_count("invoices")
     assert customers == 3 + sizes.customers and invoices == 2 + sizes.invoices
     assert world.quickbooks_count("Customer") == customers == len(world.links(C))
@@ -156,9 +157,10 @@ def assert_converged(world: World, sizes: Sizes, written: Written) -> None:
     assert problems == [], problems
 
 
-def play(world: World, sizes: Sizes, *, quiet_timeout: float = 120) -> dict[str, float]:
-    """The whole scenario on a running system; returns how long each phase took."""
-    rng = random.Random(6)
+def play(world: World, sizes: Sizes, *, quiet_timeout: float = 120, seed: int = 6) -> dict[str, float]:
+    """The whole scenario on a running system, the users' random choices drawn from `seed`; returns
+    how long each phase took."""
+    rng = random.Random(seed)
     timings: dict[str, float] = {}
     started = time.monotonic()
     customers = create(world, sizes, rng)
