@@ -1,0 +1,127 @@
+"""`python -m bench COMMAND`: run one benchmark, or `all` of them into one table of figures and bars.
+
+    python -m bench all --size small|full [--json FILE]
+    python -m bench backfill [--records 320] [--no-batch-writes]
+    python -m bench cpu [--records 1000,10000] [--backend sqlite,postgres] [--edits 100] [--open-conflicts 0]
+    python -m bench reads [--burst 100] [--trickle 25] [--gap 1] [--poll-seconds 10]
+    python -m bench latency [--mode embedded,distributed] [--samples 100] [--gap 0.25]
+
+Run from the repository root with the project's virtual environment. Figures are noisy on a shared
+machine: compare runs made on the same machine in the same state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import backfill, cpu, latency, reads
+from bench.report import Figure, as_json, summary, table
+
+
+@dataclass(frozen=True)
+class Size:
+    backfill: int
+    cpu_records: list[int]
+    edits: int
+    conflicts: int
+    reads: reads.Sizes
+    samples: int
+
+
+SIZES = {
+    "small": Size(320, [1000, 10_000], 100, 1000, reads.Sizes(), 100),
+    "full": Size(
+        3200, [1000, 10_000, 100_000], 300, 1000, reads.Sizes(customers=300, burst=200, trickle=50), 200
+    ),
+}
+
+
+def _list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _ints(text: str) -> list[int]:
+    return [int(part.replace("_", "")) for part in _list(text)]
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    top.add_argument("--json", type=Path, help="also write the figures to this file as JSON")
+    commands = top.add_subparsers(dest="command", required=True)
+
+    every = commands.add_parser("all", help="every benchmark, one table with the bars")
+    every.add_argument("--size", choices=sorted(SIZES), default="small")
+
+    one = commands.add_parser("backfill", help="ledgersync backfill against the naive python-quickbooks loop")
+    one.add_argument("--records", type=int, default=320)
+    one.add_argument("--no-batch-writes", action="store_true", help="skip the batch_writes: true run")
+
+    one = commands.add_parser("cpu", help="CPU per event of sync, per backend and number of linked records")
+    one.add_argument("--records", type=_ints, default=[1000, 10_000])
+    one.add_argument("--backend", type=_list, default=["sqlite", "postgres"])
+    one.add_argument("--edits", type=int, default=100, help="edits on each side per measured sync")
+    one.add_argument(
+        "--open-conflicts", type=int, default=0, help="also measure with this many open conflicts"
+    )
+
+    one = commands.add_parser("reads", help="metered reads per changed QuickBooks record")
+    defaults = reads.Sizes()
+    one.add_argument("--customers", type=int, default=defaults.customers)
+    one.add_argument("--burst", type=int, default=defaults.burst)
+    one.add_argument("--trickle", type=int, default=defaults.trickle)
+    one.add_argument("--gap", type=float, default=defaults.gap, help="seconds between trickled edits")
+    one.add_argument("--poll-seconds", type=float, default=defaults.poll_seconds)
+
+    one = commands.add_parser("latency", help="p50/p99 latency both ways, embedded and distributed")
+    one.add_argument("--mode", type=_list, default=["embedded", "distributed"])
+    one.add_argument("--samples", type=int, default=100)
+    one.add_argument("--gap", type=float, default=0.25, help="seconds between edits")
+    return top
+
+
+def run_all(size: str) -> list[Figure]:
+    s = SIZES[size]
+    steps: list[tuple[str, Callable[[], list[Figure]]]] = [
+        ("backfill", lambda: backfill.measure(s.backfill)),
+        ("cpu", lambda: cpu.measure_all(["sqlite", "postgres"], s.cpu_records, s.edits, s.conflicts)),
+        ("reads", lambda: reads.measure(s.reads)),
+        ("latency", lambda: latency.measure(["embedded", "distributed"], s.samples)),
+    ]
+    figures: list[Figure] = []
+    for name, step in steps:
+        started = time.monotonic()
+        print(f"-- {name} ...", file=sys.stderr, flush=True)
+        figures += step()
+        print(f"-- {name} done in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    started = time.monotonic()
+    if args.command == "all":
+        figures = run_all(args.size)
+    elif args.command == "backfill":
+        figures = backfill.measure(args.records, batch_writes=not args.no_batch_writes)
+    elif args.command == "cpu":
+        figures = cpu.measure_all(args.backend, args.records, args.edits, args.open_conflicts)
+    elif args.command == "reads":
+        sizes = reads.Sizes(args.customers, args.burst, args.trickle, args.gap, args.poll_seconds)
+        figures = reads.measure(sizes)
+    else:
+        figures = latency.measure(args.mode, args.samples, args.gap)
+    print(table(figures))
+    took = time.monotonic() - started
+    print(f"\n{summary(figures)}; {took:.0f} s in all (figures are noisy on a shared machine)")
+    if args.json:
+        args.json.write_text(as_json(figures), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""Backfill throughput: `ledgersync backfill` (and with `batch_writes: true`) against the naive
+python-quickbooks loop, on the same app data, each on a fresh emulator with QuickBooks' real limits.
+
+Each runs as a child process, timed from start to exit (interpreter start-up included, for both) and
+measured by wait4 (CPU, peak RSS). Records per minute are per emulated minute (6 s). The emulator's
+request log gives the requests, the 429s and the records each side ended with (duplicates: more
+QuickBooks records than the app has).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.appdata import Mix, insert_mix
+from bench.ceiling import Limits, records_per_minute
+from bench.emulator_proc import RemoteEmulator, emulator_process
+from bench.report import Figure, at_least, at_most, figure
+from bench.world import MINUTE_SECONDS, Child, run_child, world
+from connectors.quickbooks.emulator import EmulatorConfig
+
+QBO_ENTITIES = {"customer": "Customer", "item": "Item", "invoice": "Invoice", "payment": "Payment"}
+
+
+@dataclass(frozen=True)
+class Run:
+    label: str
+    records: int
+    child: Child
+    requests: int
+    throttled: int
+    created: dict[str, int]
+    expected: dict[str, int]
+
+    @property
+    def per_minute(self) -> float:
+        return self.records / (self.child.wall / MINUTE_SECONDS)
+
+    @property
+    def duplicates(self) -> int:
+        return sum(max(0, self.created[e] - self.expected[e]) for e in self.expected)
+
+    @property
+    def missing(self) -> int:
+        return sum(max(0, self.expected[e] - self.created[e]) for e in self.expected)
+
+
+def _created(qbo: RemoteEmulator, before: dict[str, int]) -> dict[str, int]:
+    return {e: len(qbo.list_records(name)) - before[e] for e, name in QBO_ENTITIES.items()}
+
+
+def _existing(qbo: RemoteEmulator) -> dict[str, int]:
+    return {e: len(qbo.list_records(name)) for e, name in QBO_ENTITIES.items()}
+
+
+def ledgersync_run(mix: Mix, *, batch_writes: bool) -> Run:
+    with world("sqlite", batch_writes=batch_writes) as w:
+        insert_mix(w.app_url, mix)
+        w.connect()
+        before = _existing(w.qbo)
+        w.qbo.clear_request_log()
+        child = w.child("backfill")
+        if child.code != 0:
+            raise RuntimeError(f"ledgersync backfill exited {child.code}:\n{child.output[-3000:]}")
+        log = w.qbo.request_log()
+        label = "ledgersync backfill" + (" (batch_writes)" if batch_writes else "")
+        return Run(
+            label,
+            mix.total,
+            child,
+            log["total"],
+            log["by_status"].get("429", 0),
+            _created(w.qbo, before),
+            mix.counts(),
+        )
+
+
+def naive_run(mix: Mix) -> Run:
+    with world("sqlite") as w, emulator_process(EmulatorConfig(minute_seconds=MINUTE_SECONDS)) as qbo:
+        insert_mix(w.app_url, mix)
+        before = _existing(qbo)
+        spec = {
+            "client_id": qbo.client_id,
+            "client_secret": qbo.client_secret,
+            "discovery_url": qbo.discovery_url,
+            "api_base": qbo.api_base,
+            "app_url": w.app_url,
+            "minute_seconds": MINUTE_SECONDS,
+        }
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path.cwd()), env.get("PYTHONPATH")]))
+        child = run_child([sys.executable, "-m", "bench.naive", json.dumps(spec)], env, w.directory, 3600)
+        if child.code != 0:
+            raise RuntimeError(f"the naive loop exited {child.code}:\n{child.output[-3000:]}")
+        result = json.loads(child.output.strip().splitlines()[-1])
+        if result["failed"]:
+            raise RuntimeError(f"the naive loop could not create: {result['failed']}")
+        log = qbo.request_log()
+        # OAuth calls (authorize, token) are not API requests: left out as for ledgersync (connect).
+        requests = log["total"] - log["by_class"].get("OAuth", 0)
+        return Run(
+            "naive python-quickbooks loop",
+            mix.total,
+            child,
+            requests,
+            log["by_status"].get("429", 0),
+            _created(qbo, before),
+            mix.counts(),
+        )
+
+
+def measure(records: int, *, batch_writes: bool = True) -> list[Figure]:
+    mix = Mix.of(records)
+    naive = naive_run(mix)
+    runs = [ledgersync_run(mix, batch_writes=False)]
+    if batch_writes:
+        runs.append(ledgersync_run(mix, batch_writes=True))
+    ceiling = records_per_minute(Limits())
+    g = f"backfill {mix.total}"
+    figures = [_describe(g, naive)]
+    for run in runs:
+        best = run is runs[-1]
+        figures += [
+            _describe(g, run),
+            figure(
+                g,
+                f"{run.label}: ratio to the naive loop",
+                run.per_minute / naive.per_minute,
+                "x",
+                ">= 2.5 x" if best else "",
+                at_least(2.5) if best else None,
+            ),
+            figure(
+                g,
+                f"{run.label}: share of QuickBooks' ceiling ({ceiling:,.0f}/min)",
+                100 * run.per_minute / ceiling,
+                "%",
+                ">= 90 %" if best else "",
+                at_least(90) if best else None,
+                "" if records >= 3000 else "short run: the first rate window flatters it",
+            ),
+            figure(g, f"{run.label}: 429s", run.throttled, "", "0", at_most(0)),
+            figure(g, f"{run.label}: duplicates in QuickBooks", run.duplicates, "", "0", at_most(0)),
+            figure(g, f"{run.label}: records missing in QuickBooks", run.missing, "", "0", at_most(0)),
+        ]
+    return figures
+
+
+def _describe(group: str, run: Run) -> Figure:
+    c = run.child
+    note = (
+        f"{run.records} records in {c.wall:.1f} s, {c.cpu:.1f} s CPU, {run.requests} requests, "
+        f"{run.throttled} 429s, peak RSS {c.max_rss_mib:.0f} MiB"
+    )
+    return figure(group, f"{run.label}: records/min", run.per_minute, "/min", note=note)

@@ -1,0 +1,124 @@
+"""A running ledgersync, as an operator starts it: embedded (`ledgersync run` on SQLite) or distributed
+(`ledgersync worker` processes, `scheduler` and `web` on PostgreSQL and Redis), with the emulator
+delivering webhooks to its receiver, on a world of linked customers (bench.seed).
+
+The benchmark watches from outside: the emulator's control API (not metered, not throttled) and the
+app's own table. Every process started here is stopped on exit (SIGTERM, then SIGKILL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import httpx
+import sqlalchemy as sa
+
+from bench.seed import seed_customers
+from bench.world import World, world
+from connectors.app.database import make_engine
+
+
+@dataclass
+class Live:
+    world: World
+    pairs: dict[int, str]
+    mode: str
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def check_alive(self) -> None:
+        dead = [p for p in self.processes if p.poll() is not None]
+        if dead:
+            logs = "\n".join(
+                f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}"
+                for log in sorted(self.world.directory.glob("*.log"))
+            )
+            raise RuntimeError(f"a ledgersync process exited ({[p.returncode for p in dead]}):\n{logs}")
+
+    def app_notes(self, prefix: str) -> dict[int, str]:
+        """Customer id -> notes, for the customers whose notes start with `prefix`."""
+        engine = make_engine(self.world.app_url)
+        try:
+            with engine.connect() as conn:
+                rows = conn.execute(
+                    sa.text("SELECT id, notes FROM customers WHERE notes LIKE :p"), {"p": prefix + "%"}
+                ).all()
+            return {int(i): str(n) for i, n in rows}
+        finally:
+            engine.dispose()
+
+    def quickbooks_notes(self, prefix: str) -> dict[str, str]:
+        """QuickBooks customer id -> Notes, for the customers whose Notes start with `prefix`."""
+        return {
+            str(c["Id"]): str(c["Notes"])
+            for c in self.world.qbo.list_records("Customer")
+            if str(c.get("Notes", "")).startswith(prefix)
+        }
+
+    def metered(self) -> int:
+        return int(self.world.qbo.request_log()["metered"])
+
+    def wait_quiet(self, quiet: float = 2.0, timeout: float = 120) -> None:
+        """Until no QuickBooks request has been made for `quiet` seconds (start-up polls and sweep done)."""
+        deadline = time.monotonic() + timeout
+        last, since = self.world.qbo.request_log()["total"], time.monotonic()
+        while time.monotonic() - since < quiet:
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"QuickBooks requests did not stop for {quiet} s within {timeout:.0f} s")
+            time.sleep(0.2)
+            now = self.world.qbo.request_log()["total"]
+            if now != last:
+                last, since = now, time.monotonic()
+
+
+def _wait_healthy(w: World, live: Live, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        live.check_alive()
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{w.port}/healthz", timeout=2).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"the web app did not answer /healthz within {timeout:.0f} s")
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def running(
+    mode: str, customers: int, *, schedule: dict[str, float] | None = None, workers: int = 2
+) -> Iterator[Live]:
+    """`mode` "embedded" or "distributed", on `customers` linked customers, until the block ends."""
+    distributed = mode == "distributed"
+    if mode not in ("embedded", "distributed"):
+        raise ValueError(f"unknown mode {mode!r}: embedded or distributed")
+    backend = "postgres" if distributed else "sqlite"
+    with world(backend, schedule=schedule, broker=distributed, webhooks=True) as w:
+        pairs = seed_customers(w, customers)
+        live = Live(w, pairs, mode)
+        try:
+            if distributed:
+                live.processes += [w.popen(f"worker-{n}", "worker", "--threads", "4") for n in range(workers)]
+                live.processes += [w.popen("scheduler", "scheduler"), w.popen("web", "web")]
+            else:
+                live.processes.append(w.popen("run", "run"))
+            _wait_healthy(w, live)
+            yield live
+        finally:
+            _stop(live.processes)
