@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from engine.decide import side_state
 from engine.errors import (
@@ -17,7 +17,8 @@ from engine.errors import (
     RetriableError,
     VersionConflictError,
 )
-from engine.model import ChangeEvent, EntityType, Operation, Origin, fields_to_json
+from engine.model import ChangeEvent, EntityType, Operation, Origin, fields_from_json, fields_to_json
+from engine.normalize import normalize_value
 from engine.plan import Op, OpKind, OpStatus
 from engine.ports import Connector, StateStore, StoreSession, WriteResult
 from engine.refs import IdOf, UnlinkedReferenceError, to_side
@@ -210,6 +211,17 @@ def _superseded(store: StateStore, connector: Connector, op: Op, error: str, now
     return Outcome.SUPERSEDED
 
 
+def _restates(entity: EntityType, base: dict[str, Any] | None, result: WriteResult) -> bool:
+    """Whether every field the write's result holds equals the base (normalized): a pure echo."""
+    if result.deleted or result.adopted or not base:
+        return False
+    agreed = fields_from_json(entity, {k: v for k, v in base.items() if k in result.fields})
+    return all(
+        name in agreed and normalize_value(name, value) == normalize_value(name, agreed[name])
+        for name, value in result.fields.items()
+    )
+
+
 def record_success(s: StoreSession, op: Op, result: WriteResult, now: datetime) -> None:
     """Ledger, link, base and op status commit together, and the written state is journaled as our echo."""
     # Hold the link while its snapshot moves, as decide does: two ops of one plan (one per side)
@@ -260,9 +272,11 @@ def record_success(s: StoreSession, op: Op, result: WriteResult, now: datetime) 
         fields={} if result.deleted else result.fields,
         origin=Origin.USER if result.adopted else Origin.LEDGERSYNC,
     )
-    # Journaled as new: reconciling it drops it as our echo, except fields QuickBooks computed for us.
+    # Journaled as new: reconciling it drops it as our echo, except fields QuickBooks computed or
+    # filled in for us. An echo that only restates the new base has nothing to decide: journaled as
+    # processed, so each change is decided once.
     if result.deleted or result.fields:
-        s.append_event(echo, now)
+        s.append_event(echo, now, processed=_restates(op.entity, base, result))
     s.audit(
         op.connection,
         op.entity,

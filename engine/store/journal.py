@@ -28,10 +28,11 @@ def _context(event: ChangeEvent) -> dict[str, object]:
 
 
 class JournalMixin(SessionBase):
-    def append_event(self, event: ChangeEvent, now: datetime) -> AppendResult:
+    def append_event(self, event: ChangeEvent, now: datetime, *, processed: bool = False) -> AppendResult:
         """Journal one event, keyed by (connection, side, entity, external id, version seq).
 
-        NEW: never seen; stored with status new. DUPLICATE: that exact version is already journaled;
+        NEW: never seen; stored with status new (or processed, when the caller has decided it already:
+        our own write's echo that restates the base). DUPLICATE: that exact version is already journaled;
         nothing changes. STALE: a higher version of the record is already journaled; the event is still
         recorded (status stale) for the trail, but is never reconciled.
         """
@@ -52,7 +53,9 @@ class JournalMixin(SessionBase):
             external_id=event.external_id,
             seq=event.version.seq,
             payload=event.model_dump(mode="json"),
-            status=(JournalStatus.STALE if stale else JournalStatus.NEW).value,
+            status=(
+                JournalStatus.STALE if stale else JournalStatus.PROCESSED if processed else JournalStatus.NEW
+            ).value,
             received_at=now,
         )
         # Another worker may journal the same delivery between our check and this insert.
