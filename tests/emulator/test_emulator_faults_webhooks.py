@@ -21,12 +21,13 @@ from tests.emulator.conftest import Api, fault_code
 
 class Receiver:
     """A webhook endpoint that records what it gets and answers the statuses it is told to; inside
-    `holding()` it keeps each delivery waiting for its answer until the block ends."""
+    `holding(realm)` it keeps each delivery for that realm waiting for its answer until the block ends."""
 
     def __init__(self) -> None:
         self.bodies: list[tuple[bytes, str]] = []
         self.statuses: list[int] = []
         self.gate: threading.Event | None = None
+        self.gated_realm = ""
         self.held = threading.Event()
         receiver = self
 
@@ -35,7 +36,7 @@ class Receiver:
                 raw = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.bodies.append((raw, self.headers["intuit-signature"]))
                 gate = receiver.gate
-                if gate is not None:
+                if gate is not None and receiver.gated_realm in raw.decode():
                     receiver.held.set()
                     gate.wait(60)
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
@@ -51,10 +52,11 @@ class Receiver:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @contextlib.contextmanager
-    def holding(self) -> Iterator[threading.Event]:
+    def holding(self, realm: str) -> Iterator[threading.Event]:
         """Deliveries wait for their answer until the block ends; yields an event set once one does
         (the emulator's dispatcher is then inside that POST, and what changes next queues behind it)."""
         self.held.clear()
+        self.gated_realm = realm
         self.gate = threading.Event()
         try:
             yield self.held
@@ -62,14 +64,16 @@ class Receiver:
             self.gate.set()
             self.gate = None
 
-    def events(self) -> list[dict[str, Any]]:
-        return [event for raw, _ in self.bodies for event in json.loads(raw)]
+    def events(self, realm: str | None = None) -> list[dict[str, Any]]:
+        """CloudEvents received (of one realm's company, if given), in the order they came."""
+        every = [event for raw, _ in self.bodies for event in json.loads(raw)]
+        return [e for e in every if realm is None or e["intuitaccountid"] == realm]
 
-    def wait_for(self, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
+    def wait_for(self, count: int, timeout: float = 30.0, realm: str | None = None) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
-        while len(self.events()) < count and time.monotonic() < deadline:
+        while len(self.events(realm)) < count and time.monotonic() < deadline:
             time.sleep(0.02)
-        return self.events()
+        return self.events(realm)
 
 
 @pytest.fixture(scope="module")
@@ -174,18 +178,24 @@ def test_reordered_webhooks_arrive_in_reverse_order(receiver: Receiver) -> None:
     # The fault reverses one batch. Two changes share a batch only if both are queued before the
     # dispatcher takes it: a delivery held open keeps the dispatcher waiting while they queue, so
     # they go together whatever the machine's pace (the long timeout keeps it from giving up).
+    # A realm of its own: the module's emulator may still be delivering earlier tests' changes.
+    realm = "9341455600000777"
     config = EmulatorConfig(
-        webhook_url=receiver.url, webhook_batch_window=0.05, webhook_timeout=60.0, verifier_token="vt"
+        realm_id=realm,
+        webhook_url=receiver.url,
+        webhook_batch_window=0.05,
+        webhook_timeout=60.0,
+        verifier_token="vt",
     )
     with running_emulator(config) as qbo:
         qbo.connect()
-        with receiver.holding() as held:
+        with receiver.holding(realm) as held:
             gate = qbo.create_record("Customer", {"DisplayName": "Gate"})
             assert held.wait(30), "the gate's webhook never arrived"
             a = qbo.create_record("Customer", {"DisplayName": "Order A"})
             b = qbo.create_record("Customer", {"DisplayName": "Order B"})
             qbo.inject_fault("webhook_reorder")
-        delivered = [e["intuitentityid"] for e in receiver.wait_for(3)]
+        delivered = [e["intuitentityid"] for e in receiver.wait_for(3, realm=realm)]
     assert delivered == [gate["Id"], b["Id"], a["Id"]]
 
 
