@@ -13,7 +13,7 @@ from datetime import datetime
 
 from engine.apply import Outcome, apply_op
 from engine.apply_batch import apply_batch, batch_groups, replays_a_batch
-from engine.decide import decide_record
+from engine.decide import Decision, decide, decide_record
 from engine.errors import (
     NeedsReauthorizationError,
     NotFoundError,
@@ -23,7 +23,7 @@ from engine.errors import (
 )
 from engine.model import DEPENDS_ON, ChangeEvent, EntityType, Side
 from engine.plan import OpKind, OpStatus
-from engine.ports import Clock, Connector, Policy, Rejection, StateStore, batch_writer
+from engine.ports import Clock, Connector, Policy, Rejection, StateStore, StoreSession, batch_writer
 from engine.state import (
     AppendResult,
     AuditAction,
@@ -45,6 +45,8 @@ BATCHABLE = frozenset(e for e in ORDER if not DEPENDS_ON[e])
 #: Parked records read again (by id) per poll, least recently checked first: a fix that changed no
 #: version or timestamp (a raw UPDATE of one line) is still found, without re-reading many each time.
 RETRY_PARKED = 20
+#: Records decided in one transaction by a pass of the runner: one commit for many decisions.
+DECIDE_CHUNK = 100
 
 
 @dataclass
@@ -102,23 +104,27 @@ class Runner:
 
     def ingest(self, event: ChangeEvent, stats: RunStats | None = None) -> AppendResult:
         """Journal one event (duplicates are no-ops, older versions change nothing)."""
-        now = self.clock.now()
         with self.store.session() as s:
-            result = s.append_event(event, now)
-            if result is not AppendResult.STALE:
-                # Read well at (or past) the version that was parked: the record is fixed.
-                s.unpark_record(key_of(event), event.version.seq)
-            if result is not AppendResult.DUPLICATE:
-                action = AuditAction.CAPTURED if result is AppendResult.NEW else AuditAction.STALE
-                s.audit(
-                    event.connection,
-                    event.entity,
-                    action,
-                    now,
-                    side=event.side,
-                    external_id=event.external_id,
-                    detail={"version": event.version.seq},
-                )
+            return self.journal(s, event, stats)
+
+    def journal(self, s: StoreSession, event: ChangeEvent, stats: RunStats | None = None) -> AppendResult:
+        """`ingest` inside the caller's transaction (a page of events journals in one)."""
+        now = self.clock.now()
+        result = s.append_event(event, now)
+        if result is not AppendResult.STALE:
+            # Read well at (or past) the version that was parked: the record is fixed.
+            s.unpark_record(key_of(event), event.version.seq)
+        if result is not AppendResult.DUPLICATE:
+            action = AuditAction.CAPTURED if result is AppendResult.NEW else AuditAction.STALE
+            s.audit(
+                event.connection,
+                event.entity,
+                action,
+                now,
+                side=event.side,
+                external_id=event.external_id,
+                detail={"version": event.version.seq},
+            )
         if stats is not None:
             stats.captured += result is AppendResult.NEW
             stats.duplicates += result is AppendResult.DUPLICATE
@@ -149,14 +155,15 @@ class Runner:
                 # Nothing is lost: the cursor stays where it was and the next poll reads from there.
                 log.warning("%s %s changes not read now: %s", side, entity, error)
                 return new
-            for event in page.events:
-                if self.ingest(event, stats) is AppendResult.NEW:
-                    new.append(key_of(event))
             self.park(side, page.rejected, stats)
             moved = page.cursor is not None and page.cursor != position
             position = page.cursor if page.cursor is not None else position
-            if moved and not from_start:
-                with self.store.session() as s:
+            # The page's events and the cursor past them commit together, in one transaction.
+            with self.store.session() as s:
+                for event in page.events:
+                    if self.journal(s, event, stats) is AppendResult.NEW:
+                        new.append(key_of(event))
+                if moved and not from_start:
                     s.save_cursor(
                         Cursor(
                             connection=self.connection,
@@ -236,22 +243,36 @@ class Runner:
         with self.store.session() as s:
             keys = s.pending_records(self.connection, limit=10_000)
         keys.sort(key=lambda k: ORDER.index(k.entity))
+        decisions: list[Decision | None] = []
+        for start in range(0, len(keys), DECIDE_CHUNK):
+            decisions += self._decide_chunk(keys[start : start + DECIDE_CHUNK])
         decided = 0
-        for key in keys:
-            try:
-                # A worker deciding the same record at once (the kick races the reconcile messages)
-                # makes this one decide again on what it committed.
-                decision = decide_record(self.store, key, self.policy, self.clock)
-            except VersionConflictError as error:
-                # Still undecided in the journal: the next sweep takes it again. The rest go on.
-                log.warning("%s %s %s not decided now: %s", key.side, key.entity, key.external_id, error)
-                continue
+        for decision in decisions:
             if decision is not None and not decision.plan.waits:
                 decided += 1
                 if stats is not None:
                     stats.decided += 1
                     stats.conflicted.update((decision.link_id, c.field) for c in decision.plan.conflicts)
         return decided
+
+    def _decide_chunk(self, keys: Sequence[RecordKey]) -> list[Decision | None]:
+        """Decide these records in one transaction (one commit for many); if another worker raced one
+        of them, that transaction rolls back and each is decided in a transaction of its own."""
+        try:
+            with self.store.session() as s:
+                return [decide(s, key, self.policy, self.clock.now()) for key in keys]
+        except VersionConflictError:
+            log.debug("a record of this chunk was decided elsewhere meanwhile; deciding one by one")
+        decisions: list[Decision | None] = []
+        for key in keys:
+            try:
+                # A worker deciding the same record at once (the kick races the reconcile messages)
+                # makes this one decide again on what it committed.
+                decisions.append(decide_record(self.store, key, self.policy, self.clock))
+            except VersionConflictError as error:
+                # Still undecided in the journal: the next sweep takes it again. The rest go on.
+                log.warning("%s %s %s not decided now: %s", key.side, key.entity, key.external_id, error)
+        return decisions
 
     def apply_pending(self, stats: RunStats | None = None) -> int:
         """Apply every pending op once; returns how many were applied or superseded (progress).

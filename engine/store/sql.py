@@ -47,7 +47,7 @@ def make_engine(url: str, *, schema: str | None = None) -> sa.Engine:
         url,
         schema=schema,
         sqlite_begin=_begin_immediate,
-        sqlite_pragmas=("PRAGMA journal_mode=WAL",),
+        sqlite_pragmas=("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL"),
         what="state store",
     )
 
