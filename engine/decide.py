@@ -117,7 +117,8 @@ def decide(s: StoreSession, key: RecordKey, policy: Policy, now: datetime) -> De
     plan = reconcile(link.entity, base, states[Side.APP], states[Side.QUICKBOOKS], policy, ledger, now)
     # A value a side refused (a name another record holds) waits for the reviewer: sent again, it
     # would only be refused again.
-    refused = refusals(s, link, s.list_conflicts(link.connection, open_only=True))
+    open_here = s.list_conflicts(link.connection, open_only=True, link_id=link.id)
+    refused = refusals(s, link, open_here)
     plan, held = hold_refused(link.entity, plan, refused)
     op_ids = _persist(s, link, snapshot, states, plan, ledger, now, held)
     if not plan.waits:
@@ -275,8 +276,8 @@ def _close_settled_conflicts(
         return
     still = {c.field for c in plan.conflicts} | held
     written = {k: v for w in plan.writes for k, v in w.fields.items()}
-    for conflict in s.list_conflicts(link.connection, open_only=True):
-        if conflict.link_id != link.id or conflict.field in still:
+    for conflict in s.list_conflicts(link.connection, open_only=True, link_id=link.id):
+        if conflict.field in still:
             continue
         value = plan.settled.get(conflict.field, written.get(conflict.field))
         close_conflict(

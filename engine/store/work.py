@@ -172,11 +172,16 @@ class WorkMixin(SessionBase):
         row = self._one(sa.select(t.conflicts).where(t.conflicts.c.id == conflict_id))
         return None if row is None else rows.to_conflict(row)
 
-    def list_conflicts(self, connection: str | None = None, open_only: bool = True) -> list[Conflict]:
-        """Conflicts (of one connection, if given; open ones only, unless told), oldest first."""
+    def list_conflicts(
+        self, connection: str | None = None, open_only: bool = True, link_id: str | None = None
+    ) -> list[Conflict]:
+        """Conflicts (of one connection, of one record, if given; open ones only, unless told), oldest
+        first. A decision asks for its own record's only, so open conflicts elsewhere cost it nothing."""
         statement = sa.select(t.conflicts).order_by(t.conflicts.c.id)
         if connection is not None:
             statement = statement.where(t.conflicts.c.connection == connection)
+        if link_id is not None:
+            statement = statement.where(t.conflicts.c.link_id == link_id)
         if open_only:
             statement = statement.where(t.conflicts.c.status == ConflictStatus.OPEN.value)
         return [rows.to_conflict(r) for r in self._all(statement)]
