@@ -114,6 +114,7 @@ def test_injected_server_errors_hit_the_next_n_requests(api: Api, qbo: EmulatorH
 def test_timeout_after_commit_then_requestid_retry_creates_nothing_twice(
     api: Api, qbo: EmulatorHandle
 ) -> None:
+    qbo.clear_request_log()
     qbo.inject_fault("timeout_after_commit", delay=0.5, path_contains="/customer")
     with pytest.raises(httpx.ReadTimeout):
         api.client.post(
@@ -123,6 +124,12 @@ def test_timeout_after_commit_then_requestid_retry_creates_nothing_twice(
     assert retry.status_code == 200
     count = api.query("select count(*) from Customer where DisplayName = 'Timed Out'").json()
     assert count["QueryResponse"]["totalCount"] == 1
+    # The emulator still holds the first answer; it is logged when that ends. Wait for it here, or
+    # on a busy machine it lands in the next test's request log.
+    deadline = time.monotonic() + 30
+    while qbo.request_log()["by_endpoint"].get("POST customer", 0) < 2:
+        assert time.monotonic() < deadline, "the held answer was never logged"
+        time.sleep(0.02)
 
 
 def test_request_log_counts_endpoints_and_metered_classes(api: Api, qbo: EmulatorHandle) -> None:
