@@ -1,6 +1,7 @@
 """The conflict review queue on the web: a list, one conflict side by side with a form, and a JSON API.
 
-JSON: GET /api/conflicts[?all=1], GET /api/conflicts/{id}, POST /api/conflicts/{id}/resolve with
+JSON: GET /api/conflicts[?all=1], GET /api/conflicts/{id} (each with `reason`, set when a side refused
+the value: the name clash in words), POST /api/conflicts/{id}/resolve with
 {"take": "app"|"quickbooks"} or {"value": <json>}, and optionally {"by": "name"}. Every POST proves it
 comes from our own page or a script holding the API token (engine/web/csrf.py). There is no login yet,
 so "by" is recorded as given, marked unverified and with the way the request proved itself.
@@ -21,6 +22,7 @@ from engine.errors import ConfigurationError, LedgersyncError, NotFoundError, Ve
 from engine.history import record_history, record_label
 from engine.model import Side
 from engine.ports import StoreSession
+from engine.refusals import refusal_reasons
 from engine.resolve import Choice, resolve
 from engine.state import Conflict, Link
 from engine.web.csrf import WEB_FORM, Caller, Guard, Refusal
@@ -135,6 +137,8 @@ def as_json(conflict: Conflict, link: Link | None, s: StoreSession) -> dict[str,
     data["app_id"] = link.app_id if link else None
     data["quickbooks_id"] = link.quickbooks_id if link else None
     data["label"] = record_label(s, link) if link else None
+    # Why, when a side refused the value (a name another record holds): the clash, in words.
+    data["reason"] = refusal_reasons(s, link, [conflict]).get(conflict.id) if link else None
     return data
 
 

@@ -69,6 +69,25 @@ def qbo_customer(box: Sandbox) -> dict[str, Any]:
     return found
 
 
+def review(box: Sandbox, conflict_id: int) -> tuple[str, dict[str, Any]]:
+    """The conflict's review page (text) and JSON, as the web app serves them."""
+    from starlette.testclient import TestClient
+
+    from engine.bootstrap import SECTIONS, Runtime
+    from engine.settings import load_config
+
+    runtime = Runtime(load_config(box.config_path, box.environ, SECTIONS))
+    try:
+        with TestClient(runtime.web_app()) as client:
+            page = client.get(f"/conflicts/{conflict_id}")
+            api = client.get(f"/api/conflicts/{conflict_id}")
+    finally:
+        runtime.close()
+    assert page.status_code == 200 and api.status_code == 200
+    found: dict[str, Any] = api.json()
+    return page.text, found
+
+
 def customer_writes(box: Sandbox) -> int:
     """Customer writes QuickBooks has received (accepted or refused)."""
     count: int = box.qbo.request_log()["by_endpoint"].get("POST customer", 0)
@@ -135,6 +154,9 @@ def test_manual_puts_a_conflict_naming_the_holder_and_a_typed_name_resolves_it(
     # The table a reviewer reads says who holds the name.
     code, table = cli(box, "conflicts", "list")
     assert code == 0 and f"{kind} {holder['Id']}" in table and TAKEN in table
+    # So do the review page and its JSON.
+    page, api = review(box, conflict["id"])
+    assert f"{kind} {holder['Id']}" in page and f"{kind} {holder['Id']}" in api["reason"]
     # The rest of the edit went through; the name waits for the reviewer, unchanged in QuickBooks.
     ours = qbo_customer(box)
     assert ours["DisplayName"] == before["DisplayName"]
