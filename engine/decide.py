@@ -82,8 +82,14 @@ class Decision(NamedTuple):
     op_ids: tuple[str, ...]
 
 
-def decide(s: StoreSession, key: RecordKey, policy: Policy, now: datetime) -> Decision | None:
-    """Reconcile the record behind `key` and persist the decision; None when it must wait its turn."""
+def decide(
+    s: StoreSession, key: RecordKey, policy: Policy, now: datetime, *, wait: bool = True
+) -> Decision | None:
+    """Reconcile the record behind `key` and persist the decision; None when it must wait its turn.
+
+    `wait=False`: None too while another worker holds the record (a transaction deciding many records
+    never waits for one of them; the holder's own follow-up, or the next sweep, decides it).
+    """
     if s.find_link(key.connection, key.entity, key.side, key.external_id) is None and _create_in_flight(
         s, key
     ):
@@ -91,7 +97,8 @@ def decide(s: StoreSession, key: RecordKey, policy: Policy, now: datetime) -> De
         # lost; deciding now would copy it back as new. Wait until the create resolves and links it.
         return None
     link = link_for(s, key)
-    s.lock_link(link.id)
+    if not s.lock_link(link.id, wait=wait):
+        return None
     # Read it again under the lock: an apply that held the lock may have just set its other id (a
     # create landed), and the copy read before would take that new record for a deleted one.
     link = s.get_link(link.id) or link

@@ -260,7 +260,8 @@ class Runner:
         of them, that transaction rolls back and each is decided in a transaction of its own."""
         try:
             with self.store.session() as s:
-                return [decide(s, key, self.policy, self.clock.now()) for key in keys]
+                # Locks many links at once: never wait for one (see StoreSession.lock_link).
+                return [decide(s, key, self.policy, self.clock.now(), wait=False) for key in keys]
         except VersionConflictError:
             log.debug("a record of this chunk was decided elsewhere meanwhile; deciding one by one")
         decisions: list[Decision | None] = []

@@ -77,14 +77,24 @@ class LinksMixin(SessionBase):
             raise LinkExistsError(f"{link.entity.value} is already linked", detail=str(error.orig)) from error
         return link.model_copy(update={id_column(side): external_id})
 
-    def lock_link(self, link_id: str) -> None:
-        """Hold the link's row until the transaction ends: SELECT ... FOR UPDATE on PostgreSQL.
+    def lock_link(self, link_id: str, *, wait: bool = True) -> bool:
+        """Hold the link's row until the transaction ends: SELECT ... FOR UPDATE on PostgreSQL; True.
+
+        `wait=False` (SKIP LOCKED): False at once, instead of waiting, while another transaction
+        holds it. A transaction that locks many links (the sweep) must not wait for one while holding
+        the others: two of them waiting for each other's links deadlock.
 
         On SQLite, FOR UPDATE is not rendered: every session takes the database write lock when it
         begins (BEGIN IMMEDIATE), which already serializes workers. NotStoredError for an unknown link.
         """
-        if self._one(sa.select(t.links.c.id).where(t.links.c.id == link_id).with_for_update()) is None:
-            raise NotStoredError(f"no link {link_id!r}")
+        statement = (
+            sa.select(t.links.c.id).where(t.links.c.id == link_id).with_for_update(skip_locked=not wait)
+        )
+        if self._one(statement) is not None:
+            return True
+        if not wait and self.get_link(link_id) is not None:
+            return False
+        raise NotStoredError(f"no link {link_id!r}")
 
     def list_links(self, connection: str, entity: EntityType | None = None) -> list[Link]:
         """The connection's links (of one entity type, if given), in a stable order."""

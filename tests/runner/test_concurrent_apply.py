@@ -231,3 +231,45 @@ def test_the_kick_sweep_goes_on_past_a_record_another_worker_linked_at_that_mome
 
 def _decided(decision: Decision | None) -> None:
     assert decision is not None and decision.op_ids
+
+
+@pytest.mark.parametrize("store_backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_the_kick_sweep_skips_a_record_another_worker_holds_instead_of_waiting(
+    loop: InProcess, clock: FakeClock
+):
+    # The sweep decides its records many to a transaction. Waiting there for a link another worker
+    # holds, while holding the links decided before it, deadlocked two overlapping sweeps (or a sweep
+    # and a reconcile) under load. It skips that record: its holder, or the next sweep, decides it.
+    first = loop.app.create(C, dict(CUSTOMERS[0]))
+    second = loop.app.create(C, dict(CUSTOMERS[1]))
+    loop.runner.run_until_quiet()
+    with loop.store.session() as s:
+        held_link = s.find_link("default", C, Side.APP, second)
+    assert held_link is not None
+    clock.advance(60)
+    loop.app.edit(C, first, phone="555-010-1111")
+    loop.app.edit(C, second, phone="555-010-2222")
+    loop.runner.poll(Side.APP, C)
+
+    def hold(s: SqlSession) -> None:
+        s.lock_link(held_link.id)  # another worker deciding or applying the second customer
+
+    with held_open(loop, hold) as holder:
+        pool = ThreadPoolExecutor(max_workers=1)
+        sweep = pool.submit(loop.runner.decide_pending)
+        query = f"SELECT count(*) FROM pg_stat_activity WHERE {holder} = ANY(pg_blocking_pids(pid))"
+        deadline = time.monotonic() + 10
+        while not sweep.done():
+            with loop.store.session() as s:
+                assert isinstance(s, SqlSession)
+                blocked = s._conn.exec_driver_sql(query).scalar_one()
+            assert not blocked, "the sweep waits for a link another worker holds"
+            assert time.monotonic() < deadline, "the sweep never finished"
+            time.sleep(0.01)
+        assert sweep.result() == 1  # the first customer; the second is the holder's
+        pool.shutdown()
+    assert loop.runner.decide_pending() == 1  # the second, now that it is free
+    loop.runner.run_until_quiet()
+    assert loop.quickbooks.all(C)  # and both edits reached QuickBooks
+    phones = sorted(c["phone"] for c in loop.quickbooks.all(C).values())
+    assert phones == ["555-010-1111", "555-010-2222"]
