@@ -13,7 +13,7 @@ from connectors.quickbooks.emulator import EmulatorConfig, EmulatorHandle, runni
 from tests.emulator.conftest import Api
 
 LIMITS = EmulatorConfig(
-    minute_seconds=0.6, requests_per_minute=8, batch_requests_per_minute=2, max_in_flight=2
+    minute_seconds=30.0, requests_per_minute=8, batch_requests_per_minute=2, max_in_flight=2
 )
 
 
@@ -35,13 +35,21 @@ def _assert_throttled(response: httpx.Response) -> None:
     assert error["code"] == "3001" and "ThrottleExceeded" in error["Message"]
 
 
-def test_requests_per_minute_then_the_window_reopens(api: Api) -> None:
-    answers = [api.get("/companyinfo/1").status_code for _ in range(10)]
-    assert answers[:8] == [200] * 8
-    assert answers[8:] == [429, 429]
-    _assert_throttled(api.get("/companyinfo/1"))
-    time.sleep(LIMITS.minute_seconds + 0.05)
-    assert api.get("/companyinfo/1").status_code == 200
+def test_requests_per_minute_then_the_window_reopens() -> None:
+    # A minute long enough that eleven requests fit in it on a busy machine.
+    config = EmulatorConfig(minute_seconds=4.0, requests_per_minute=8)
+    with running_emulator(config) as qbo:
+        api = Api(qbo, qbo.connect().access_token)
+        try:
+            qbo.reset_throttle()
+            answers = [api.get("/companyinfo/1").status_code for _ in range(10)]
+            assert answers[:8] == [200] * 8
+            assert answers[8:] == [429, 429]
+            _assert_throttled(api.get("/companyinfo/1"))
+            time.sleep(config.minute_seconds + 0.05)
+            assert api.get("/companyinfo/1").status_code == 200
+        finally:
+            api.close()
 
 
 def test_batch_requests_per_minute(api: Api) -> None:
@@ -52,7 +60,7 @@ def test_batch_requests_per_minute(api: Api) -> None:
 
 
 def test_in_flight_limit(api: Api, qbo: EmulatorHandle) -> None:
-    qbo.inject_fault("latency", count=2, delay=0.4)
+    qbo.inject_fault("latency", count=2, delay=3.0)
     token = api.client.headers["Authorization"]
 
     def call() -> int:
@@ -60,7 +68,12 @@ def test_in_flight_limit(api: Api, qbo: EmulatorHandle) -> None:
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         slow = [pool.submit(call) for _ in range(2)]
-        time.sleep(0.15)
+        # Both are in flight (held by the latency fault) before the third is sent, however busy the
+        # machine is.
+        deadline = time.monotonic() + 10
+        while len(qbo.faults()["held"]) < 2:
+            assert time.monotonic() < deadline, "the slow requests never arrived"
+            time.sleep(0.01)
         third = api.get("/companyinfo/1")
         assert [f.result() for f in slow] == [200, 200]
     _assert_throttled(third)
