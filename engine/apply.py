@@ -171,16 +171,7 @@ def _refused(store: StateStore, op: Op, error: FieldRefusedError, text: str, now
             )
             s.add_op(remainder, now)
             follow_up = (remainder.op_id,)
-        s.audit(
-            op.connection,
-            op.entity,
-            AuditAction.DECIDED,
-            now,
-            link_id=op.link_id,
-            side=op.side,
-            external_id=op.external_id,
-            detail={"op_id": op.op_id, "refused": error.field, "conflict_id": conflict.id, "then": follow_up},
-        )
+        _audit_op(s, op, now, refused=error.field, conflict_id=conflict.id, then=follow_up)
     log.info("op %s: %s refused by %s, in review as conflict %d", op.op_id, error.field, op.side, conflict.id)
     return Applied(Outcome.SUPERSEDED, follow_up=follow_up, refused=(link.id, error.field))
 
@@ -198,17 +189,22 @@ def _superseded(store: StateStore, connector: Connector, op: Op, error: str, now
             # An applied op stays applied: its write landed (this attempt may have failed on it).
             s.set_op_status(op.op_id, OpStatus.SUPERSEDED, now, error=error, attempt=True)
         s.append_event(fresh, now)
-        s.audit(
-            op.connection,
-            op.entity,
-            AuditAction.DECIDED,
-            now,
-            link_id=op.link_id,
-            side=op.side,
-            external_id=op.external_id,
-            detail={"op_id": op.op_id, "superseded": error},
-        )
+        _audit_op(s, op, now, superseded=error)
     return Outcome.SUPERSEDED
+
+
+def _audit_op(s: StoreSession, op: Op, now: datetime, **detail: Any) -> None:
+    """A line in the record's history about what became of `op` (refused, superseded)."""
+    s.audit(
+        op.connection,
+        op.entity,
+        AuditAction.DECIDED,
+        now,
+        link_id=op.link_id,
+        side=op.side,
+        external_id=op.external_id,
+        detail={"op_id": op.op_id, **detail},
+    )
 
 
 def _restates(entity: EntityType, base: dict[str, Any] | None, result: WriteResult) -> bool:

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Any
 from engine.model import QUICKBOOKS_COMPUTED, EntityType, Side, field_names
 from engine.plan import ConflictPolicy, DeleteAction, Direction
 from engine.ports import DuplicateNames, Policy
-from policies.schema import NamedEntityPolicy, PolicyDocument
+from policies.schema import FieldPolicy, NamedEntityPolicy, PolicyDocument
+
+_NO_OVERRIDE = FieldPolicy()
 
 
 class PolicySet:
@@ -27,29 +29,26 @@ class PolicySet:
 
         return parse_policy(default_text(), default_source())
 
+    def _field(self, entity: EntityType, field: str) -> FieldPolicy:
+        """The field's own overrides (every one None when the file sets none)."""
+        return self.document.entities.of(entity).fields.get(_known(entity, field)) or _NO_OVERRIDE
+
     def direction(self, entity: EntityType, field: str) -> Direction:
-        settings = self.document.entities.of(entity)
-        override = settings.fields.get(_known(entity, field))
-        if override is not None and override.direction is not None:
-            return override.direction
+        override = self._field(entity, field).direction
+        if override is not None:
+            return override
         if field in QUICKBOOKS_COMPUTED[entity]:
             return Direction.QUICKBOOKS_TO_APP
-        return settings.direction
+        return self.document.entities.of(entity).direction
 
     def conflict_policy(self, entity: EntityType, field: str) -> ConflictPolicy:
-        settings = self.document.entities.of(entity)
-        override = settings.fields.get(_known(entity, field))
-        if override is not None and override.conflict is not None:
-            return override.conflict
-        return settings.conflict
+        override = self._field(entity, field).conflict
+        return self.document.entities.of(entity).conflict if override is None else override
 
     def fill_empty(self, entity: EntityType, field: str) -> bool:
         """Whether a first match fills a field empty on one side from the other (no conflict)."""
-        settings = self.document.entities.of(entity)
-        override = settings.fields.get(_known(entity, field))
-        if override is not None and override.fill_empty_on_match is not None:
-            return override.fill_empty_on_match
-        return settings.fill_empty_on_match
+        override = self._field(entity, field).fill_empty_on_match
+        return self.document.entities.of(entity).fill_empty_on_match if override is None else override
 
     def delete_action(self, entity: EntityType, target: Side) -> DeleteAction:
         """What a delete on the other side becomes on `target`.

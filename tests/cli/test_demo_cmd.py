@@ -68,25 +68,11 @@ def test_a_kept_demo_directory_can_be_used_again_as_it_says(tmp_path: Path):
     emulator_line = next(line.strip() for line in steps if "ledgersync emulator" in line)
     shell = f"set -a && . ./ledgersync.env && set +a && {emulator_line.removesuffix('&')} "
     emulator = subprocess.Popen(["bash", "-c", f"exec {shell}"], cwd=kept, env=env, stdout=subprocess.DEVNULL)
-    try:
-        use = "set -a && . ./ledgersync.env && set +a && "
-        for _ in range(100):
-            status = subprocess.run(
-                ["bash", "-c", use + "ledgersync --config ledgersync.yaml status --json"],
-                cwd=kept,
-                capture_output=True,
-                text=True,
-                env=env,
-                timeout=60,
-                check=False,
-            )
-            if status.returncode == 0:
-                break
-            time.sleep(0.2)  # the emulator is still starting
-        assert status.returncode == 0, status.stdout + status.stderr
-        assert '"connected"' in status.stdout
-        synced = subprocess.run(
-            ["bash", "-c", use + "ledgersync --config ledgersync.yaml sync --json"],
+
+    def kept_command(args: str) -> subprocess.CompletedProcess[str]:
+        """A ledgersync command in the kept directory, with the secrets sourced as its README says."""
+        return subprocess.run(
+            ["bash", "-c", f"set -a && . ./ledgersync.env && set +a && ledgersync {args}"],
             cwd=kept,
             capture_output=True,
             text=True,
@@ -94,6 +80,16 @@ def test_a_kept_demo_directory_can_be_used_again_as_it_says(tmp_path: Path):
             timeout=120,
             check=False,
         )
+
+    try:
+        for _ in range(100):
+            status = kept_command("--config ledgersync.yaml status --json")
+            if status.returncode == 0:
+                break
+            time.sleep(0.2)  # the emulator is still starting
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert '"connected"' in status.stdout
+        synced = kept_command("--config ledgersync.yaml sync --json")
         assert synced.returncode == 0, synced.stdout + synced.stderr
         assert '"applied": 0' in synced.stdout, "the kept sides still agree: nothing to write"
         again = subprocess.run(
