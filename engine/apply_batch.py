@@ -1,5 +1,9 @@
 """Applying several independent ops in one request (a BatchWriter), each recorded as `apply_op` would.
 
+One batch goes in three steps, so that only the request itself need leave the calling thread:
+`prepare` reads the ops and resolves their references (one transaction for many batches), `send` is
+the connector call, `record` settles what came back (every success of the batch in one transaction).
+
 A batch whose answer is lost must be sent again as the same set of ops, so the other side replays it
 instead of writing it twice: every op of a failed batch keeps the batch's key in its stored error, and
 `batch_groups` puts those ops together again before forming new batches.
@@ -11,12 +15,13 @@ import hashlib
 import logging
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from engine.apply import Applied, Outcome, outgoing_op, record_success, settle_error
 from engine.errors import LedgersyncError, RetriableError
 from engine.plan import Op, OpStatus
-from engine.ports import BatchWriter, StateStore
+from engine.ports import BatchWriter, StateStore, WriteResult
 from engine.refs import UnlinkedReferenceError
 from engine.state import OpRecord
 
@@ -24,59 +29,97 @@ log = logging.getLogger(__name__)
 
 _TAG = re.compile(r"\[batch ([0-9a-f]{16})\]$")
 
+Result = WriteResult | LedgersyncError
+
 
 def batch_key(op_ids: Sequence[str]) -> str:
     """The key of a set of ops (order does not matter): what a retried batch is found again by."""
     return hashlib.sha256("\n".join(sorted(op_ids)).encode()).hexdigest()[:16]
 
 
-def apply_batch(
-    store: StateStore, connector: BatchWriter, op_ids: Sequence[str], now: datetime
-) -> dict[str, Applied]:
-    """Run pending ops through one `write_many`; each op's outcome, by op id (skipped ones included).
+@dataclass(frozen=True)
+class Batch:
+    """Ops ready to send together: as stored (to record) and as the target side takes them."""
 
-    An op another worker is applying (it holds the op's claim) is skipped, as `apply_op` does.
-    """
-    with store.claim_ops(op_ids) as claimed:
-        outcomes = _apply_claimed(store, connector, [i for i in op_ids if i in claimed], now)
-    return {op_id: outcomes.get(op_id, Applied(Outcome.SKIPPED)) for op_id in op_ids}
+    ops: tuple[Op, ...]
+    outgoing: tuple[Op, ...]
+    #: False for a lone op sent as a single write (free, where a batch of one is metered).
+    as_batch: bool
 
 
-def _apply_claimed(
-    store: StateStore, connector: BatchWriter, op_ids: Sequence[str], now: datetime
-) -> dict[str, Applied]:
-    outcomes: dict[str, Applied] = {}
-    ops: list[Op] = []
-    outgoing: list[Op] = []
+def prepare(
+    store: StateStore, groups: Sequence[Sequence[str]], now: datetime
+) -> tuple[list[Batch], dict[str, Applied]]:
+    """The batches of `groups` (claimed op ids), read in one transaction; and the outcomes of the ops
+    that are not sent: no longer pending (skipped), or referencing a record not linked yet (retry)."""
+    batches: list[Batch] = []
+    settled: dict[str, Applied] = {}
     with store.session() as s:
-        for op_id in op_ids:
-            record = s.get_op(op_id)
-            if record is None or record.status is not OpStatus.PENDING:
-                outcomes[op_id] = Applied(Outcome.SKIPPED)
-                continue
-            try:
-                ready = outgoing_op(s, record.op)
-            except UnlinkedReferenceError as exc:
-                s.set_op_status(op_id, OpStatus.PENDING, now, error=str(exc))
-                outcomes[op_id] = Applied(Outcome.RETRY)
-                continue
-            ops.append(record.op)
-            outgoing.append(ready)
-    if not ops:
-        return outcomes
-    results = connector.write_many(outgoing)
-    if len(results) != len(ops):
-        raise RuntimeError(f"write_many answered {len(results)} results for {len(ops)} ops")
-    note = f" [batch {batch_key([op.op_id for op in ops])}]"
-    for op, result in zip(ops, results, strict=True):
-        if isinstance(result, LedgersyncError):
-            # Only a retriable failure may have been committed unseen: it keeps the batch's key.
-            tag = note if isinstance(result, RetriableError) else ""
-            outcomes[op.op_id] = settle_error(store, connector, op, result, now, tag)
-        else:
+        for group in groups:
+            ops: list[Op] = []
+            outgoing: list[Op] = []
+            replay = False
+            for op_id in group:
+                record = s.get_op(op_id)
+                if record is None or record.status is not OpStatus.PENDING:
+                    settled[op_id] = Applied(Outcome.SKIPPED)
+                    continue
+                try:
+                    ready = outgoing_op(s, record.op)
+                except UnlinkedReferenceError as exc:
+                    s.set_op_status(op_id, OpStatus.PENDING, now, error=str(exc))
+                    settled[op_id] = Applied(Outcome.RETRY)
+                    continue
+                replay = replay or replays_a_batch(record)
+                ops.append(record.op)
+                outgoing.append(ready)
+            if ops:
+                batches.append(Batch(tuple(ops), tuple(outgoing), as_batch=len(ops) > 1 or replay))
+    return batches, settled
+
+
+def send(connector: BatchWriter, batch: Batch) -> list[Result]:
+    """The connector call of one batch: one result or error per op, in order. Touches no store."""
+    if not batch.as_batch:
+        try:
+            return [connector.write(batch.outgoing[0])]
+        except LedgersyncError as exc:
+            return [exc]
+    results = connector.write_many(batch.outgoing)
+    if len(results) != len(batch.ops):
+        raise RuntimeError(f"write_many answered {len(results)} results for {len(batch.ops)} ops")
+    return results
+
+
+def record(
+    store: StateStore, connector: BatchWriter, batch: Batch, results: Sequence[Result], now: datetime
+) -> dict[str, Applied]:
+    """Settle one batch's results: every success in one transaction, each failure as `apply_op` would.
+
+    Ops that failed in a way that may have been committed unseen (retriable) keep the key of the set
+    they form, so that set is sent again as one batch, under the same requestid, and replayed.
+    """
+    outcomes: dict[str, Applied] = {}
+    paired = list(zip(batch.ops, results, strict=True))
+    written = [(op, r) for op, r in paired if not isinstance(r, LedgersyncError)]
+    unsure = [op.op_id for op, r in paired if isinstance(r, RetriableError)]
+    note = f" [batch {batch_key(unsure)}]" if batch.as_batch and unsure else ""
+    if written:
+        try:
             with store.session() as s:
-                record_success(s, op, result, now)
-            outcomes[op.op_id] = Applied(Outcome.APPLIED)
+                for op, result in written:
+                    record_success(s, op, result, now)
+        except LedgersyncError as exc:
+            # One op's record failed (a racing worker moved its link): the others still land.
+            log.warning("recording %d writes in one transaction failed (%s): one by one", len(written), exc)
+            for op, result in written:
+                with store.session() as s:
+                    record_success(s, op, result, now)
+        outcomes.update((op.op_id, Applied(Outcome.APPLIED)) for op, _ in written)
+    for op, answer in paired:
+        if isinstance(answer, LedgersyncError):
+            tag = note if isinstance(answer, RetriableError) else ""
+            outcomes[op.op_id] = settle_error(store, connector, op, answer, now, tag)
     return outcomes
 
 

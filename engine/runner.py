@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from engine.apply import Outcome, apply_op
-from engine.apply_batch import apply_batch, batch_groups, replays_a_batch
-from engine.decide import Decision, decide, decide_record
+from engine import pipeline
+from engine.apply import Outcome
+from engine.decide import Decision, decide_many, decide_record
 from engine.errors import (
     NeedsReauthorizationError,
     NotFoundError,
@@ -22,15 +22,15 @@ from engine.errors import (
     VersionConflictError,
 )
 from engine.model import DEPENDS_ON, ChangeEvent, EntityType, Side
-from engine.plan import OpKind, OpStatus
-from engine.ports import Clock, Connector, Policy, Rejection, StateStore, StoreSession, batch_writer
+from engine.plan import OpStatus
+from engine.ports import Clock, Connector, Policy, Rejection, StateStore, StoreSession
 from engine.state import (
     AppendResult,
     AuditAction,
+    AuditLine,
     Connection,
     ConnectionStatus,
     Cursor,
-    OpRecord,
     ParkedRecord,
     RecordKey,
 )
@@ -40,8 +40,6 @@ log = logging.getLogger(__name__)
 #: Entities in dependency order: customers and items before invoices, invoices before payments.
 ORDER: tuple[EntityType, ...] = (EntityType.CUSTOMER, EntityType.ITEM, EntityType.INVOICE, EntityType.PAYMENT)
 assert all(ORDER.index(dep) < ORDER.index(e) for e in ORDER for dep in DEPENDS_ON[e])
-#: Entities whose creates may share a batch: they reference nothing another create could produce.
-BATCHABLE = frozenset(e for e in ORDER if not DEPENDS_ON[e])
 #: Parked records read again (by id) per poll, least recently checked first: a fix that changed no
 #: version or timestamp (a raw UPDATE of one line) is still found, without re-reading many each time.
 RETRY_PARKED = 20
@@ -108,28 +106,45 @@ class Runner:
             return self.journal(s, event, stats)
 
     def journal(self, s: StoreSession, event: ChangeEvent, stats: RunStats | None = None) -> AppendResult:
-        """`ingest` inside the caller's transaction (a page of events journals in one)."""
+        """`ingest` inside the caller's transaction."""
+        return self.journal_many(s, [event], stats)[0]
+
+    def journal_many(
+        self, s: StoreSession, events: Sequence[ChangeEvent], stats: RunStats | None = None
+    ) -> list[AppendResult]:
+        """Journal a page of events in the caller's transaction, in a few statements: one read of
+        what is journaled already, one insert, one insert of their audit lines."""
+        if not events:
+            return []
         now = self.clock.now()
-        result = s.append_event(event, now)
-        if result is not AppendResult.STALE:
-            # Read well at (or past) the version that was parked: the record is fixed.
-            s.unpark_record(key_of(event), event.version.seq)
-        if result is not AppendResult.DUPLICATE:
-            action = AuditAction.CAPTURED if result is AppendResult.NEW else AuditAction.STALE
-            s.audit(
-                event.connection,
-                event.entity,
-                action,
-                now,
-                side=event.side,
-                external_id=event.external_id,
-                detail={"version": event.version.seq},
-            )
-        if stats is not None:
-            stats.captured += result is AppendResult.NEW
-            stats.duplicates += result is AppendResult.DUPLICATE
-            stats.stale += result is AppendResult.STALE
-        return result
+        results = s.append_events(events, now)
+        lines: list[AuditLine] = []
+        # Read well at (or past) the version that was parked: the record is fixed. (One look per
+        # entity and side: most have nothing parked.)
+        groups = {(e.connection, e.side, e.entity) for e in events}
+        parked = {(side, entity) for c, side, entity in groups if s.any_parked(c, side, entity)}
+        for event, result in zip(events, results, strict=True):
+            if result is not AppendResult.STALE and (event.side, event.entity) in parked:
+                s.unpark_record(key_of(event), event.version.seq)
+            if result is not AppendResult.DUPLICATE:
+                action = AuditAction.CAPTURED if result is AppendResult.NEW else AuditAction.STALE
+                lines.append(
+                    AuditLine(
+                        event.connection,
+                        event.entity,
+                        action,
+                        now,
+                        side=event.side,
+                        external_id=event.external_id,
+                        detail={"version": event.version.seq},
+                    )
+                )
+            if stats is not None:
+                stats.captured += result is AppendResult.NEW
+                stats.duplicates += result is AppendResult.DUPLICATE
+                stats.stale += result is AppendResult.STALE
+        s.audit_many(lines)
+        return results
 
     def poll(self, side: Side, entity: EntityType, stats: RunStats | None = None) -> int:
         """Read one side's changes from its cursor; the cursor moves only past what was journaled."""
@@ -160,9 +175,8 @@ class Runner:
             position = page.cursor if page.cursor is not None else position
             # The page's events and the cursor past them commit together, in one transaction.
             with self.store.session() as s:
-                for event in page.events:
-                    if self.journal(s, event, stats) is AppendResult.NEW:
-                        new.append(key_of(event))
+                results = self.journal_many(s, page.events, stats)
+                new += [key_of(e) for e, r in zip(page.events, results, strict=True) if r is AppendResult.NEW]
                 if moved and not from_start:
                     s.save_cursor(
                         Cursor(
@@ -261,7 +275,7 @@ class Runner:
         try:
             with self.store.session() as s:
                 # Locks many links at once: never wait for one (see StoreSession.lock_link).
-                return [decide(s, key, self.policy, self.clock.now(), wait=False) for key in keys]
+                return decide_many(s, keys, self.policy, self.clock.now(), wait=False)
         except VersionConflictError:
             log.debug("a record of this chunk was decided elsewhere meanwhile; deciding one by one")
         decisions: list[Decision | None] = []
@@ -278,43 +292,16 @@ class Runner:
     def apply_pending(self, stats: RunStats | None = None) -> int:
         """Apply every pending op once; returns how many were applied or superseded (progress).
 
-        Creates of customers and items go in batches when the target connector is a BatchWriter with a
-        batch size above 1 (they depend on nothing but each other's absence); everything else, and every
-        op for a connector without batches, is written one at a time.
+        The pipeline (engine.pipeline) applies them in dependency waves, in concurrent batches where the
+        target connector is a BatchWriter, one at a time elsewhere.
         """
-        with self.store.session() as s:
-            pending = s.ops(self.connection, [OpStatus.PENDING])
-        pending.sort(key=lambda r: ORDER.index(r.op.entity))
-        outcomes: list[str] = []
-        singles = []
-        batchable: dict[Side, list[OpRecord]] = {}
-        for record in pending:
-            op = record.op
-            if op.kind is OpKind.CREATE and op.entity in BATCHABLE and batch_writer(self.connectors[op.side]):
-                batchable.setdefault(op.side, []).append(record)
-            else:
-                singles.append(record)
-        for side, records in batchable.items():
-            writer = batch_writer(self.connectors[side])
-            assert writer is not None
-            by_id = {r.op.op_id: r for r in records}
-            for group in batch_groups(records, writer.capabilities().batch_size):
-                if len(group) == 1 and not replays_a_batch(by_id[group[0]]):
-                    # A lone create costs a metered batch call for nothing: single writes are free.
-                    outcomes.append(apply_op(self.store, writer, group[0], self.clock.now()).outcome)
-                    continue
-                applied = apply_batch(self.store, writer, group, self.clock.now())
-                outcomes.extend(a.outcome for a in applied.values())
-        for record in singles:
-            connector = self.connectors[record.op.side]
-            done = apply_op(self.store, connector, record.op.op_id, self.clock.now())
-            outcomes.append(done.outcome)
-            if stats is not None and done.refused is not None:
-                stats.conflicted.add(done.refused)  # a value refused (a name taken), now in review
+        outcomes = pipeline.apply_pending(self.store, self.connectors, self.clock, self.connection)
         if stats is not None:
-            for outcome in outcomes:
-                stats.count(outcome)
-        return sum(outcome in (Outcome.APPLIED, Outcome.SUPERSEDED) for outcome in outcomes)
+            for done in outcomes:
+                stats.count(done.outcome)
+                if done.refused is not None:
+                    stats.conflicted.add(done.refused)  # a value refused (a name taken), now in review
+        return sum(done.outcome in (Outcome.APPLIED, Outcome.SUPERSEDED) for done in outcomes)
 
     def resume_waiting(self) -> int:
         """After a reconnect: ops parked as waiting for authorization go back to pending.

@@ -1,0 +1,127 @@
+"""Applying the pending ops as a pipeline: dependency waves, batches, several requests in flight.
+
+Ops go in dependency waves (`waves`): customers and items, then the invoices that reference them, then
+the payments; an op whose references an earlier wave linked goes out with its own wave, one still
+unlinked waits for a later pass. A record with several pending ops for one side gets one per wave, in
+order: the items of a batch cannot see each other, so two writes of one record never share one.
+
+A BatchWriter gets each wave in batches (`batch_groups`: the ops of a batch whose answer was lost
+together again, as they were), up to IN_FLIGHT requests at once. Only the connector call runs on a
+thread: the calling thread claims each batch's ops, reads them all in one transaction, and records
+each batch as its answer comes back (its successes in one transaction) while the others are still in
+flight. The connector's rate budget decides when each request may start, so the pipeline never
+outruns the other side's limits. Every other connector (the app side) gets one op at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from contextlib import ExitStack
+from functools import cache
+
+from engine.apply import Applied, Outcome, apply_op
+from engine.apply_batch import Batch, Result, batch_groups, prepare, record, send
+from engine.model import DEPENDS_ON, EntityType, Side
+from engine.plan import OpStatus
+from engine.ports import BatchWriter, Clock, Connector, StateStore, batch_writer
+from engine.state import OpRecord
+
+log = logging.getLogger(__name__)
+
+#: Requests sent at once to one batch-writing side: QuickBooks' 10 in flight per company (its rate
+#: budget enforces the limit across every worker; this is what one pass asks for).
+IN_FLIGHT = 10
+
+
+@cache
+def level(entity: EntityType) -> int:
+    """How deep `entity` sits in the references: 0 for customers and items, 1 for invoices, 2 payments."""
+    return max((level(dep) + 1 for dep in DEPENDS_ON[entity]), default=0)
+
+
+def waves(records: Sequence[OpRecord]) -> list[list[OpRecord]]:
+    """`records` (oldest first) in the waves they are applied in: by dependency level, and within a
+    level one op per record and side per wave, a record's ops in the order they were planned."""
+    seen: Counter[tuple[str, Side]] = Counter()
+    by_wave: dict[tuple[int, int], list[OpRecord]] = defaultdict(list)
+    for r in records:
+        key = (r.op.link_id, r.op.side)
+        by_wave[(level(r.op.entity), seen[key])].append(r)
+        seen[key] += 1
+    return [by_wave[w] for w in sorted(by_wave)]
+
+
+def apply_pending(
+    store: StateStore,
+    connectors: Mapping[Side, Connector],
+    clock: Clock,
+    connection: str,
+    *,
+    in_flight: int = IN_FLIGHT,
+) -> list[Applied]:
+    """Apply every pending op of `connection` once, wave by wave; each op's outcome."""
+    with store.session() as s:
+        pending = s.ops(connection, [OpStatus.PENDING])
+    outcomes: list[Applied] = []
+    for wave in waves(pending):
+        by_side: dict[Side, list[OpRecord]] = defaultdict(list)
+        for r in wave:
+            by_side[r.op.side].append(r)
+        for side, records in by_side.items():
+            connector = connectors[side]
+            writer = batch_writer(connector)
+            if writer is None:
+                outcomes += [apply_op(store, connector, r.op.op_id, clock.now()) for r in records]
+            else:
+                outcomes += apply_wave(store, writer, records, clock, in_flight=in_flight)
+    return outcomes
+
+
+def apply_wave(
+    store: StateStore,
+    writer: BatchWriter,
+    records: Sequence[OpRecord],
+    clock: Clock,
+    *,
+    in_flight: int = IN_FLIGHT,
+) -> list[Applied]:
+    """Apply ops that do not depend on each other through `writer`: batches sent concurrently, each
+    recorded when it comes back. An op another worker holds is skipped, as `apply_op` does."""
+    groups = batch_groups(records, writer.capabilities().batch_size)
+    outcomes: dict[str, Applied] = {}
+    with ExitStack() as claims:
+        claimed: list[list[str]] = []
+        for group in groups:
+            held = claims.enter_context(store.claim_ops(group))
+            claimed.append([op_id for op_id in group if op_id in held])
+        batches, settled = prepare(store, [g for g in claimed if g], clock.now())
+        outcomes.update(settled)
+        if batches:
+            outcomes.update(_send_all(store, writer, batches, clock, in_flight))
+    ordered = [r.op.op_id for r in records]
+    return [outcomes.get(op_id, Applied(Outcome.SKIPPED)) for op_id in ordered]
+
+
+def _send_all(
+    store: StateStore, writer: BatchWriter, batches: Sequence[Batch], clock: Clock, in_flight: int
+) -> dict[str, Applied]:
+    outcomes: dict[str, Applied] = {}
+    failure: BaseException | None = None
+    threads = max(1, min(in_flight, len(batches)))
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="send") as pool:
+        sent: dict[Future[list[Result]], Batch] = {pool.submit(send, writer, b): b for b in batches}
+        for future in as_completed(sent):
+            batch = sent[future]
+            try:
+                results = future.result()
+            except Exception as exc:  # a bug in the connector: record the others, then raise it
+                log.exception("a batch of %d op(s) failed outside the connector's errors", len(batch.ops))
+                failure = failure or exc
+                continue
+            outcomes.update(record(store, writer, batch, results, clock.now()))
+    if failure is not None:
+        raise failure
+    return outcomes
