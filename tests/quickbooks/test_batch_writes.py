@@ -1,7 +1,8 @@
 """Batch writes (`batch_writes: true`) on the emulator and the example app, through the real CLI.
 
-Creates of customers and items go in /batch requests; a name already taken falls back to the single
-path and its policy; a batch whose answer is lost is sent again with the same requestid and bIds.
+Writes of every entity go in /batch requests, in dependency waves (customers and items, then invoices,
+then payments); a name already taken falls back to the single path and its policy; a batch whose
+answer is lost is sent again with the same requestid and bIds.
 """
 
 from __future__ import annotations
@@ -89,11 +90,11 @@ def test_a_backfill_creates_every_record_once_in_far_fewer_batch_requests_and_co
     assert len(list(box.qbo.emulator.store.all("Payment"))) == len(PAYMENTS)
     calls = endpoints(box)
     names = len(customers) + len(ITEMS)
-    # 63 customers and 3 items, all independent creates, in batches of 30; invoices and payments are
-    # written one by one (they reference what the batches created).
-    assert calls["batch"] == 3 < names
-    assert "POST customer" not in calls and "POST item" not in calls
-    assert calls["POST invoice"] == len(INVOICES) and calls["POST payment"] == len(PAYMENTS)
+    # 63 customers and 3 items in batches of 30 (30, 30, 6), then the 2 invoices that reference them in
+    # one batch; the lone payment is a single write (free, where a batch of one is metered).
+    assert calls["batch"] == 3 + 1 < names
+    assert "POST customer" not in calls and "POST item" not in calls and "POST invoice" not in calls
+    assert len(INVOICES) == 2 and calls["POST payment"] == len(PAYMENTS) == 1
 
     summary = sync_summary(box)
     assert summary["applied"] == 0 and summary["parked"] == 0
@@ -144,8 +145,9 @@ def test_a_batch_whose_answer_is_lost_is_sent_again_and_duplicates_nothing(box: 
     customers = names_in_quickbooks(box, "Customer")
     assert set(customers.values()) == {1}
     assert len(customers) == len(CUSTOMERS) + len(added)
-    # 66 independent creates make 3 batches; the lost one was sent twice more (the client's retry, then
-    # the next pass), each time with the same requestid and bIds, so QuickBooks replayed it.
-    assert endpoints(box)["batch"] == 3 + 2
-    assert len([key for key in box.qbo.emulator.replays if key.count("|") == 2]) == 3
+    # 66 independent creates make 3 batches and the invoices one; the lost one was sent twice more (the
+    # client's retry, then the next pass), each time with the same requestid and bIds, so QuickBooks
+    # replayed it.
+    assert endpoints(box)["batch"] == 4 + 2
+    assert len([key for key in box.qbo.emulator.replays if key.count("|") == 2]) == 4
     assert sync_summary(box)["applied"] == 0

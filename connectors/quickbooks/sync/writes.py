@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from connectors.quickbooks.client import QboClient
+from connectors.quickbooks.faults import error_from_fault
 from connectors.quickbooks.mapping import (
     DISPLAY_NAME_MAX,
     ITEM_NAME_MAX,
@@ -40,6 +41,7 @@ from engine.errors import (
     LedgersyncError,
     NotFoundError,
     RecordRejectedError,
+    UpstreamUnavailableError,
 )
 from engine.model import EntityType, Side, Version
 from engine.plan import Op, OpKind
@@ -65,6 +67,8 @@ PEOPLE = ("Customer", "Vendor", "Employee")
 #: Give up suffixing after "Name (50)": something else is wrong.
 MAX_SUFFIX = 50
 REQUEST_ID_MAX = 50
+#: Voided with a sparse update singly (operation=update&include=void), so sparse in a batch too.
+_SPARSE_VOID = frozenset({"Payment", "SalesReceipt", "BillPayment"})
 
 
 class WriteHandler:
@@ -96,6 +100,61 @@ class WriteHandler:
             if exc.code == "610":
                 self._raise_if_gone(op.entity, op.external_id, exc)
             raise
+
+    # the same writes as /batch items (sync.batch sends them)
+
+    def batch_item(self, op: Op) -> dict[str, Any]:
+        """The /batch item (without its bId) that makes the same write as `write(op)`; raises what
+        `write` would raise before sending (another side, a kind QuickBooks cannot do, unmappable
+        fields, a planned-without-version target that is gone)."""
+        if op.side is not Side.QUICKBOOKS:
+            raise ConfigurationError(f"op {op.op_id} is for the {op.side} side, this connector is QuickBooks")
+        name = QBO_NAMES[op.entity]
+        if op.kind is OpKind.CREATE:
+            return {"operation": "create", name: self.create_body(op)}
+        if op.external_id is None:
+            raise RecordRejectedError(f"op {op.op_id}: a {op.kind} needs a QuickBooks Id", code="invalid")
+        self._check_kind(op)
+        external_id, entity = op.external_id, op.entity
+        token = op.expected_seq if op.expected_seq is not None else self._current_token(entity, external_id)
+        if op.kind is OpKind.UPDATE:
+            body = _mapped(
+                lambda: to_qbo_sparse_update(entity, op.fields, external_id, token, self.mapping), op
+            )
+            return {"operation": "update", name: body}
+        if op.kind is OpKind.INACTIVATE:
+            return {"operation": "update", name: to_qbo_inactivate(entity, external_id, token)}
+        target = {"Id": external_id, "SyncToken": str(token)}
+        if op.kind is OpKind.VOID:
+            # A batch voids any transaction by `optionsData`; a payment's body stays sparse, as singly.
+            sparse = {"sparse": True} if name in _SPARSE_VOID else {}
+            return {"operation": "update", "optionsData": "void", name: {**target, **sparse}}
+        return {"operation": "delete", name: target}
+
+    def batch_answer(self, op: Op, answer: Mapping[str, Any]) -> WriteResult:
+        """What one /batch item's answer means for `op`, as `write` reads the same answer: a name
+        taken goes the single way (its policy: suffix, link, review), a 610 on a change tells a gone
+        target from a gone reference, and any other fault is raised as its engine error."""
+        name = QBO_NAMES[op.entity]
+        if "Fault" in answer:
+            error = error_from_fault(answer["Fault"])
+            if isinstance(error, DuplicateNameError) and op.entity in NAME_FIELDS:
+                return self.write(op)
+            changed = op.kind is not OpKind.CREATE and op.external_id is not None
+            if changed and isinstance(error, RecordRejectedError) and error.code == "610":
+                assert op.external_id is not None
+                self._raise_if_gone(op.entity, op.external_id, error)
+            raise error
+        written = answer.get(name)
+        if not isinstance(written, dict):
+            raise UpstreamUnavailableError(f"QuickBooks' batch answer for op {op.op_id} holds no {name}")
+        if op.kind is OpKind.DELETE:
+            return WriteResult(
+                external_id=str(written.get("Id", op.external_id)),
+                version=Version(seq=DELETED_SEQ, at=self._server_now()),
+                deleted=True,
+            )
+        return self.result(op.entity, written)
 
     # create, and names already taken
 
