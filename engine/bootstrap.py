@@ -226,8 +226,9 @@ class Runtime:
             ingest=self.ingest_webhook_keys,
         )
 
-    def web_routes(self) -> list[Any]:
-        """The connectors' routes for the web app: the QuickBooks webhook receiver, OAuth connect."""
+    def web_routes(self, on_webhook: Callable[[], object] | None = None) -> list[Any]:
+        """The connectors' routes for the web app: the QuickBooks webhook receiver (calling
+        `on_webhook` after each stored delivery), OAuth connect."""
         routes: list[Any] = []
         section = self.config.sections.get("quickbooks")
         if isinstance(section, QuickBooksSection):
@@ -238,6 +239,7 @@ class Runtime:
                         section.webhook_verifier_token,
                         self.clock,
                         max_body=section.webhook_max_body_bytes,
+                        on_stored=on_webhook,
                     )
                 )
             from connectors.quickbooks.connect_routes import connect_routes
@@ -247,7 +249,11 @@ class Runtime:
             routes += connect_routes(self.oauth, self.custodian, self.connection, self.clock, secret)
         return routes
 
-    def web_app(self, checks: dict[str, Callable[[], bool]] | None = None) -> Any:
+    def web_app(
+        self,
+        checks: dict[str, Callable[[], bool]] | None = None,
+        on_webhook: Callable[[], object] | None = None,
+    ) -> Any:
         """The web app (an ASGI app): conflicts, health, metrics and the connectors' routes, with its
         CSRF key derived from the configured secret_key so restarts and replicas accept each other's."""
         from engine.web import WebServices, create_web_app
@@ -262,7 +268,7 @@ class Runtime:
             secret_key=settings.secret_key,
             web=settings.web,
         )
-        return create_web_app(services, self.web_routes())
+        return create_web_app(services, self.web_routes(on_webhook))
 
     def close(self) -> None:
         if self._app is not None:

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
-from engine.model import Side
+from engine.coalesce import ReadRequests
+from engine.errors import LedgersyncError
+from engine.model import EntityType, Side
 from engine.runner import ORDER
 from engine.scheduler import Intervals
 from engine.settings import Schedule
 from engine.workers import Actors
 
+log = logging.getLogger(__name__)
+
 
 def intervals(schedule: Schedule) -> Intervals:
     return Intervals(
         app_poll=timedelta(seconds=schedule.app_poll_seconds),
+        app_probe=timedelta(seconds=schedule.app_probe_seconds),
         quickbooks_poll=timedelta(seconds=schedule.quickbooks_poll_seconds),
         kick=timedelta(seconds=schedule.kick_seconds),
         dispatch=timedelta(seconds=schedule.dispatch_seconds),
@@ -22,11 +30,57 @@ def intervals(schedule: Schedule) -> Intervals:
     )
 
 
-def send(actors: Actors, connection: str, job: str) -> None:
-    if job == "app_poll":
-        for entity in ORDER:
+def poll_app(actors: Actors, connection: str, entities: Iterable[EntityType] = ORDER) -> None:
+    """Ask the workers to read the app's changes of `entities`, in dependency order."""
+    wanted = set(entities)
+    for entity in ORDER:
+        if entity in wanted:
             actors.poll.send(connection, Side.APP.value, entity.value)
-        actors.ingest.send(connection)  # webhooks that arrived meanwhile
+
+
+def read_quickbooks(actors: Actors, connection: str, reads: ReadRequests | None) -> None:
+    """Ask for a read of what the inbox's webhooks name: coalesced when `reads`, else at once."""
+    if reads is not None:
+        reads.request(connection)
+    else:
+        actors.ingest.send(connection)
+
+
+@dataclass
+class Jobs:
+    """Sends one scheduled job. `probe` names the app entities worth a poll now (a cheap check,
+    `connectors.app.probe`); `reads` coalesces QuickBooks reads (`engine.coalesce`)."""
+
+    actors: Actors
+    connection: str
+    reads: ReadRequests | None = None
+    probe: Callable[[], Sequence[EntityType]] | None = None
+
+    def __call__(self, job: str) -> None:
+        send(self.actors, self.connection, job, reads=self.reads, probe=self.probe)
+
+
+def send(
+    actors: Actors,
+    connection: str,
+    job: str,
+    *,
+    reads: ReadRequests | None = None,
+    probe: Callable[[], Sequence[EntityType]] | None = None,
+) -> None:
+    if job == "app_poll":
+        poll_app(actors, connection)
+        read_quickbooks(actors, connection, reads)  # webhooks whose own request was lost
+    elif job == "app_probe":
+        if probe is None:
+            return
+        try:
+            changed = probe()
+        except LedgersyncError as error:
+            # The scheduled poll meets the same problem and reports it; the probe only hurries reads.
+            log.debug("app change probe failed: %s", error)
+            return
+        poll_app(actors, connection, changed)
     elif job == "quickbooks_poll":
         for entity in ORDER:
             actors.poll.send(connection, Side.QUICKBOOKS.value, entity.value)

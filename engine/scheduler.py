@@ -1,6 +1,8 @@
 """The scheduler: which periodic jobs are due (pure), and one lock-guarded loop that sends them.
 
-Jobs: the app poll (seconds), the QuickBooks CDC poll (minutes), the ops of conflicts a reviewer just
+Jobs: the app poll (seconds), the app probe (a cheap "anything new?" check, every second, that polls
+what moved; on PostgreSQL the outbox listener hurries reads the same way), the QuickBooks CDC poll
+(minutes), the ops of conflicts a reviewer just
 resolved in another process (`dispatch`, seconds), a re-scan of the journal and ops (`kick`, so a lost
 message costs at most one interval), token refresh every 45 minutes, the daily sweep. Only one
 scheduler is active: it holds a lease (Redis `SET NX PX`, renewed each tick); a second one waits and
@@ -25,6 +27,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Intervals:
     app_poll: timedelta = timedelta(seconds=5)
+    app_probe: timedelta = timedelta(seconds=1)
     quickbooks_poll: timedelta = timedelta(minutes=5)
     kick: timedelta = timedelta(minutes=1)
     dispatch: timedelta = timedelta(seconds=2)
@@ -34,6 +37,7 @@ class Intervals:
     def of(self) -> Mapping[str, timedelta]:
         return {
             "app_poll": self.app_poll,
+            "app_probe": self.app_probe,
             "quickbooks_poll": self.quickbooks_poll,
             "kick": self.kick,
             "dispatch": self.dispatch,
@@ -107,11 +111,14 @@ class Scheduler:
         self.lease = lease or LocalLease()
         self.tick = tick
         self.last: dict[str, datetime] = {}
+        #: Whether this scheduler held the lease at its last tick (a standby sends nothing).
+        self.active = False
         self._stop = threading.Event()
 
     def tick_once(self) -> list[str]:
         """One tick: if this scheduler is the active one, send what is due. Returns what was sent."""
-        if not self.lease.acquire():
+        self.active = self.lease.acquire()
+        if not self.active:
             return []
         now = self.now()
         jobs = due(now, self.last, self.intervals)

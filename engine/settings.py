@@ -7,7 +7,7 @@
     secret_key: {env: LEDGERSYNC_SECRET_KEY}
     quickbooks: {...}                       # validated by the QuickBooks connector's settings
     app: {...}                              # validated by the app connector's settings
-    schedule: {app_poll_seconds: 5, quickbooks_poll_seconds: 300, ...}
+    schedule: {app_poll_seconds: 5, app_probe_seconds: 1, quickbooks_read_window_seconds: 2, ...}
     web: {host: 127.0.0.1, port: 8000, public_url: https://sync.example.com, api_token: {env: ...}}
 
 Any value may be `{env: NAME}` (optionally with `default:`), read from the environment the caller
@@ -49,7 +49,14 @@ class _Strict(BaseModel):
 
 
 class Schedule(_Strict):
+    #: The full read of the app's changes: the guarantee behind the probe and the PostgreSQL listener.
     app_poll_seconds: float = Field(5.0, gt=0)
+    #: The cheap "anything new?" check of the app database (an indexed max() per table); what moved
+    #: is polled at once.
+    app_probe_seconds: float = Field(1.0, gt=0)
+    #: QuickBooks reads of one company are coalesced over this window: webhook deliveries within it
+    #: cost one CDC call. A company idle that long is read at once; 0 reads at every delivery.
+    quickbooks_read_window_seconds: float = Field(2.0, ge=0)
     quickbooks_poll_seconds: float = Field(300.0, gt=0)
     kick_seconds: float = Field(60.0, gt=0)
     #: How soon a conflict resolved from the CLI or another web replica is written (the ops it made).

@@ -17,6 +17,7 @@ import dramatiq
 from engine.apply import Outcome, apply_op
 from engine.backoff import backoff_ms
 from engine.broker import QUEUE
+from engine.coalesce import Gate, ReadRequests
 from engine.decide import decide_record
 from engine.model import EntityType, Side
 from engine.plan import OpStatus
@@ -40,6 +41,8 @@ class Services:
     sweep: Callable[[str], object] | None = None
     #: Reads what pending QuickBooks webhooks name and journals it; returns the records that changed.
     ingest: Callable[[], Sequence[RecordKey]] | None = None
+    #: Coalesces QuickBooks reads (see engine.coalesce); None: every `ingest` message reads at once.
+    reads: ReadRequests | None = None
     _runners: dict[str, Runner] = field(default_factory=dict)
 
     def runner(self, connection: str) -> Runner:
@@ -52,6 +55,8 @@ class Services:
 
 @dataclass(frozen=True)
 class Actors:
+    """The declared actors (`send` on one enqueues a message)."""
+
     poll: dramatiq.Actor[..., Any]
     kick: dramatiq.Actor[..., Any]
     reconcile: dramatiq.Actor[..., Any]
@@ -142,10 +147,20 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:  # noqa
             kick_actor.send(connection)
 
     def ingest(connection: str) -> None:
-        """Webhook bodies in the inbox become journaled changes (one CDC call per realm)."""
-        del connection  # the inbox serves every connection; kept for a stable message shape
-        if services.ingest is not None:
-            decide_each(services.ingest())
+        """Webhook bodies in the inbox become journaled changes (one CDC call per realm).
+
+        The inbox serves every connection; `connection` names the read gate this message was sent
+        for (engine.coalesce), released before the inbox is read so no later body waits."""
+        if services.ingest is None:
+            return
+        reads = services.reads
+        if reads is not None:
+            reads.begin(connection)
+            with services.store.session() as s:
+                if not s.inbox_pending(1):
+                    return  # nothing to read: the window does not start
+            reads.done(connection)
+        decide_each(services.ingest())
 
     def dispatch(connection: str) -> None:
         """Apply the ops of conflicts resolved in another process (the CLI, another web replica),
@@ -169,3 +184,16 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:  # noqa
         ingest=actor(ingest),
         dispatch=actor(dispatch),
     )
+
+
+def coalesce_reads(services: Services, actors: Actors, gate: Gate, window: float) -> ReadRequests:
+    """Coalesced QuickBooks reads for this process: requests send `ingest`, due at the window's end."""
+
+    def send(connection: str, delay_ms: int) -> None:
+        if delay_ms > 0:
+            actors.ingest.send_with_options(args=(connection,), delay=delay_ms)
+        else:
+            actors.ingest.send(connection)
+
+    services.reads = ReadRequests(gate, send, window)
+    return services.reads

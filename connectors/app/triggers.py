@@ -3,6 +3,10 @@
 Every insert, update and delete of a mapped table (and of its child tables, as a change of the
 parent) adds a row to the outbox in the same transaction. Set `capture: {mode: outbox}` on the
 entities that should read it (see docs/app-connector.md).
+
+On PostgreSQL the trigger also sends `pg_notify(<outbox table>, <entity>)`: delivered when the
+transaction commits (once per entity per transaction, however many rows it changed), so a listener
+(`connectors.app.listen`) reads the change within a moment instead of at the next poll.
 """
 
 from __future__ import annotations
@@ -49,9 +53,11 @@ BEGIN
   IF TG_OP = 'DELETE' THEN
     INSERT INTO {outbox} (entity, record_id, operation, seq)
     VALUES ('{entity}', OLD.{key}::text, '{delete_op}', {delete_seq});
+    PERFORM pg_notify('{channel}', '{entity}');
     RETURN OLD;
   END IF;
   INSERT INTO {outbox} (entity, record_id, operation) VALUES ('{entity}', NEW.{key}::text, 'upsert');
+  PERFORM pg_notify('{channel}', '{entity}');
   RETURN NEW;
 END $$"""
 _PG_TRIGGER = """CREATE OR REPLACE TRIGGER {name} AFTER INSERT OR UPDATE OR DELETE ON {table}
@@ -62,6 +68,11 @@ _SQLITE_TRIGGER = """CREATE TRIGGER IF NOT EXISTS {name}_{event} AFTER {event} O
 END"""
 _PG_NOW_MICROS = "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
 _SQLITE_NOW_MICROS = "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)"
+
+
+def channel(outbox_table: str) -> str:
+    """The PostgreSQL NOTIFY channel of an outbox: its table name, as PostgreSQL folds it."""
+    return outbox_table.lower()
 
 
 def statements(dialect: str, mapping: Mapping, layouts: dict[EntityType, Layout]) -> list[str]:
@@ -89,6 +100,7 @@ def statements(dialect: str, mapping: Mapping, layouts: dict[EntityType, Layout]
                     _PG_FUNCTION.format(
                         name=name,
                         outbox=outbox,
+                        channel=channel(outbox),
                         entity=entity.value,
                         key=key,
                         delete_op="delete" if own else "upsert",

@@ -12,6 +12,11 @@ so the endpoint does nothing but check the signature and store the body:
   that head is kept as malformed with the reason and acknowledged, never parsed; unsigned, 401;
 - the store is down: 503, so QuickBooks delivers it again later (nothing acknowledged is ever lost).
 
+Once a body is stored the route calls `on_stored` (when given): the runtime asks for a read of the
+company at once there (coalesced over a short window, `engine.coalesce`), so a change is read in
+seconds rather than at the next poll. A failure there is logged and the delivery still acknowledged:
+the body is in the inbox, and the scheduled inbox check reads it.
+
 `process_inbox` then reads the pending bodies, groups their ids by realm (one body may carry several
 companies) and reads each realm's records with one CDC call (a read per id where CDC cannot help),
 hands the events to `ingest` (the runner's, so they are journaled and audited), and marks the bodies
@@ -72,8 +77,10 @@ def webhook_route(
     clock: Clock,
     path: str = DEFAULT_PATH,
     max_body: int = MAX_BODY_BYTES,
+    on_stored: Callable[[], object] | None = None,
 ) -> Route:
-    """The POST route QuickBooks delivers to; mount it in the web app."""
+    """The POST route QuickBooks delivers to; mount it in the web app. `on_stored` is called after
+    each usable body is stored (to ask for a read now)."""
     token = verifier_token.get_secret_value() if isinstance(verifier_token, SecretStr) else verifier_token
 
     async def receive(request: Request) -> Response:
@@ -98,6 +105,11 @@ def webhook_route(
             log.exception("QuickBooks webhook could not be stored; asking for a retry")
             return PlainTextResponse("try again", status_code=503)
         log.debug("QuickBooks webhook stored as inbox entry %d", entry_id)
+        if on_stored is not None and problem is None:
+            try:
+                await run_in_threadpool(on_stored)
+            except Exception:
+                log.exception("reading QuickBooks now failed; the inbox check reads webhook %d", entry_id)
         return PlainTextResponse("ok")
 
     return Route(path, receive, methods=["POST"])
@@ -114,9 +126,10 @@ def create_receiver_app(
     clock: Clock,
     path: str = DEFAULT_PATH,
     max_body: int = MAX_BODY_BYTES,
+    on_stored: Callable[[], object] | None = None,
 ) -> Starlette:
     """A Starlette app with just the webhook route (tests, or a receiver run on its own)."""
-    return Starlette(routes=[webhook_route(store, verifier_token, clock, path, max_body)])
+    return Starlette(routes=[webhook_route(store, verifier_token, clock, path, max_body, on_stored)])
 
 
 def store_delivery(store: StateStore, body: bytes, now: datetime, problem: str | None = None) -> int:

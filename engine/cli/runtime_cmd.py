@@ -46,15 +46,48 @@ def _runtime(ctx: typer.Context) -> Any:
         fail(str(error))
 
 
-def _web_app(runtime: Any, checks: dict[str, Any] | None = None) -> Any:
-    return runtime.web_app(checks)
-
-
 def _serve(app: Any, host: str, port: int) -> None:
     import uvicorn
 
     out.print(f"web app on http://{host}:{port} (conflicts at /conflicts, health at /healthz)")
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _reads(runtime: Any, services: Any, actors: Any) -> Any:
+    """Coalesced QuickBooks reads (engine.coalesce): one gate per broker, in Redis when there is one."""
+    from engine.coalesce import LocalGate, RedisGate
+    from engine.workers import coalesce_reads
+
+    settings = runtime.config.settings
+    if settings.broker_url:
+        import redis
+
+        gate: Any = RedisGate(redis.Redis.from_url(settings.broker_url))
+    else:
+        gate = LocalGate()
+    return coalesce_reads(services, actors, gate, settings.schedule.quickbooks_read_window_seconds)
+
+
+def _app_watch(runtime: Any, actors: Any, active: Any) -> tuple[Any, Any]:
+    """The app's cheap change probe and, on PostgreSQL with outbox capture, its NOTIFY listener; each
+    asks for a poll of what changed (the listener only while `active()`: the scheduler holds the lease)."""
+    from connectors.app.listen import listener_for
+    from connectors.app.probe import ChangeProbe
+    from engine import jobs
+
+    try:
+        app = runtime.app_connector()
+    except LedgersyncError as error:
+        out.print(f"app changes are read by the scheduled poll only: {error}")
+        return None, None
+    probe = ChangeProbe(app.engine, app.layouts, app.mapping.outbox_table)
+    outbox = [e for e, layout in app.layouts.items() if layout.spec.capture.mode == "outbox"]
+
+    def changed(entities: Any) -> None:
+        if active():
+            jobs.poll_app(actors, runtime.connection, entities)
+
+    return probe.changed, listener_for(app.engine, app.mapping.outbox_table, outbox, changed)
 
 
 def run(ctx: typer.Context, host: Host = None, port: Port = None) -> None:
@@ -68,19 +101,27 @@ def run(ctx: typer.Context, host: Host = None, port: Port = None) -> None:
     settings = runtime.config.settings
     try:
         broker = make_broker(None)
-        actors = build_actors(broker, runtime.services())
+        services = runtime.services()
+        actors = build_actors(broker, services)
+        reads = _reads(runtime, services, actors)
+        probe, listener = _app_watch(runtime, actors, lambda: True)
         worker = in_process_worker(broker, threads=2)
         scheduler = Scheduler(
-            lambda job: jobs.send(actors, runtime.connection, job),
+            jobs.Jobs(actors, runtime.connection, reads, probe),
             jobs.intervals(settings.schedule),
             runtime.clock.now,
         )
         worker.start()
         thread = threading.Thread(target=scheduler.run, name="scheduler", daemon=True)
         thread.start()
+        if listener is not None:
+            listener.start()
         try:
-            _serve(_web_app(runtime), host or settings.web.host, port or settings.web.port)
+            app = runtime.web_app(on_webhook=lambda: reads.request(runtime.connection))
+            _serve(app, host or settings.web.host, port or settings.web.port)
         finally:
+            if listener is not None:
+                listener.stop()
             scheduler.stop()
             thread.join(timeout=5)
             worker.stop()
@@ -99,7 +140,8 @@ def worker(
     if not runtime.config.settings.broker_url:
         fail("a worker needs broker_url (Redis) in the config; for one process use `ledgersync run`")
     broker = make_broker(runtime.config.settings.broker_url)
-    build_actors(broker, runtime.services())
+    services = runtime.services()
+    _reads(runtime, services, build_actors(broker, services))  # the ingest actor opens the read gate
     consumer = in_process_worker(broker, threads=threads)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -128,20 +170,29 @@ def scheduler(ctx: typer.Context) -> None:
     if not url:
         fail("the scheduler needs broker_url (Redis) in the config; for one process use `ledgersync run`")
     broker = make_broker(url)
-    actors = build_actors(broker, runtime.services())
+    services = runtime.services()
+    actors = build_actors(broker, services)
+    reads = _reads(runtime, services, actors)
     lease = RedisLease(redis.Redis.from_url(url))
+    holder: list[Scheduler] = []
+    probe, listener = _app_watch(runtime, actors, lambda: bool(holder) and holder[0].active)
     loop = Scheduler(
-        lambda job: jobs.send(actors, runtime.connection, job),
+        jobs.Jobs(actors, runtime.connection, reads, probe),
         jobs.intervals(runtime.config.settings.schedule),
         runtime.clock.now,
         lease,
     )
+    holder.append(loop)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: loop.stop())
-    out.print("scheduler running")
+    out.print("scheduler running" + (" (listening for app changes)" if listener else ""))
+    if listener is not None:
+        listener.start()
     try:
         loop.run()
     finally:
+        if listener is not None:
+            listener.stop()
         broker.close()
         runtime.close()
 
@@ -150,14 +201,26 @@ def web(ctx: typer.Context, host: Host = None, port: Port = None) -> None:
     """The web app alone: OAuth connect, the QuickBooks webhook receiver, conflicts, /healthz, /metrics."""
     runtime = _runtime(ctx)
     checks = {}
-    if runtime.config.settings.broker_url:
+    on_webhook = None
+    url = runtime.config.settings.broker_url
+    if url:
         import redis
 
-        client = redis.Redis.from_url(runtime.config.settings.broker_url)
+        from engine.broker import make_broker
+        from engine.workers import build_actors
+
+        client = redis.Redis.from_url(url)
         checks["broker"] = lambda: bool(client.ping())
+        # A stored webhook asks the workers to read its company now (coalesced, engine.coalesce).
+        services = runtime.services()
+        reads = _reads(runtime, services, build_actors(make_broker(url), services))
+
+        def on_webhook() -> None:
+            reads.request(runtime.connection)
+
     try:
         _serve(
-            _web_app(runtime, checks),
+            runtime.web_app(checks, on_webhook),
             host or runtime.config.settings.web.host,
             port or runtime.config.settings.web.port,
         )

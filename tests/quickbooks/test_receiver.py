@@ -349,3 +349,26 @@ def test_the_configured_body_limit_is_the_one_the_web_app_keeps(tmp_path: Path) 
         assert stored == body[:64] and error is not None and "over the 64-byte limit" in error
     finally:
         runtime.close()
+
+
+def test_a_stored_delivery_asks_for_a_read_at_once_and_a_refused_one_does_not(state: StateStore) -> None:
+    asked: list[int] = []
+
+    def on_stored() -> None:
+        asked.append(len(pending(state)))  # called once the body is in the inbox
+
+    with TestClient(create_receiver_app(state, TOKEN, FakeClock(T0), on_stored=on_stored)) as client:
+        body = body_of([cloudevent("Customer", "1")])
+        assert post(client, body, sign(body, TOKEN)) == 200
+        assert post(client, body, "bm90IGl0") == 401
+    assert asked == [1]
+
+
+def test_a_failed_read_request_still_acknowledges_the_stored_delivery(state: StateStore) -> None:
+    def on_stored() -> None:
+        raise ConnectionError("broker down")
+
+    with TestClient(create_receiver_app(state, TOKEN, FakeClock(T0), on_stored=on_stored)) as client:
+        body = body_of([cloudevent("Customer", "2")])
+        assert post(client, body, sign(body, TOKEN)) == 200  # kept: the scheduled inbox check reads it
+    assert len(pending(state)) == 1

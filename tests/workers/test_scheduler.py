@@ -19,6 +19,7 @@ def test_every_job_is_due_at_first_then_each_on_its_own_interval():
     intervals = Intervals()
     assert set(due(T0, {}, intervals)) == {
         "app_poll",
+        "app_probe",
         "quickbooks_poll",
         "kick",
         "dispatch",
@@ -26,11 +27,13 @@ def test_every_job_is_due_at_first_then_each_on_its_own_interval():
         "sweep",
     }
     last = dict.fromkeys(intervals.of(), T0)
-    assert due(T0 + timedelta(seconds=1), last, intervals) == []
-    assert due(T0 + timedelta(seconds=2), last, intervals) == ["dispatch"]
-    assert set(due(T0 + timedelta(seconds=5), last, intervals)) == {"app_poll", "dispatch"}
+    assert due(T0 + timedelta(milliseconds=500), last, intervals) == []
+    assert due(T0 + timedelta(seconds=1), last, intervals) == ["app_probe"]
+    assert set(due(T0 + timedelta(seconds=2), last, intervals)) == {"app_probe", "dispatch"}
+    assert set(due(T0 + timedelta(seconds=5), last, intervals)) == {"app_poll", "app_probe", "dispatch"}
     assert set(due(T0 + timedelta(minutes=45), last, intervals)) == {
         "app_poll",
+        "app_probe",
         "quickbooks_poll",
         "kick",
         "dispatch",
@@ -43,9 +46,10 @@ def test_a_tick_sends_what_is_due_and_remembers_it():
     sent: list[str] = []
     scheduler = Scheduler(sent.append, Intervals(), clock.now)
     scheduler.tick_once()
-    assert len(sent) == 6
+    assert len(sent) == 7
+    assert scheduler.active
     clock.advance(6)
-    assert scheduler.tick_once() == ["app_poll", "dispatch"]
+    assert scheduler.tick_once() == ["app_poll", "app_probe", "dispatch"]
 
 
 @pytest.fixture
@@ -64,6 +68,7 @@ def test_only_one_scheduler_holds_the_lease_and_another_takes_over_when_it_stops
     one.tick_once()
     two.tick_once()
     assert sent and all(s.startswith("one:") for s in sent)
+    assert one.active and not two.active  # a standby's listener asks for nothing either
     assert first.acquire()  # renews its own lease
     first.release()
     assert two.tick_once() and sent[-1].startswith("two:")

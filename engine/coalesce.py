@@ -1,0 +1,130 @@
+"""Coalesced reads: every request to read a company's QuickBooks changes within a window becomes one read.
+
+A webhook delivery (or the scheduled inbox check) asks for a read with `ReadRequests.request`. The
+first request claims the company's gate and sends one `ingest` message, due at once if the company
+was last read `window` seconds ago or more, else when that window ends; every request while the gate
+is held adds nothing (its webhook body is already in the inbox). The `ingest` actor releases the gate
+*before* it reads the inbox, so a body stored after the release is read by the next read (its request
+claims the gate again) and a body stored before it is read by this one: none waits for a poll.
+
+A company is thus read at most once per window, however many deliveries arrive: a burst costs one or
+two CDC calls, a trickle one per window. The gate expires by itself (`hold`), so a lost message
+delays a read by that much at most; the scheduled inbox check and the CDC poll stay the fallback.
+
+`LocalGate` serves one process (embedded mode), `RedisGate` every process sharing a broker.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import redis
+
+log = logging.getLogger(__name__)
+
+#: How long a claimed gate lasts if its read never runs (a lost message), in seconds.
+HOLD = 30.0
+
+
+class Gate(Protocol):
+    def claim(self, key: str, hold: float) -> bool:
+        """Take the gate for `key` unless it is held; True if this caller took it."""
+        ...
+
+    def release(self, key: str) -> None: ...
+
+    def last_read(self, key: str) -> float | None:
+        """When `key` was last read (epoch seconds), if it was."""
+        ...
+
+    def mark_read(self, key: str, at: float) -> None: ...
+
+
+class LocalGate:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._held: dict[str, float] = {}
+        self._read: dict[str, float] = {}
+
+    def claim(self, key: str, hold: float) -> bool:
+        with self._lock:
+            now = self.clock()
+            if self._held.get(key, 0.0) > now:
+                return False
+            self._held[key] = now + hold
+            return True
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            self._held.pop(key, None)
+
+    def last_read(self, key: str) -> float | None:
+        with self._lock:
+            return self._read.get(key)
+
+    def mark_read(self, key: str, at: float) -> None:
+        with self._lock:
+            self._read[key] = max(at, self._read.get(key, at))
+
+
+class RedisGate:
+    def __init__(self, client: redis.Redis, prefix: str = "ledgersync:read") -> None:
+        self.client = client
+        self.prefix = prefix
+
+    def claim(self, key: str, hold: float) -> bool:
+        return bool(self.client.set(f"{self.prefix}:gate:{key}", "1", nx=True, px=max(1, round(hold * 1000))))
+
+    def release(self, key: str) -> None:
+        self.client.delete(f"{self.prefix}:gate:{key}")
+
+    def last_read(self, key: str) -> float | None:
+        value = self.client.get(f"{self.prefix}:last:{key}")
+        return None if value is None else float(value)
+
+    def mark_read(self, key: str, at: float) -> None:
+        self.client.set(f"{self.prefix}:last:{key}", repr(at), ex=86_400)
+
+
+class ReadRequests:
+    """Turns read requests into at most one `send(key, delay_ms)` per gate hold (see the module doc)."""
+
+    def __init__(
+        self,
+        gate: Gate,
+        send: Callable[[str, int], object],
+        window: float,
+        clock: Callable[[], float] = time.time,
+        hold: float = HOLD,
+    ) -> None:
+        self.gate = gate
+        self.send = send
+        self.window = window
+        self.clock = clock
+        self.hold = max(hold, window + 1.0)
+
+    def request(self, key: str) -> bool:
+        """Ask for a read of `key`; True if this request scheduled it (False: one is already due)."""
+        if not self.gate.claim(key, self.hold):
+            return False
+        last = self.gate.last_read(key)
+        delay = 0.0 if last is None else max(0.0, last + self.window - self.clock())
+        try:
+            self.send(key, round(delay * 1000))
+        except Exception:
+            self.gate.release(key)  # the next request tries again
+            raise
+        return True
+
+    def begin(self, key: str) -> None:
+        """The read is starting: later requests schedule the next one."""
+        self.gate.release(key)
+
+    def done(self, key: str) -> None:
+        """The read is about to call QuickBooks: the window starts now."""
+        self.gate.mark_read(key, self.clock())
