@@ -123,10 +123,10 @@ class QboConnector:
     def write(self, op: Op) -> WriteResult:
         return self._writes.write(op)
 
-    # the optional BatchWriter port (used when `batch_writes` is on: batches are metered)
+    # the optional BatchWriter port (used when `batch_writes` is on, the default: batches are metered)
 
     def write_many(self, ops: Sequence[Op]) -> list[WriteResult | LedgersyncError]:
-        """Creates of customers and items in /batch requests, anything else one by one; see `sync.batch`."""
+        """Any writes that do not depend on each other, in /batch requests; see `sync.batch`."""
         return self._batches.write_many(ops)
 
     # for the webhook inbox

@@ -66,8 +66,10 @@ class QboSettings(BaseModel):
     #: Per-request timeout; QuickBooks gives up after 120 s itself.
     timeout_seconds: float = Field(60.0, gt=0)
 
-    #: Batch writes (up to `batch_max_items`) for backfills; off: single writes, which are not metered.
-    batch_writes: bool = False
+    #: Writes in /batch requests of up to `batch_max_items`, in dependency waves, several in flight: a
+    #: backfill of 320 records ran at 500 records/min this way against 105/min with single writes (bench
+    #: backfill). A batch is metered (CorePlus) where single writes are free; off: single writes only.
+    batch_writes: bool = True
     batch_max_items: int = Field(30, gt=0, le=30)
 
     webhook_verifier_token: SecretStr | None = None

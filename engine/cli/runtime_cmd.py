@@ -12,7 +12,6 @@ import threading
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from engine.cli.context import EXIT_NEEDS_REAUTH, EXIT_PARKED, fail, load, out
@@ -336,39 +335,70 @@ def _print_plan(report: Any, as_json: bool) -> None:
         out.print(f"conflict: {c['entity']}.{c['field']}: app={c['app']!r} quickbooks={c['quickbooks']!r}")
 
 
-def backfill(ctx: typer.Context) -> None:
-    """First sync of existing records: link what already exists on both sides, then push and pull the rest."""
+def backfill(
+    ctx: typer.Context,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Machine-readable summary, no progress bar.")
+    ] = False,
+) -> None:
+    """First sync of existing records: link what already exists on both sides, then push and pull the rest.
+
+    On a terminal a progress bar shows the records written, their rate per minute and the time left.
+    """
+    import time
+
+    from engine.cli.progress import backfill_progress
+    from engine.runner import RunStats
+
     runtime = _runtime(ctx)
     try:
+        started = time.monotonic()
         report = runtime.match()
         linked = sum(len(pairs) for pairs in report.linked.values())
-        out.print(f"linked {linked} existing record pair(s) by match keys")
-        for entity, key, value in report.ambiguous:
-            out.print(f"  not linked: {entity} {key} {value!r} is shared by several records; link by hand")
+        if not as_json:
+            out.print(f"linked {linked} existing record pair(s) by match keys")
+            for entity, key, value in report.ambiguous:
+                out.print(
+                    f"  not linked: {entity} {key} {value!r} is shared by several records; link by hand"
+                )
         runner = runtime.runner()
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeRemainingColumn(),
-            console=out,
-        ) as progress:
-            reading = progress.add_task("reading both sides", total=len(runner.entities) * 2)
+        stats = RunStats()
+        with backfill_progress(out, quiet=as_json) as bar:
+            bar.step("reading both sides", len(runner.entities) * 2)
             for entity in runner.entities:
                 for side in runtime.sides(runtime.connection):
-                    runner.poll(side, entity)
-                    progress.advance(reading)
+                    runner.poll(side, entity, stats)
+                    bar.advance()
             with runtime.store.session() as s:
                 pending = len(s.pending_records(runtime.connection, limit=1_000_000))
-            deciding = progress.add_task("deciding and writing", total=max(pending, 1))
+            bar.step("writing", pending)
             while True:
-                done = runner.decide_pending() + runner.apply_pending()
-                progress.update(deciding, completed=min(pending, progress.tasks[deciding].completed + done))
+                before = stats.applied
+                done = runner.decide_pending(stats) + runner.apply_pending(stats)
+                bar.advance(stats.applied - before)
                 if done == 0:
                     break
-            progress.update(deciding, completed=max(pending, 1))
-        stats = runner.run_until_quiet()
-        out.print(f"backfill done: {stats.applied} more write(s) after the first pass")
+        more = runner.run_until_quiet()
+        seconds = time.monotonic() - started
+        written = stats.applied + more.applied
+        if as_json:
+            summary = {
+                "linked": linked,
+                "ambiguous": len(report.ambiguous),
+                "captured": stats.captured + more.captured,
+                "decided": stats.decided + more.decided,
+                "applied": written,
+                "outcomes": {
+                    k: stats.outcomes.get(k, 0) + more.outcomes.get(k, 0)
+                    for k in {*stats.outcomes, *more.outcomes}
+                },
+                "conflicts": len(stats.conflicted | more.conflicted),
+                "seconds": round(seconds, 3),
+            }
+            out.print_json(json.dumps(summary))
+        else:
+            rate = f", {written / seconds * 60:,.0f} writes/min" if seconds > 0 and written else ""
+            out.print(f"backfill done: {written} write(s) in {seconds:.1f} s{rate}")
     except LedgersyncError as error:
         fail(str(error))
     finally:
