@@ -1,5 +1,5 @@
-"""The per-realm rate budget every worker shares: requests and batches per minute, calls in flight,
-the wait after a 429, and the month's metered (CorePlus) reads.
+"""The per-realm rate budget every worker shares: requests and batches per minute, requests per second,
+calls in flight, the wait after a 429, and the month's metered (CorePlus) reads.
 
 Two implementations of one Protocol: `MemoryRateBudget` for the embedded single-process mode (threads)
 and `RedisRateBudget` for many workers. Both take a clock and a sleep, so tests need not wait.
@@ -71,6 +71,8 @@ class _RealmState:
     def __init__(self) -> None:
         self.requests: deque[float] = deque()
         self.batches: deque[float] = deque()
+        #: Starts within the last second (a sixtieth of the minute).
+        self.recent: deque[float] = deque()
         self.in_flight = 0
         self.penalty_until = 0.0
 
@@ -111,8 +113,13 @@ class MemoryRateBudget:
         now = self._clock()
         with self._lock:
             state = self._realms.setdefault(realm_id, _RealmState())
-            for window in (state.requests, state.batches):
-                while window and window[0] <= now - s.minute_seconds:
+            second = s.minute_seconds / 60.0
+            for window, span in (
+                (state.requests, s.minute_seconds),
+                (state.batches, s.minute_seconds),
+                (state.recent, second),
+            ):
+                while window and window[0] <= now - span:
                     window.popleft()
             if state.penalty_until > now:
                 return state.penalty_until - now
@@ -120,9 +127,12 @@ class MemoryRateBudget:
                 return state.requests[0] + s.minute_seconds - now
             if batch and len(state.batches) >= s.batch_requests_per_minute:
                 return state.batches[0] + s.minute_seconds - now
+            if s.requests_per_second is not None and len(state.recent) >= s.requests_per_second:
+                return state.recent[0] + second - now
             if state.in_flight >= s.max_in_flight:
                 return IN_FLIGHT_POLL_SECONDS
             state.requests.append(now)
+            state.recent.append(now)
             if batch:
                 state.batches.append(now)
             state.in_flight += 1
@@ -143,8 +153,9 @@ class MemoryRateBudget:
             return _with_total(dict(self._metered.get((realm_id, month or month_of(self._clock())), {})))
 
 
-# KEYS: requests zset, batches zset, in-flight zset, penalty key.
-# ARGV: now, minute, per-minute limit, batch limit, in-flight limit, is batch, member, lease, poll.
+# KEYS: requests zset, batches zset, in-flight zset, penalty key, last-second zset.
+# ARGV: now, minute, per-minute limit, batch limit, in-flight limit, is batch, member, lease, poll,
+# per-second limit (0: none), second.
 # Returns "0" when the slot was taken, else the seconds to wait (a string: Lua numbers become integers).
 _TAKE = """
 local now = tonumber(ARGV[1])
@@ -152,6 +163,8 @@ local minute = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - minute)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - minute)
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+local second = tonumber(ARGV[11])
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - second)
 local penalty = tonumber(redis.call('GET', KEYS[4]) or '0')
 if penalty > now then return tostring(penalty - now) end
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
@@ -162,7 +175,14 @@ if ARGV[6] == '1' and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then
   local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
   return tostring(tonumber(oldest[2]) + minute - now)
 end
+local per_second = tonumber(ARGV[10])
+if per_second > 0 and redis.call('ZCARD', KEYS[5]) >= per_second then
+  local oldest = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
+  return tostring(tonumber(oldest[2]) + second - now)
+end
 if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[5]) then return ARGV[9] end
+redis.call('ZADD', KEYS[5], now, ARGV[7])
+redis.call('PEXPIRE', KEYS[5], math.ceil(second * 1000) + 1000)
 redis.call('ZADD', KEYS[1], now, ARGV[7])
 redis.call('PEXPIRE', KEYS[1], math.ceil(minute * 1000) + 1000)
 if ARGV[6] == '1' then
@@ -226,7 +246,7 @@ class RedisRateBudget:
 
     def _try_take(self, realm_id: str, batch: bool, member: str) -> float:
         s = self.settings
-        keys = [self._key(realm_id, n) for n in ("requests", "batches", "inflight", "penalty")]
+        keys = [self._key(realm_id, n) for n in ("requests", "batches", "inflight", "penalty", "second")]
         args: list[str | int | float] = [
             repr(self._clock()),
             repr(s.minute_seconds),
@@ -237,6 +257,8 @@ class RedisRateBudget:
             member,
             repr(IN_FLIGHT_LEASE_SECONDS),
             repr(IN_FLIGHT_POLL_SECONDS),
+            s.requests_per_second or 0,
+            repr(s.minute_seconds / 60.0),
         ]
         answer = self._take(keys=keys, args=args)
         return float(answer.decode() if isinstance(answer, bytes) else answer)

@@ -53,6 +53,9 @@ class QboSettings(BaseModel):
     requests_per_minute: int = Field(500, gt=0)
     max_in_flight: int = Field(10, gt=0)
     batch_requests_per_minute: int = Field(40, gt=0)
+    #: Requests started per second (a sixtieth of `minute_seconds`): Intuit's current wording of the
+    #: 10 concurrent requests; kept as well as `max_in_flight`, since quick answers make bursts. None: off.
+    requests_per_second: int | None = Field(10, gt=0)
     #: Length of a rate-limit "minute" in seconds; tests shorten it (so does the emulator).
     minute_seconds: float = Field(60.0, gt=0)
     #: Wait after a 429 without Retry-After (Intuit: 60 s); None means one `minute_seconds`.

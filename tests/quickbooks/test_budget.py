@@ -1,5 +1,5 @@
-"""The per-realm rate budget, in memory and on a real Redis: per-minute, batch and in-flight limits, the
-hold after a 429, and the monthly metered-read counters."""
+"""The per-realm rate budget, in memory and on a real Redis: per-minute, per-second, batch and in-flight
+limits, the hold after a 429, and the monthly metered-read counters."""
 
 from __future__ import annotations
 
@@ -89,6 +89,18 @@ def test_batch_requests_have_their_own_per_minute_cap_and_count_toward_the_total
     assert clock.sleeps == []
     take(budget, 1, batch=True)
     assert sum(clock.sleeps) == pytest.approx(60.0)
+
+
+def test_no_more_than_ten_requests_start_in_any_second_of_the_minute(make_budget: BudgetFactory):
+    clock = FakeTime(1_800_000_000.0)
+    budget = make_budget(settings(minute_seconds=6.0), clock=clock, sleep=clock.sleep)
+    take(budget, 10)
+    assert clock.sleeps == []
+    take(budget, 1)  # the 11th waits for the first to leave the (scaled) second: 6 s / 60
+    assert sum(clock.sleeps) == pytest.approx(0.1)
+    unlimited = make_budget(settings(requests_per_second=None), clock=clock, sleep=clock.sleep)
+    take(unlimited, 30)
+    assert sum(clock.sleeps) == pytest.approx(0.1)
 
 
 def test_no_more_than_max_in_flight_calls_run_at_once(make_budget: BudgetFactory):
