@@ -1,19 +1,25 @@
 """LISTEN for the outbox triggers' NOTIFY (PostgreSQL): an app commit is read within a moment.
 
-The triggers (`connectors.app.triggers`) send `pg_notify(<outbox>, <entity>)` in the transaction that
-changed the row; PostgreSQL delivers it when that transaction commits. `OutboxListener` holds one
-connection of its own in autocommit, LISTENs, and calls `on_change` with the entities that changed,
-gathering the notifications of `settle` seconds into one call. A notification only says "read now":
-the outbox read is what is exact, and the scheduled poll stays the fallback, so a notification lost
-(the connection dropped, the listener restarting) delays a change, never loses it. After every
-(re)connect `on_change` is called once with every entity, since notifications sent meanwhile are gone.
+The triggers (`connectors.app.triggers`) send `pg_notify(<outbox>, '<schema>.<entity>')` in the
+transaction that changed the row; PostgreSQL delivers it when that transaction commits.
+`OutboxListener` holds one connection of its own in autocommit, LISTENs, and calls `on_change` with
+the entities that changed, gathering the notifications of `settle` seconds into one call. A
+notification only says "read now": the outbox read is what is exact, and the scheduled poll stays
+the fallback, so a notification lost (the connection dropped, the listener restarting) delays a
+change, never loses it. After every (re)connect `on_change` is called once with every entity, since
+notifications sent meanwhile are gone.
+
+An outbox read holds back rows of transactions newer than the oldest one running on the server (see
+`connectors.app.outbox`), and on a busy server the read a notification asks for often finds its row
+held back. With `held_back` (`ChangeProbe.held_back`), the listener then watches every `CHASE`
+seconds and calls `on_change` again for each entity as soon as nothing of it is held back any more.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import psycopg
 import sqlalchemy as sa
@@ -26,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds between checks for `stop()` while no notification arrives.
 WAIT = 0.5
+#: Seconds between checks of held-back entities.
+CHASE = 0.05
 
 
 def conninfo(url: sa.URL) -> str:
@@ -45,6 +53,8 @@ class OutboxListener:
         *,
         settle: float = 0.02,
         retry: float = 1.0,
+        held_back: Callable[[], set[EntityType]] | None = None,
+        schemas: Iterable[str] | None = None,
     ) -> None:
         self.conninfo = conninfo(url)
         self.channel = channel(outbox_table)
@@ -52,6 +62,9 @@ class OutboxListener:
         self.on_change = on_change
         self.settle = settle
         self.retry = retry
+        self.held_back = held_back
+        #: The schemas of the app's tables (None: any): other apps' notifications are ignored.
+        self.schemas = None if schemas is None else frozenset(schemas)
         #: Set while LISTEN is in place (tests wait for it before committing).
         self.listening = threading.Event()
         #: The server process of the listening connection (to find it in pg_stat_activity).
@@ -85,20 +98,42 @@ class OutboxListener:
             self.backend_pid = conn.info.backend_pid
             self.listening.set()
             log.info("listening for outbox changes on channel %s", self.channel)
-            self._deliver(set(self.entities))  # whatever was committed while nobody listened
+            self._notify(self.entities)  # what was committed while nobody listened
+            chasing: set[EntityType] = set()
             while not self._stop.is_set():
-                payloads = {n.payload for n in conn.notifies(timeout=WAIT, stop_after=1)}
-                if not payloads:
-                    continue
-                payloads |= {n.payload for n in conn.notifies(timeout=self.settle)}
-                self._deliver(payloads)
+                payloads = {
+                    n.payload for n in conn.notifies(timeout=CHASE if chasing else WAIT, stop_after=1)
+                }
+                if payloads:
+                    payloads |= {n.payload for n in conn.notifies(timeout=self.settle)}
+                    self._deliver(payloads)
+                if self.held_back is not None and (payloads or chasing):
+                    chasing = self._chase(chasing)
+
+    def _chase(self, chasing: set[EntityType]) -> set[EntityType]:
+        """Ask again for the entities no longer held back; returns those still held."""
+        try:
+            held = self.held_back() if self.held_back is not None else set()
+        except Exception:
+            log.exception("outbox listener could not check held-back changes; the probe will")
+            return set()
+        self._notify([e for e in self.entities if e in chasing - held])
+        return held
 
     def _deliver(self, payloads: set[str]) -> None:
-        changed = [e for e in self.entities if e.value in payloads]
+        named = set()
+        for payload in payloads:
+            schema, _, entity = payload.rpartition(".")
+            if self.schemas is None or schema in self.schemas:
+                named.add(entity)
+        # Another entity, or another schema's app on the same channel: nothing to read.
+        self._notify([e for e in self.entities if e.value in named])
+
+    def _notify(self, changed: Sequence[EntityType]) -> None:
         if not changed:
-            return  # another entity, or another schema's outbox on the same channel
+            return
         try:
-            self.on_change(changed)
+            self.on_change(list(changed))
         except Exception:
             log.exception("outbox listener could not ask for a read; the next poll reads it")
 
@@ -108,12 +143,25 @@ def listener_for(
     outbox_table: str,
     outbox_entities: Iterable[EntityType],
     on_change: Callable[[list[EntityType]], object],
+    held_back: Callable[[], set[EntityType]] | None = None,
+    tables: Iterable[str] = (),
 ) -> OutboxListener | None:
-    """A listener when the app database is PostgreSQL (psycopg) and some entity reads the outbox."""
+    """A listener when the app database is PostgreSQL (psycopg) and some entity reads the outbox;
+    `tables` (the mapped tables) name the schemas whose notifications are this app's."""
     entities = tuple(outbox_entities)
     if engine.dialect.name != "postgresql" or not entities:
         return None
     if engine.dialect.driver != "psycopg":
         log.warning("outbox LISTEN needs the psycopg driver, not %s; polling only", engine.dialect.driver)
         return None
-    return OutboxListener(engine.url, outbox_table, entities, on_change)
+    names = list(tables)
+    schemas = schemas_of(engine, names) if names else None
+    return OutboxListener(engine.url, outbox_table, entities, on_change, held_back=held_back, schemas=schemas)
+
+
+def schemas_of(engine: sa.Engine, tables: Iterable[str]) -> set[str]:
+    """The schemas the app's tables resolve to on `engine`'s search path (as TG_TABLE_SCHEMA names them)."""
+    query = sa.text("SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = to_regclass(:t)")
+    with engine.connect() as conn:
+        found = {conn.execute(query, {"t": table}).scalar() for table in tables}
+    return {str(schema).strip('"') for schema in found if schema is not None}

@@ -53,6 +53,18 @@ class ChangeProbe:
         except exc.SQLAlchemyError as error:
             raise translate(error) from error
 
+    def held_back(self) -> set[EntityType]:
+        """PostgreSQL outbox entities with rows an outbox read holds back now (an older transaction
+        still runs on the server); empty elsewhere."""
+        try:
+            with self.engine.connect() as conn:
+                if not is_postgres(conn):
+                    return set()
+                marks = self._outbox(conn)
+        except exc.SQLAlchemyError as error:
+            raise translate(error) from error
+        return {e for e, mark in marks.items() if isinstance(mark, tuple) and mark[1] is not None}
+
     def _outbox(self, conn: sa.Connection) -> dict[EntityType, Hashable]:
         entities = [e for e, layout in self.layouts.items() if layout.spec.capture.mode == "outbox"]
         if not entities:

@@ -4,9 +4,11 @@ Every insert, update and delete of a mapped table (and of its child tables, as a
 parent) adds a row to the outbox in the same transaction. Set `capture: {mode: outbox}` on the
 entities that should read it (see docs/app-connector.md).
 
-On PostgreSQL the trigger also sends `pg_notify(<outbox table>, <entity>)`: delivered when the
-transaction commits (once per entity per transaction, however many rows it changed), so a listener
-(`connectors.app.listen`) reads the change within a moment instead of at the next poll.
+On PostgreSQL the trigger also sends `pg_notify(<outbox table>, '<schema>.<entity>')`: delivered when
+the transaction commits (once per entity per transaction, however many rows it changed), so a
+listener (`connectors.app.listen`) reads the change within a moment instead of at the next poll.
+Channels are per database, so the payload names the table's schema: an app in another schema of
+the same database is told apart.
 """
 
 from __future__ import annotations
@@ -53,11 +55,11 @@ BEGIN
   IF TG_OP = 'DELETE' THEN
     INSERT INTO {outbox} (entity, record_id, operation, seq)
     VALUES ('{entity}', OLD.{key}::text, '{delete_op}', {delete_seq});
-    PERFORM pg_notify('{channel}', '{entity}');
+    PERFORM pg_notify('{channel}', TG_TABLE_SCHEMA || '.{entity}');
     RETURN OLD;
   END IF;
   INSERT INTO {outbox} (entity, record_id, operation) VALUES ('{entity}', NEW.{key}::text, 'upsert');
-  PERFORM pg_notify('{channel}', '{entity}');
+  PERFORM pg_notify('{channel}', TG_TABLE_SCHEMA || '.{entity}');
   RETURN NEW;
 END $$"""
 _PG_TRIGGER = """CREATE OR REPLACE TRIGGER {name} AFTER INSERT OR UPDATE OR DELETE ON {table}

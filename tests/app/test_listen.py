@@ -54,7 +54,8 @@ class Heard:
 def listening(pg_outbox_db: AppDb) -> Iterator[tuple[SqlConnector, Heard]]:
     connector = open_outbox(pg_outbox_db)
     heard = Heard()
-    listener = listener_for(connector.engine, connector.mapping.outbox_table, [C, ITEM], heard)
+    tables = ["customers", "items"]
+    listener = listener_for(connector.engine, connector.mapping.outbox_table, [C, ITEM], heard, tables=tables)
     assert listener is not None
     listener.start()
     try:
@@ -111,6 +112,40 @@ def test_many_commits_at_once_are_heard_as_few_calls(listening: tuple[SqlConnect
     assert len(heard.calls) == 2  # the connect call, then one for the transaction
 
 
+@pytest.mark.postgres
+def test_a_change_held_back_by_an_older_transaction_is_asked_for_again_once_readable(
+    pg_outbox_db: AppDb,
+) -> None:
+    connector = open_outbox(pg_outbox_db)
+    chase = ChangeProbe(connector.engine, connector.layouts, connector.mapping.outbox_table)
+    heard = Heard()
+    listener = listener_for(
+        connector.engine, "ledgersync_changes", [C], heard, chase.held_back, tables=["customers"]
+    )
+    assert listener is not None
+    listener.start()
+    older = connector.engine.connect()
+    try:
+        assert listener.listening.wait(10)
+        heard.wait(5)
+        blocker = older.begin()
+        older.execute(sa.text("SELECT pg_current_xact_id()"))  # holds the server's horizon back
+        with connector.engine.begin() as conn:
+            user_edit(conn, 1, "+1 555 0400", stamp(connector.engine, datetime.now(UTC)))
+        assert heard.wait(1.0) == [C]  # the notification: its read finds the row held back
+        assert C in chase.held_back()
+        assert not heard.event.wait(0.5)  # nothing readable yet: not asked again
+        released = time.monotonic()
+        blocker.rollback()
+        # Asked again once readable (after every older transaction on this shared server ended).
+        assert heard.wait(20) == [C]
+        print(f"asked again {time.monotonic() - released:.2f} s after the older transaction ended")
+    finally:
+        older.close()
+        listener.stop()
+        connector.close()
+
+
 def test_no_listener_without_postgres_or_outbox(sqlite_example: AppDb) -> None:
     engine = make_engine(sqlite_example.url)
     try:
@@ -123,7 +158,10 @@ def test_no_listener_without_postgres_or_outbox(sqlite_example: AppDb) -> None:
 def test_the_listener_reconnects_and_says_so(pg_outbox_db: AppDb) -> None:
     connector = open_outbox(pg_outbox_db)
     heard = Heard()
-    listener = OutboxListener(connector.engine.url, "ledgersync_changes", [C], heard, retry=0.1).start()
+    schemas = [str(pg_outbox_db.schema)]
+    listener = OutboxListener(
+        connector.engine.url, "ledgersync_changes", [C], heard, retry=0.1, schemas=schemas
+    ).start()
     try:
         assert listener.listening.wait(10)
         heard.wait(5)
