@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -23,7 +24,7 @@ from engine.plan import Op, OpKind, OpStatus
 from engine.ports import Connector, StateStore, StoreSession, WriteResult
 from engine.refs import IdOf, UnlinkedReferenceError, to_side
 from engine.refusals import open_refusal
-from engine.state import AuditAction, LedgerEntry, Snapshot
+from engine.state import AuditAction, AuditLine, LedgerEntry, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -220,72 +221,104 @@ def _restates(entity: EntityType, base: dict[str, Any] | None, result: WriteResu
 
 def record_success(s: StoreSession, op: Op, result: WriteResult, now: datetime) -> None:
     """Ledger, link, base and op status commit together, and the written state is journaled as our echo."""
-    # Hold the link while its snapshot moves, as decide does: two ops of one plan (one per side)
-    # applied by two workers at once would otherwise both save from the same snapshot revision.
-    s.lock_link(op.link_id)
-    current = s.get_op(op.op_id)
-    if current is not None and current.status is OpStatus.APPLIED:
-        # Recorded already (a replayed write): recording it again would put this op's older values
-        # back into a base that later ops may have moved on.
+    record_successes(s, [(op, result)], now)
+
+
+def record_successes(s: StoreSession, done: Sequence[tuple[Op, WriteResult]], now: datetime) -> None:
+    """`record_success` for many writes (one connection's) in a few statements; in order, so two
+    writes of one record (one per side) both land in its base."""
+    if not done:
         return
-    # Any other status still records: the write landed. An attempt of this op that failed on the
-    # version this write produced has marked it superseded; without the ledger entry, our own write
-    # would come back as a user's change, newer than the user's real one on the other side.
-    link = s.get_link(op.link_id)
-    assert link is not None
-    if link.external_id(op.side) != result.external_id:
-        link = s.set_link_id(link.id, op.side, result.external_id)
-    # An adopted record (an existing one linked by the duplicate-name policy) is not our write: no
-    # ledger entry and no base from what we meant to send, so the two copies are reconciled as a match.
-    written = frozenset() if result.adopted else frozenset(op.fields)
-    if not result.adopted:
-        s.record_write(
-            LedgerEntry(
-                connection=op.connection,
+    connection = done[0][0].connection
+    # Hold the links while their snapshots move, as decide does: two ops of one plan (one per side)
+    # applied by two workers at once would otherwise both save from the same snapshot revision.
+    links = s.lock_links({op.link_id for op, _ in done})
+    current = s.ops_by_id([op.op_id for op, _ in done])
+    snapshots = s.snapshots_of(links)
+    stored = set(snapshots)
+    ledger: list[LedgerEntry] = []
+    echoes: list[ChangeEvent] = []
+    restated: list[bool] = []
+    lines: list[AuditLine] = []
+    applied: list[str] = []
+    for op, result in done:
+        mine = current.get(op.op_id)
+        if (mine is not None and mine.status is OpStatus.APPLIED) or op.op_id in applied:
+            # Recorded already (a replayed write): recording it again would put this op's older
+            # values back into a base that later ops may have moved on.
+            continue
+        # Any other status still records: the write landed. An attempt of this op that failed on the
+        # version this write produced has marked it superseded; without the ledger entry, our own
+        # write would come back as a user's change, newer than the user's real one on the other side.
+        link = links[op.link_id]  # an op's link is never deleted
+        if link.external_id(op.side) != result.external_id:
+            link = links[link.id] = s.set_link_id(link.id, op.side, result.external_id)
+        # An adopted record (an existing one linked by the duplicate-name policy) is not our write: no
+        # ledger entry and no base from what we meant to send, so the two copies are reconciled as a match.
+        written = frozenset() if result.adopted else frozenset(op.fields)
+        if not result.adopted:
+            ledger.append(
+                LedgerEntry(
+                    connection=op.connection,
+                    side=op.side,
+                    entity=op.entity,
+                    external_id=result.external_id,
+                    seq=result.version.seq,
+                    fields=written,
+                    values=fields_to_json(op.entity, op.fields),
+                )
+            )
+        snapshot = snapshots.get(link.id) or Snapshot(link_id=link.id)
+        base = (
+            snapshot.base
+            if result.adopted
+            else {**(snapshot.base or {}), **fields_to_json(op.entity, op.fields)}
+        )
+        seqs = {"app_seq": result.version.seq} if op.side == "app" else {"quickbooks_seq": result.version.seq}
+        snapshots[link.id] = snapshot.model_copy(
+            update={"base": base, "tombstone": op.kind in _REMOVING, **seqs}
+        )
+        applied.append(op.op_id)
+        # Journaled as new: reconciling it drops it as our echo, except fields QuickBooks computed or
+        # filled in for us. An echo that only restates the new base has nothing to decide: journaled
+        # as processed, so each change is decided once.
+        if result.deleted or result.fields:
+            echoes.append(
+                ChangeEvent(
+                    side=op.side,
+                    connection=op.connection,
+                    entity=op.entity,
+                    external_id=result.external_id,
+                    version=result.version,
+                    observed_at=now,
+                    operation=Operation.DELETE if result.deleted else Operation.UPSERT,
+                    fields={} if result.deleted else result.fields,
+                    origin=Origin.USER if result.adopted else Origin.LEDGERSYNC,
+                )
+            )
+            restated.append(_restates(op.entity, base, result))
+        lines.append(
+            AuditLine(
+                op.connection,
+                op.entity,
+                AuditAction.WRITTEN,
+                now,
+                link_id=link.id,
                 side=op.side,
-                entity=op.entity,
                 external_id=result.external_id,
-                seq=result.version.seq,
-                fields=written,
-                values=fields_to_json(op.entity, op.fields),
+                detail={
+                    "op_id": op.op_id,
+                    "kind": op.kind,
+                    "fields": sorted(written),
+                    "version": result.version.seq,
+                    **({"adopted": "linked to the existing record"} if result.adopted else {}),
+                },
             )
         )
-    snapshot = s.get_snapshot(link.id) or Snapshot(link_id=link.id)
-    base = (
-        snapshot.base if result.adopted else {**(snapshot.base or {}), **fields_to_json(op.entity, op.fields)}
-    )
-    seqs = {"app_seq": result.version.seq} if op.side == "app" else {"quickbooks_seq": result.version.seq}
-    s.save_snapshot(snapshot.model_copy(update={"base": base, "tombstone": op.kind in _REMOVING, **seqs}))
-    s.set_op_status(op.op_id, OpStatus.APPLIED, now, attempt=True)
-    echo = ChangeEvent(
-        side=op.side,
-        connection=op.connection,
-        entity=op.entity,
-        external_id=result.external_id,
-        version=result.version,
-        observed_at=now,
-        operation=Operation.DELETE if result.deleted else Operation.UPSERT,
-        fields={} if result.deleted else result.fields,
-        origin=Origin.USER if result.adopted else Origin.LEDGERSYNC,
-    )
-    # Journaled as new: reconciling it drops it as our echo, except fields QuickBooks computed or
-    # filled in for us. An echo that only restates the new base has nothing to decide: journaled as
-    # processed, so each change is decided once.
-    if result.deleted or result.fields:
-        s.append_event(echo, now, processed=_restates(op.entity, base, result))
-    s.audit(
-        op.connection,
-        op.entity,
-        AuditAction.WRITTEN,
-        now,
-        link_id=link.id,
-        side=op.side,
-        external_id=result.external_id,
-        detail={
-            "op_id": op.op_id,
-            "kind": op.kind,
-            "fields": sorted(written),
-            "version": result.version.seq,
-            **({"adopted": "linked to the existing record"} if result.adopted else {}),
-        },
-    )
+    s.record_writes(ledger)
+    moved = {op.link_id for op, _ in done if op.op_id in applied}
+    # Two writes of one link saved once, from the revision read: the second builds on the first.
+    s.save_snapshots(connection, [snap for link_id, snap in snapshots.items() if link_id in moved], stored)
+    s.ops_applied(applied, now)
+    s.append_events(echoes, now, restated)
+    s.audit_many(lines)

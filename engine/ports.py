@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from enum import StrEnum
@@ -15,6 +15,7 @@ from engine.state import (
     AppendResult,
     AuditAction,
     AuditEntry,
+    AuditLine,
     Conflict,
     Connection,
     Counts,
@@ -25,6 +26,7 @@ from engine.state import (
     Link,
     OpRecord,
     ParkedRecord,
+    Processed,
     RecordKey,
     Snapshot,
 )
@@ -260,6 +262,48 @@ class StoreSession(Protocol):
     def counts(self, connection: str) -> Counts:
         """Rows per status and audit actions per kind, for metrics and `status`."""
         ...
+
+    # set-based: what a page of records needs, in a few statements (see engine/store/bulk.py)
+    def links_of(
+        self, connection: str, entity: EntityType, side: Side, external_ids: Collection[str]
+    ) -> dict[str, Link]:
+        """The links holding these ids on `side`, by that id."""
+        ...
+
+    def create_links(self, links: Sequence[Link]) -> None: ...
+    def lock_links(self, link_ids: Collection[str], *, wait: bool = True) -> dict[str, Link]:
+        """Hold and re-read these links; `wait=False` leaves out those another transaction holds."""
+        ...
+
+    def get_links(self, link_ids: Collection[str]) -> dict[str, Link]: ...
+    def snapshots_of(self, link_ids: Collection[str]) -> dict[str, Snapshot]: ...
+    def save_snapshots(self, connection: str, snapshots: Sequence[Snapshot], stored: Collection[str]) -> None:
+        """Optimistic saves; `stored` names the links whose snapshot row exists already."""
+        ...
+
+    def latest_events_of(
+        self, connection: str, entity: EntityType, side: Side, external_ids: Collection[str]
+    ) -> dict[str, JournalEntry]: ...
+    def append_events(
+        self, events: Sequence[ChangeEvent], now: datetime, processed: Sequence[bool] | None = None
+    ) -> list[AppendResult]: ...
+    def mark_processed_many(self, done: Iterable[Processed]) -> None: ...
+    def blocked_links(
+        self, connection: str, link_ids: Collection[str], statuses: Sequence[OpStatus]
+    ) -> set[str]: ...
+    def creates_in_flight(
+        self, connection: str, statuses: Sequence[OpStatus]
+    ) -> set[tuple[Side, EntityType]]: ...
+    def add_ops(self, ops: Sequence[Op], now: datetime) -> None: ...
+    def ops_by_id(self, op_ids: Collection[str]) -> dict[str, OpRecord]: ...
+    def ops_applied(self, op_ids: Collection[str], now: datetime) -> None: ...
+    def ledger_of_records(
+        self, connection: str, entity: EntityType, side: Side, external_ids: Collection[str]
+    ) -> dict[str, list[LedgerEntry]]: ...
+    def record_writes(self, entries: Sequence[LedgerEntry]) -> None: ...
+    def open_conflicts_of(self, link_ids: Collection[str]) -> dict[str, list[Conflict]]: ...
+    def audit_many(self, lines: Sequence[AuditLine]) -> None: ...
+    def any_parked(self, connection: str, side: Side, entity: EntityType) -> bool: ...
 
     # webhook inbox
     def inbox_add(self, body: bytes, now: datetime) -> int: ...

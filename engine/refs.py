@@ -27,6 +27,19 @@ def _walk(value: Any, convert: Callable[[Mapping[str, Any]], dict[str, Any]]) ->
     return value
 
 
+def refs_in(fields: Mapping[str, Any]) -> list[tuple[EntityType, str]]:
+    """The (entity, id) of every ref in `fields`, as the side emitted them (for a lookup in bulk)."""
+    found: list[tuple[EntityType, str]] = []
+
+    def note(ref: Mapping[str, Any]) -> dict[str, Any]:
+        found.append((EntityType(ref["entity"]), str(ref["id"])))
+        return dict(ref)
+
+    for value in fields.values():
+        _walk(value, note)
+    return found
+
+
 def to_links(fields: Mapping[str, Any], side: Side, link_of: LinkOf) -> dict[str, Any]:
     """Refs a side emitted (its own ids) become link refs where linked; the rest stay side refs."""
 

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from engine import pipeline
 from engine.apply import Outcome
-from engine.decide import Decision, decide, decide_record
+from engine.decide import Decision, decide_many, decide_record
 from engine.errors import (
     NeedsReauthorizationError,
     NotFoundError,
@@ -27,6 +27,7 @@ from engine.ports import Clock, Connector, Policy, Rejection, StateStore, StoreS
 from engine.state import (
     AppendResult,
     AuditAction,
+    AuditLine,
     Connection,
     ConnectionStatus,
     Cursor,
@@ -105,28 +106,45 @@ class Runner:
             return self.journal(s, event, stats)
 
     def journal(self, s: StoreSession, event: ChangeEvent, stats: RunStats | None = None) -> AppendResult:
-        """`ingest` inside the caller's transaction (a page of events journals in one)."""
+        """`ingest` inside the caller's transaction."""
+        return self.journal_many(s, [event], stats)[0]
+
+    def journal_many(
+        self, s: StoreSession, events: Sequence[ChangeEvent], stats: RunStats | None = None
+    ) -> list[AppendResult]:
+        """Journal a page of events in the caller's transaction, in a few statements: one read of
+        what is journaled already, one insert, one insert of their audit lines."""
+        if not events:
+            return []
         now = self.clock.now()
-        result = s.append_event(event, now)
-        if result is not AppendResult.STALE:
-            # Read well at (or past) the version that was parked: the record is fixed.
-            s.unpark_record(key_of(event), event.version.seq)
-        if result is not AppendResult.DUPLICATE:
-            action = AuditAction.CAPTURED if result is AppendResult.NEW else AuditAction.STALE
-            s.audit(
-                event.connection,
-                event.entity,
-                action,
-                now,
-                side=event.side,
-                external_id=event.external_id,
-                detail={"version": event.version.seq},
-            )
-        if stats is not None:
-            stats.captured += result is AppendResult.NEW
-            stats.duplicates += result is AppendResult.DUPLICATE
-            stats.stale += result is AppendResult.STALE
-        return result
+        results = s.append_events(events, now)
+        lines: list[AuditLine] = []
+        # Read well at (or past) the version that was parked: the record is fixed. (One look per
+        # entity and side: most have nothing parked.)
+        groups = {(e.connection, e.side, e.entity) for e in events}
+        parked = {(side, entity) for c, side, entity in groups if s.any_parked(c, side, entity)}
+        for event, result in zip(events, results, strict=True):
+            if result is not AppendResult.STALE and (event.side, event.entity) in parked:
+                s.unpark_record(key_of(event), event.version.seq)
+            if result is not AppendResult.DUPLICATE:
+                action = AuditAction.CAPTURED if result is AppendResult.NEW else AuditAction.STALE
+                lines.append(
+                    AuditLine(
+                        event.connection,
+                        event.entity,
+                        action,
+                        now,
+                        side=event.side,
+                        external_id=event.external_id,
+                        detail={"version": event.version.seq},
+                    )
+                )
+            if stats is not None:
+                stats.captured += result is AppendResult.NEW
+                stats.duplicates += result is AppendResult.DUPLICATE
+                stats.stale += result is AppendResult.STALE
+        s.audit_many(lines)
+        return results
 
     def poll(self, side: Side, entity: EntityType, stats: RunStats | None = None) -> int:
         """Read one side's changes from its cursor; the cursor moves only past what was journaled."""
@@ -157,9 +175,8 @@ class Runner:
             position = page.cursor if page.cursor is not None else position
             # The page's events and the cursor past them commit together, in one transaction.
             with self.store.session() as s:
-                for event in page.events:
-                    if self.journal(s, event, stats) is AppendResult.NEW:
-                        new.append(key_of(event))
+                results = self.journal_many(s, page.events, stats)
+                new += [key_of(e) for e, r in zip(page.events, results, strict=True) if r is AppendResult.NEW]
                 if moved and not from_start:
                     s.save_cursor(
                         Cursor(
@@ -258,7 +275,7 @@ class Runner:
         try:
             with self.store.session() as s:
                 # Locks many links at once: never wait for one (see StoreSession.lock_link).
-                return [decide(s, key, self.policy, self.clock.now(), wait=False) for key in keys]
+                return decide_many(s, keys, self.policy, self.clock.now(), wait=False)
         except VersionConflictError:
             log.debug("a record of this chunk was decided elsewhere meanwhile; deciding one by one")
         decisions: list[Decision | None] = []

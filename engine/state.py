@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import AwareDatetime, Field
 
@@ -193,6 +193,26 @@ class AuditEntry(Frozen):
     action: AuditAction
     detail: dict[str, Any] = Field(default_factory=dict)
     at: datetime
+
+
+class AuditLine(NamedTuple):
+    """One line to append to the audit trail (what `StoreSession.audit` and `audit_many` take)."""
+
+    connection: str
+    entity: EntityType
+    action: AuditAction
+    at: datetime
+    link_id: str | None = None
+    side: Side | None = None
+    external_id: str | None = None
+    detail: dict[str, Any] | None = None
+
+
+class Processed(NamedTuple):
+    """A record whose journal entries up to `seq` are decided."""
+
+    key: RecordKey
+    seq: int
 
 
 class InboxEntry(Frozen):

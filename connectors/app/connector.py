@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -20,12 +21,22 @@ from connectors.app.records import Reader
 from connectors.app.tombstones import Tombstones
 from connectors.app.writer import Writer, is_replay
 from engine.clock import SystemClock
-from engine.errors import ConfigurationError, NotFoundError, RecordRejectedError
+from engine.errors import (
+    ConfigurationError,
+    LedgersyncError,
+    NotFoundError,
+    RecordRejectedError,
+    UpstreamUnavailableError,
+)
 from engine.model import ChangeEvent, EntityType, Side
 from engine.plan import Op
-from engine.ports import Capabilities, ChangePage, Clock, Connector, WriteResult
+from engine.ports import BatchWriter, Capabilities, ChangePage, Clock, WriteResult
 
 log = logging.getLogger(__name__)
+
+#: Ops written in one app transaction, each in a savepoint of its own: one commit for many, and a
+#: record the database refuses fails alone.
+BATCH_SIZE = 100
 
 
 class SqlConnector:
@@ -101,7 +112,7 @@ class SqlConnector:
         return Side.APP
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(side=Side.APP, entities=frozenset(self.layouts))
+        return Capabilities(side=Side.APP, entities=frozenset(self.layouts), batch_size=BATCH_SIZE)
 
     def read_changes(self, entity: EntityType, cursor: str | None) -> ChangePage:
         layout = self._layout(entity)
@@ -149,6 +160,46 @@ class SqlConnector:
         )
         return result
 
+    # the optional BatchWriter port: many ops in one transaction
+
+    def write_many(self, ops: Sequence[Op]) -> list[WriteResult | LedgersyncError]:
+        """Apply `ops` in one transaction, each in a savepoint: an op the app refuses (a bad value, a
+        record gone or changed meanwhile) gets its error and the others are written. When the
+        database itself fails (or the commit does), nothing was written: every op gets that error."""
+        self._ensure_applied_table()
+        results: list[WriteResult | LedgersyncError | None] = [None] * len(ops)
+        replayed: list[int] = []
+        try:
+            with transaction(self.engine, write=True) as conn:
+                for i, op in enumerate(ops):
+                    try:
+                        with conn.begin_nested():
+                            results[i] = self.writer.apply(conn, op)
+                    except LedgersyncError as error:
+                        results[i] = error
+                    except exc.SQLAlchemyError as error:
+                        translated = translate(error)
+                        if isinstance(translated, UpstreamUnavailableError):
+                            raise
+                        results[i] = translated
+                    except Exception as error:
+                        if not is_replay(error):
+                            raise
+                        replayed.append(i)
+        except LedgersyncError as error:
+            log.warning("app batch of %d ops not written: %s", len(ops), error)
+            return [error] * len(ops)
+        if replayed:
+            with transaction(self.engine) as conn:
+                for i in replayed:
+                    results[i] = applied.stored_result(conn, ops[i].op_id)
+        out: list[WriteResult | LedgersyncError] = []
+        for op, result in zip(ops, results, strict=True):
+            assert result is not None, f"op {op.op_id} has a result"
+            out.append(result)
+        log.info("app batch written", extra={"ops": len(ops)})
+        return out
+
     def _ensure_applied_table(self) -> None:
         # Created on the first write, not at start-up: reading (a dry run, a poll) changes nothing in
         # the app's database.
@@ -169,6 +220,6 @@ class SqlConnector:
         return layout
 
 
-def _conforms(connector: SqlConnector) -> Connector:
-    # Checked by mypy: SqlConnector implements the engine's Connector port.
+def _conforms(connector: SqlConnector) -> BatchWriter:
+    # Checked by mypy: SqlConnector implements the engine's Connector port, and BatchWriter.
     return connector

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from engine.model import EntityType, Side
-from engine.state import AuditAction, AuditEntry, Connection, Counts, Cursor
+from engine.state import AuditAction, AuditEntry, AuditLine, Connection, Counts, Cursor
 from engine.store import rows
 from engine.store import tables as t
 from engine.store.base import SessionBase
@@ -79,18 +80,12 @@ class MetaMixin(SessionBase):
         detail: dict[str, Any] | None = None,
     ) -> None:
         """Append one line to the audit trail (never updated, never deleted)."""
-        self._conn.execute(
-            sa.insert(t.audit).values(
-                connection=connection,
-                entity=entity.value,
-                link_id=link_id,
-                side=None if side is None else side.value,
-                external_id=external_id,
-                action=action.value,
-                detail=detail or {},
-                at=now,
-            )
-        )
+        self.audit_many([AuditLine(connection, entity, action, now, link_id, side, external_id, detail)])
+
+    def audit_many(self, lines: Sequence[AuditLine]) -> None:
+        """Append lines to the audit trail, in their order: the one place audit rows are written."""
+        if lines:
+            self._conn.execute(sa.insert(t.audit), [_audit_values(line) for line in lines])
 
     def counts(self, connection: str) -> Counts:
         """Rows per status (journal, ops, conflicts) and per action (audit), and the number of links."""
@@ -132,3 +127,16 @@ class MetaMixin(SessionBase):
             statement = statement.where(a.external_id == external_id)
         newest = self._all(statement.order_by(a.id.desc()).limit(limit))
         return [rows.to_audit_entry(r) for r in reversed(newest)]
+
+
+def _audit_values(line: AuditLine) -> dict[str, Any]:
+    return {
+        "connection": line.connection,
+        "entity": line.entity.value,
+        "link_id": line.link_id,
+        "side": None if line.side is None else line.side.value,
+        "external_id": line.external_id,
+        "action": line.action.value,
+        "detail": line.detail or {},
+        "at": line.at,
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from engine.store.bulk import BulkMixin
 from engine.store.journal import JournalMixin
 from engine.store.links import LinksMixin
 from engine.store.meta import MetaMixin
@@ -9,10 +10,11 @@ from engine.store.parked import ParkedMixin
 from engine.store.work import WorkMixin
 
 
-class SqlSession(MetaMixin, JournalMixin, LinksMixin, WorkMixin, ParkedMixin):
+class SqlSession(MetaMixin, JournalMixin, LinksMixin, WorkMixin, ParkedMixin, BulkMixin):
     """Everything done through one instance commits together or not at all.
 
     Made by `SqlStateStore.session()`; it is only valid inside that `with` block. Each concept's
-    methods live in their own module (meta, journal, links, work, parked); values in and out are the frozen
+    methods live in their own module (meta, journal, links, work, parked, and bulk:
+    the set-based reads and writes); values in and out are the frozen
     models of engine.state, never rows.
     """
