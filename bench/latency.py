@@ -5,8 +5,9 @@ sample ends when the emulator's copy shows the new value. QuickBooks -> app: the
 `Notes` in QuickBooks (the emulator's control API, as its UI would); the sample ends when the app's
 row shows it. Edits go one every `gap` seconds, each to a different customer, and both sides are
 watched every `WATCH` seconds from outside (the emulator's unmetered control API, the app's table),
-so a sample is exact to about that. The product runs on its default schedule (the app is polled
-every 5 s; QuickBooks changes come by webhook).
+so a sample is exact to about that. The product runs on its default schedule: the app is probed
+every second (and, distributed on PostgreSQL, its outbox triggers' NOTIFY is heard at once, see
+bench.live); QuickBooks changes come by webhook, read at once and coalesced over a 2 s window.
 """
 
 from __future__ import annotations

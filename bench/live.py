@@ -2,6 +2,11 @@
 (`ledgersync worker` processes, `scheduler` and `web` on PostgreSQL and Redis), with the emulator
 delivering webhooks to its receiver, on a world of linked customers (bench.seed).
 
+Distributed, the app is set up the way PostgreSQL is meant to be run: the outbox triggers installed
+(`ledgersync app install-triggers`) and every entity read with `capture: {mode: outbox}`, so the
+scheduler LISTENs for the triggers' NOTIFY (`capture="poll"` keeps the example's polling instead).
+Embedded (SQLite) reads by polling, hurried by the one-second probe.
+
 The benchmark watches from outside: the emulator's control API (not metered, not throttled) and the
 app's own table. Every process started here is stopped on exit (SIGTERM, then SIGKILL).
 """
@@ -17,10 +22,14 @@ from dataclasses import dataclass, field
 
 import httpx
 import sqlalchemy as sa
+import yaml
 
 from bench.seed import seed_customers
 from bench.world import World, world
 from connectors.app.database import make_engine
+from connectors.app.mapping import load_mapping
+from connectors.app.triggers import install
+from examples.invoicing import MAPPING
 
 
 @dataclass
@@ -100,17 +109,44 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
             process.wait(timeout=10)
 
 
+def read_outbox(w: World) -> None:
+    """Install the outbox triggers and switch every entity of the world's mapping to outbox capture.
+
+    Done after seeding (the seed's bulk copies must stay behind the cursors): the first outbox read
+    then reads each table once, every row a duplicate of what is journaled."""
+    data = yaml.safe_load(MAPPING.read_text(encoding="utf-8"))
+    for entity in data["entities"].values():
+        entity["capture"] = {**entity.get("capture", {}), "mode": "outbox"}
+    mapping = w.directory / "mapping-outbox.yaml"
+    mapping.write_text(yaml.safe_dump(data), encoding="utf-8")
+    engine = make_engine(w.app_url)
+    try:
+        install(engine, load_mapping(mapping))
+    finally:
+        engine.dispose()
+    config = w.config.read_text(encoding="utf-8")
+    w.config.write_text(config.replace(f"mapping: {MAPPING}", f"mapping: {mapping}"), encoding="utf-8")
+
+
 @contextlib.contextmanager
 def running(
-    mode: str, customers: int, *, schedule: dict[str, float] | None = None, workers: int = 2
+    mode: str,
+    customers: int,
+    *,
+    schedule: dict[str, float] | None = None,
+    workers: int = 2,
+    capture: str | None = None,
 ) -> Iterator[Live]:
-    """`mode` "embedded" or "distributed", on `customers` linked customers, until the block ends."""
+    """`mode` "embedded" or "distributed", on `customers` linked customers, until the block ends.
+    `capture`: "outbox" (the default when distributed) or "poll" (embedded's)."""
     distributed = mode == "distributed"
     if mode not in ("embedded", "distributed"):
         raise ValueError(f"unknown mode {mode!r}: embedded or distributed")
     backend = "postgres" if distributed else "sqlite"
     with world(backend, schedule=schedule, broker=distributed, webhooks=True) as w:
         pairs = seed_customers(w, customers)
+        if (capture or ("outbox" if distributed else "poll")) == "outbox":
+            read_outbox(w)
         live = Live(w, pairs, mode)
         try:
             if distributed:
