@@ -178,7 +178,7 @@ def world(
     backend: str,
     *,
     emulator: EmulatorConfig | None = None,
-    batch_writes: bool = False,
+    batch_writes: bool = True,
     schedule: dict[str, float] | None = None,
     broker: bool = False,
     webhooks: bool = False,

@@ -18,11 +18,11 @@ from engine.errors import (
     RetriableError,
     VersionConflictError,
 )
-from engine.model import ChangeEvent, EntityType, Operation, Origin, fields_from_json, fields_to_json
+from engine.model import ChangeEvent, EntityType, Operation, Origin, Side, fields_from_json, fields_to_json
 from engine.normalize import normalize_value
 from engine.plan import Op, OpKind, OpStatus
 from engine.ports import Connector, StateStore, StoreSession, WriteResult
-from engine.refs import IdOf, UnlinkedReferenceError, to_side
+from engine.refs import IdOf, UnlinkedReferenceError, refs_in, to_side
 from engine.refusals import open_refusal
 from engine.state import AuditAction, AuditLine, LedgerEntry, Snapshot
 
@@ -91,6 +91,32 @@ def outgoing_op(s: StoreSession, op: Op) -> Op:
     link = s.get_link(op.link_id)
     external_id = link.external_id(op.side) if link else op.external_id
     return op.model_copy(update={"fields": target_fields, "external_id": external_id or op.external_id})
+
+
+def outgoing_ops(s: StoreSession, ops: Sequence[Op]) -> dict[str, Op | UnlinkedReferenceError]:
+    """`outgoing_op` for many ops, by op id, with the links they name read in one statement (two
+    when their references name other links)."""
+    links = s.get_links({op.link_id for op in ops})
+    referenced = {ref_id for op in ops for _, ref_id in refs_in(op.fields)}
+    targets = {**links, **s.get_links(referenced - links.keys())} if referenced else links
+    ready: dict[str, Op | UnlinkedReferenceError] = {}
+    for op in ops:
+
+        def id_of(entity: EntityType, link_id: str, side: Side = op.side) -> str | None:
+            link = targets.get(link_id)
+            return link.external_id(side) if link else None
+
+        try:
+            target_fields = to_side(op.fields, op.side, id_of)
+        except UnlinkedReferenceError as exc:
+            ready[op.op_id] = exc
+            continue
+        link = links.get(op.link_id)
+        external_id = link.external_id(op.side) if link else op.external_id
+        ready[op.op_id] = op.model_copy(
+            update={"fields": target_fields, "external_id": external_id or op.external_id}
+        )
+    return ready
 
 
 def settle_error(
