@@ -6,6 +6,7 @@ A retry after a lost answer finds the stored result and returns it instead of wr
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -29,18 +30,22 @@ def create_table(engine: sa.Engine) -> None:
 
 
 def stored_result(conn: sa.Connection, op_id: str) -> WriteResult | None:
-    row = conn.execute(
-        sa.select(applied_ops.c.entity, applied_ops.c.result).where(applied_ops.c.op_id == op_id)
-    ).first()
-    if row is None:
-        return None
-    data = json.loads(row.result)
-    return WriteResult(
-        external_id=data["external_id"],
-        version=Version.model_validate(data["version"]),
-        fields=fields_from_json(EntityType(row.entity), data["fields"]),
-        deleted=data["deleted"],
-    )
+    return stored_results(conn, [op_id]).get(op_id)
+
+
+def stored_results(conn: sa.Connection, op_ids: Sequence[str]) -> dict[str, WriteResult]:
+    """The results stored for those of `op_ids` that were applied, by op id (one statement)."""
+    c = applied_ops.c
+    found: dict[str, WriteResult] = {}
+    for row in conn.execute(sa.select(c.op_id, c.entity, c.result).where(c.op_id.in_(list(op_ids)))):
+        data = json.loads(row.result)
+        found[row.op_id] = WriteResult(
+            external_id=data["external_id"],
+            version=Version.model_validate(data["version"]),
+            fields=fields_from_json(EntityType(row.entity), data["fields"]),
+            deleted=data["deleted"],
+        )
+    return found
 
 
 def remember(conn: sa.Connection, op_id: str, entity: EntityType, result: WriteResult, now: datetime) -> None:

@@ -171,28 +171,26 @@ class SqlConnector:
         replayed: list[int] = []
         try:
             with transaction(self.engine, write=True) as conn:
-                for i, op in enumerate(ops):
-                    try:
-                        with conn.begin_nested():
-                            results[i] = self.writer.apply(conn, op)
-                    except LedgersyncError as error:
-                        results[i] = error
-                    except exc.SQLAlchemyError as error:
-                        translated = translate(error)
-                        if isinstance(translated, UpstreamUnavailableError):
-                            raise
-                        results[i] = translated
-                    except Exception as error:
-                        if not is_replay(error):
-                            raise
+                for i, outcome in enumerate(self.writer.apply_each(conn, ops)):
+                    if isinstance(outcome, WriteResult | LedgersyncError):
+                        results[i] = outcome
+                    elif is_replay(outcome):
                         replayed.append(i)
+                    elif isinstance(outcome, exc.SQLAlchemyError):
+                        translated = translate(outcome)
+                        if isinstance(translated, UpstreamUnavailableError):
+                            raise translated from outcome
+                        results[i] = translated
+                    else:
+                        raise outcome
         except LedgersyncError as error:
             log.warning("app batch of %d ops not written: %s", len(ops), error)
             return [error] * len(ops)
         if replayed:
             with transaction(self.engine) as conn:
-                for i in replayed:
-                    results[i] = applied.stored_result(conn, ops[i].op_id)
+                stored = applied.stored_results(conn, [ops[i].op_id for i in replayed])
+            for i in replayed:
+                results[i] = stored[ops[i].op_id]
         out: list[WriteResult | LedgersyncError] = []
         for op, result in zip(ops, results, strict=True):
             assert result is not None, f"op {op.op_id} has a result"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -57,23 +57,47 @@ class Writer:
         if done is not None:
             log.debug("op %s already applied in the app database", op.op_id)
             return done
+        result = self._write(conn, op)
+        try:
+            with conn.begin_nested():
+                applied.remember(conn, op.op_id, op.entity, result, self.clock.now())
+        except exc.IntegrityError as error:
+            raise _AlreadyAppliedError(op.op_id) from error
+        return result
+
+    def apply_each(self, conn: sa.Connection, ops: Sequence[Op]) -> list[WriteResult | Exception]:
+        """Apply many ops on `conn` (an open write transaction), each in a savepoint of its own: an op
+        the app refuses rolls back alone and its error takes its place. Results stored already (a
+        replay) are read in one statement; an op another transaction records meanwhile comes back as
+        the replay error (`is_replay`)."""
+        done = applied.stored_results(conn, [op.op_id for op in ops])
+        out: list[WriteResult | Exception] = []
+        for op in ops:
+            if op.op_id in done:
+                out.append(done[op.op_id])
+                continue
+            try:
+                with conn.begin_nested():
+                    result = self._write(conn, op)
+                    try:
+                        applied.remember(conn, op.op_id, op.entity, result, self.clock.now())
+                    except exc.IntegrityError as error:
+                        raise _AlreadyAppliedError(op.op_id) from error
+                out.append(result)
+            except Exception as error:  # the caller sorts them: ours, the database's, a replay
+                out.append(error)
+        return out
+
+    def _write(self, conn: sa.Connection, op: Op) -> WriteResult:
         if op.side is not Side.APP:
             raise ConfigurationError(f"op {op.op_id} is for the {op.side} side, this connector is the app")
         layout = self.layouts.get(op.entity)
         if layout is None:
             raise RecordRejectedError(f"the mapping has no {op.entity}", code="unmapped")
         now = self.clock.now()
-        result = (
-            self._create(conn, layout, op, now)
-            if op.kind is OpKind.CREATE
-            else self._change(conn, layout, op, now)
-        )
-        try:
-            with conn.begin_nested():
-                applied.remember(conn, op.op_id, op.entity, result, now)
-        except exc.IntegrityError as error:
-            raise _AlreadyAppliedError(op.op_id) from error
-        return result
+        if op.kind is OpKind.CREATE:
+            return self._create(conn, layout, op, now)
+        return self._change(conn, layout, op, now)
 
     # kinds
 

@@ -143,3 +143,39 @@ def test_the_edit_command_changes_a_record_as_a_user_and_deletes_with_a_tombston
         gone = connector.fetch(EntityType.INVOICE, "2")
     assert gone.operation is Operation.DELETE
     assert gone.version.seq == 2
+
+
+def test_many_ops_in_one_transaction_each_refused_alone_and_replayed_once(example_db: AppDb) -> None:
+    with example_db.connector() as connector:
+        before = {i: connector.fetch(CUSTOMER, i) for i in ("1", "2")}
+        good = [
+            op(
+                OpKind.UPDATE,
+                CUSTOMER,
+                {"notes": f"batch {i}"},
+                external_id=i,
+                expected_seq=before[i].version.seq,
+            )
+            for i in ("1", "2")
+        ]
+        # The database refuses one (a foreign key), the mapping another (too many address lines), a
+        # third is stale: each gets its own error and the two good ones are written.
+        refused = op(OpKind.DELETE, EntityType.INVOICE, external_id="1")
+        too_long = op(
+            OpKind.UPDATE, CUSTOMER, {"billing_address": {"lines": ["a", "b", "c"]}}, external_id="3"
+        )
+        stale = op(OpKind.UPDATE, CUSTOMER, {"notes": "old"}, external_id="1", expected_seq=0)
+        results = connector.write_many([good[0], refused, too_long, stale, good[1]])
+        assert [type(r).__name__ for r in results] == [
+            "WriteResult",
+            "RecordRejectedError",
+            "RecordRejectedError",
+            "VersionConflictError",
+            "WriteResult",
+        ]
+        assert connector.fetch(CUSTOMER, "1").fields["notes"] == "batch 1"
+        assert connector.fetch(EntityType.INVOICE, "1").operation is Operation.UPSERT
+        # The same ops again (an answer lost): their stored results, nothing written twice.
+        again = connector.write_many(good)
+        assert again == [results[0], results[4]]
+        assert connector.fetch(CUSTOMER, "2").version == results[4].version  # type: ignore[union-attr]
