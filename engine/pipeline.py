@@ -11,19 +11,35 @@ thread: the calling thread claims each batch's ops, reads them all in one transa
 each batch as its answer comes back (its successes in one transaction) while the others are still in
 flight. The connector's rate budget decides when each request may start, so the pipeline never
 outruns the other side's limits. Every other connector (the app side) gets one op at a time.
+
+A writer that reports its budget (a PacedWriter: QuickBooks) is fed by what the budget has room for
+(`_send_paced`): a batch while the minute still allows batches, and once they are spent, single
+writes taken off the least full batch, sent as spare calls (they leave the minute's next batches
+their requests), so the minute is filled: 40 batches of 30 plus 460 single writes, not 40 batches.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
+import time
+from collections import Counter, defaultdict, deque
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from contextlib import ExitStack
 from functools import cache
 
 from engine.apply import Applied, Outcome, apply_op
-from engine.apply_batch import Batch, Result, batch_groups, prepare, record, send
+from engine.apply_batch import (
+    Batch,
+    PacedWriter,
+    Result,
+    batch_groups,
+    paced,
+    prepare,
+    record,
+    record_many,
+    send,
+)
 from engine.model import DEPENDS_ON, EntityType, Side
 from engine.plan import OpStatus
 from engine.ports import BatchWriter, Clock, Connector, StateStore, batch_writer
@@ -34,6 +50,10 @@ log = logging.getLogger(__name__)
 #: Requests sent at once to one batch-writing side: QuickBooks' 10 in flight per company (its rate
 #: budget enforces the limit across every worker; this is what one pass asks for).
 IN_FLIGHT = 10
+#: How soon a paced pipeline looks at its budget again while requests could start but did not.
+LOOK_AGAIN_SECONDS = 0.01
+#: The longest it sleeps on the budget's word before looking again (its room ignores what is starting).
+LOOK_AT_MOST_SECONDS = 0.25
 
 
 @cache
@@ -99,7 +119,10 @@ def apply_wave(
             claimed.append([op_id for op_id in group if op_id in held])
         batches, settled = prepare(store, [g for g in claimed if g], clock.now())
         outcomes.update(settled)
-        if batches:
+        pacer = paced(writer)
+        if batches and pacer is not None:
+            outcomes.update(_send_paced(store, pacer, batches, clock, in_flight))
+        elif batches:
             outcomes.update(_send_all(store, writer, batches, clock, in_flight))
     ordered = [r.op.op_id for r in records]
     return [outcomes.get(op_id, Applied(Outcome.SKIPPED)) for op_id in ordered]
@@ -125,3 +148,71 @@ def _send_all(
     if failure is not None:
         raise failure
     return outcomes
+
+
+def _send_paced(
+    store: StateStore, writer: PacedWriter, batches: Sequence[Batch], clock: Clock, in_flight: int
+) -> dict[str, Applied]:
+    """Send `batches` as the writer's budget has room: a batch while the minute allows one, else one
+    op of the least full batch as a spare single write; up to `in_flight` at once. What came back
+    together is recorded together (one transaction for its successes)."""
+    queue = deque(batches)
+    running: dict[Future[list[Result]], Batch] = {}
+    outcomes: dict[str, Applied] = {}
+    failure: BaseException | None = None
+    with ThreadPoolExecutor(max_workers=max(1, in_flight), thread_name_prefix="send") as pool:
+        while queue or running:
+            timeout: float | None = None
+            if queue and len(running) < in_flight:
+                started, wait_for = _start_paced(pool, writer, queue, running, in_flight)
+                if queue and len(running) < in_flight:
+                    later = min(wait_for, LOOK_AT_MOST_SECONDS)
+                    timeout = LOOK_AGAIN_SECONDS if started else max(later, LOOK_AGAIN_SECONDS)
+            if not running:
+                time.sleep(timeout or LOOK_AGAIN_SECONDS)
+                continue
+            done, _ = wait(running, timeout=timeout, return_when=FIRST_COMPLETED)
+            answered: list[tuple[Batch, list[Result]]] = []
+            for future in done:
+                batch = running.pop(future)
+                try:
+                    answered.append((batch, future.result()))
+                except Exception as exc:  # a bug in the connector: record the others, then raise it
+                    log.exception("a request of %d op(s) failed outside the connector errors", len(batch.ops))
+                    failure = failure or exc
+            if answered:
+                outcomes.update(record_many(store, writer, answered, clock.now()))
+    if failure is not None:
+        raise failure
+    return outcomes
+
+
+def _start_paced(
+    pool: ThreadPoolExecutor,
+    writer: PacedWriter,
+    queue: deque[Batch],
+    running: dict[Future[list[Result]], Batch],
+    in_flight: int,
+) -> tuple[int, float]:
+    """Start what the budget has room for now; (requests started, seconds until room when none)."""
+    batches, spares, wait_for = writer.room()
+    started = 0
+    while queue and len(running) < in_flight:
+        head = queue[0]
+        if head.as_batch and batches > 0:
+            queue.popleft()
+            running[pool.submit(send, writer, head)] = head
+            batches -= 1
+        elif spares > 0 and not queue[-1].replay:
+            last = queue.pop()
+            if last.as_batch:
+                rest, single = last.without_last()
+                queue.append(rest)
+            else:
+                single = last
+            running[pool.submit(send, writer, single, spare=True)] = single
+            spares -= 1
+        else:
+            break
+        started += 1
+    return started, wait_for

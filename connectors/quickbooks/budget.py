@@ -1,6 +1,11 @@
 """The per-realm rate budget every worker shares: requests and batches per minute, requests per second,
 calls in flight, the wait after a 429, and the month's metered (CorePlus) reads.
 
+A *spare* call (a single write sent to fill the minute once its batches are spent) starts only while
+the minute's other requests stay under R - B (460 of 500): the room left is the batches', so single
+writes never take the requests the next batches need. `room` says, without taking anything, how many
+batches and spare calls could start now, so a pipeline can choose what to send.
+
 Two implementations of one Protocol: `MemoryRateBudget` for the embedded single-process mode (threads)
 and `RedisRateBudget` for many workers. Both take a clock and a sleep, so tests need not wait.
 """
@@ -15,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import redis
 from pydantic import SecretStr
@@ -38,10 +43,28 @@ class MeteredRead(StrEnum):
     BATCH = "batch"
 
 
+class Room(NamedTuple):
+    """What could start now by the per-minute windows (in-flight and per-second limits aside)."""
+
+    #: Batch requests.
+    batches: int
+    #: Spare calls: single writes that leave the minute's remaining batches their requests.
+    spares: int
+    #: When both are 0: seconds until one of them may start (else 0).
+    wait: float
+
+
 class RateBudget(Protocol):
-    def acquire(self, realm_id: str, *, batch: bool = False) -> AbstractContextManager[None]:
-        """Block until a call may start (per-minute, batch and in-flight limits, 429 penalty);
+    def acquire(
+        self, realm_id: str, *, batch: bool = False, spare: bool = False
+    ) -> AbstractContextManager[None]:
+        """Block until a call may start (per-minute, batch and in-flight limits, 429 penalty; a
+        `spare` call also waits while the minute's non-batch requests would eat the batches' room);
         the call stays in flight until the block exits."""
+        ...
+
+    def room(self, realm_id: str) -> Room:
+        """How many batches and spare calls could start now; takes nothing."""
         ...
 
     def penalize(self, realm_id: str, seconds: float) -> None:
@@ -59,6 +82,34 @@ class RateBudget(Protocol):
 
 def month_of(epoch_seconds: float) -> str:
     return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m")
+
+
+def spare_cap(settings: QboSettings) -> int | None:
+    """The most non-batch requests a minute may hold for a spare call to start (R - B); None when
+    batches have no limit of their own below the requests' (nothing to leave room for)."""
+    cap = settings.requests_per_minute - settings.batch_requests_per_minute
+    return cap if cap > 0 else None
+
+
+def room_of(
+    settings: QboSettings,
+    requests: int,
+    batches: int,
+    oldest: float | None,
+    oldest_batch: float | None,
+    now: float,
+) -> Room:
+    """`Room` from a realm's windows: `requests` (batches included) and `batches` in the last minute,
+    the start times of the oldest of each (None when empty)."""
+    s = settings
+    free = s.requests_per_minute - requests
+    batch_room = max(0, min(s.batch_requests_per_minute - batches, free))
+    cap = spare_cap(s)
+    spare_room = max(0, free if cap is None else min(free, cap - (requests - batches)))
+    if batch_room or spare_room:
+        return Room(batch_room, spare_room, 0.0)
+    frees = [t + s.minute_seconds - now for t in (oldest, oldest_batch) if t is not None]
+    return Room(0, 0, max(min(frees, default=s.minute_seconds), 0.001))
 
 
 def _with_total(counts: dict[str, int]) -> dict[str, int]:
@@ -95,8 +146,8 @@ class MemoryRateBudget:
         self._metered: dict[tuple[str, str], dict[str, int]] = {}
 
     @contextmanager
-    def _slot(self, realm_id: str, batch: bool) -> Iterator[None]:
-        while (wait := self._try_take(realm_id, batch)) > 0:
+    def _slot(self, realm_id: str, batch: bool, spare: bool) -> Iterator[None]:
+        while (wait := self._try_take(realm_id, batch, spare)) > 0:
             self._sleep(wait)
         try:
             yield
@@ -104,29 +155,55 @@ class MemoryRateBudget:
             with self._lock:
                 self._realms[realm_id].in_flight -= 1
 
-    def acquire(self, realm_id: str, *, batch: bool = False) -> AbstractContextManager[None]:
-        return self._slot(realm_id, batch)
+    def acquire(
+        self, realm_id: str, *, batch: bool = False, spare: bool = False
+    ) -> AbstractContextManager[None]:
+        return self._slot(realm_id, batch, spare and not batch)
 
-    def _try_take(self, realm_id: str, batch: bool) -> float:
+    def room(self, realm_id: str) -> Room:
+        now = self._clock()
+        with self._lock:
+            state = self._pruned(realm_id, now)
+            if state.penalty_until > now:
+                return Room(0, 0, state.penalty_until - now)
+            return room_of(
+                self.settings,
+                len(state.requests),
+                len(state.batches),
+                state.requests[0] if state.requests else None,
+                state.batches[0] if state.batches else None,
+                now,
+            )
+
+    def _pruned(self, realm_id: str, now: float) -> _RealmState:
+        """The realm's state with what left its windows dropped (the lock held)."""
+        s = self.settings
+        state = self._realms.setdefault(realm_id, _RealmState())
+        for window, span in (
+            (state.requests, s.minute_seconds),
+            (state.batches, s.minute_seconds),
+            (state.recent, s.minute_seconds / 60.0),
+        ):
+            while window and window[0] <= now - span:
+                window.popleft()
+        return state
+
+    def _try_take(self, realm_id: str, batch: bool, spare: bool) -> float:
         """0 when a slot was taken, else the seconds to wait before trying again."""
         s = self.settings
         now = self._clock()
         with self._lock:
-            state = self._realms.setdefault(realm_id, _RealmState())
+            state = self._pruned(realm_id, now)
             second = s.minute_seconds / 60.0
-            for window, span in (
-                (state.requests, s.minute_seconds),
-                (state.batches, s.minute_seconds),
-                (state.recent, second),
-            ):
-                while window and window[0] <= now - span:
-                    window.popleft()
             if state.penalty_until > now:
                 return state.penalty_until - now
             if len(state.requests) >= s.requests_per_minute:
                 return state.requests[0] + s.minute_seconds - now
             if batch and len(state.batches) >= s.batch_requests_per_minute:
                 return state.batches[0] + s.minute_seconds - now
+            cap = spare_cap(s)
+            if spare and cap is not None and len(state.requests) - len(state.batches) >= cap:
+                return state.requests[0] + s.minute_seconds - now
             if s.requests_per_second is not None and len(state.recent) >= s.requests_per_second:
                 return state.recent[0] + second - now
             if state.in_flight >= s.max_in_flight:
@@ -155,7 +232,7 @@ class MemoryRateBudget:
 
 # KEYS: requests zset, batches zset, in-flight zset, penalty key, last-second zset.
 # ARGV: now, minute, per-minute limit, batch limit, in-flight limit, is batch, member, lease, poll,
-# per-second limit (0: none), second.
+# per-second limit (0: none), second, spare cap (0: not a spare call).
 # Returns "0" when the slot was taken, else the seconds to wait (a string: Lua numbers become integers).
 _TAKE = """
 local now = tonumber(ARGV[1])
@@ -175,6 +252,11 @@ if ARGV[6] == '1' and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then
   local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
   return tostring(tonumber(oldest[2]) + minute - now)
 end
+local cap = tonumber(ARGV[12])
+if cap > 0 and redis.call('ZCARD', KEYS[1]) - redis.call('ZCARD', KEYS[2]) >= cap then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return tostring(tonumber(oldest[2]) + minute - now)
+end
 local per_second = tonumber(ARGV[10])
 if per_second > 0 and redis.call('ZCARD', KEYS[5]) >= per_second then
   local oldest = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
@@ -192,6 +274,18 @@ end
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[8]), ARGV[7])
 redis.call('PEXPIRE', KEYS[3], math.ceil(tonumber(ARGV[8]) * 1000))
 return '0'
+"""
+
+# KEYS: requests zset, batches zset, penalty key. ARGV: now, minute.
+# Returns {requests, batches, oldest request, oldest batch, penalty}, times as strings ('' when none).
+_ROOM = """
+local now = tonumber(ARGV[1])
+local since = '(' .. tostring(now - tonumber(ARGV[2]))
+local requests = redis.call('ZCOUNT', KEYS[1], since, '+inf')
+local batches = redis.call('ZCOUNT', KEYS[2], since, '+inf')
+local oldest = redis.call('ZRANGEBYSCORE', KEYS[1], since, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+local oldest_batch = redis.call('ZRANGEBYSCORE', KEYS[2], since, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+return {requests, batches, oldest[2] or '', oldest_batch[2] or '', redis.call('GET', KEYS[3]) or ''}
 """
 
 _PENALIZE = """
@@ -226,25 +320,44 @@ class RedisRateBudget:
         self._clock = clock
         self._sleep = sleep
         self._take = client.register_script(_TAKE)
+        self._room = client.register_script(_ROOM)
         self._penalize = client.register_script(_PENALIZE)
 
     def _key(self, realm_id: str, name: str) -> str:
         return f"{self._prefix}:{realm_id}:{name}"
 
     @contextmanager
-    def _slot(self, realm_id: str, batch: bool) -> Iterator[None]:
+    def _slot(self, realm_id: str, batch: bool, spare: bool) -> Iterator[None]:
         member = uuid.uuid4().hex
-        while (wait := self._try_take(realm_id, batch, member)) > 0:
+        while (wait := self._try_take(realm_id, batch, spare, member)) > 0:
             self._sleep(wait)
         try:
             yield
         finally:
             self._redis.zrem(self._key(realm_id, "inflight"), member)
 
-    def acquire(self, realm_id: str, *, batch: bool = False) -> AbstractContextManager[None]:
-        return self._slot(realm_id, batch)
+    def acquire(
+        self, realm_id: str, *, batch: bool = False, spare: bool = False
+    ) -> AbstractContextManager[None]:
+        return self._slot(realm_id, batch, spare and not batch)
 
-    def _try_take(self, realm_id: str, batch: bool, member: str) -> float:
+    def room(self, realm_id: str) -> Room:
+        now = self._clock()
+        keys = [self._key(realm_id, n) for n in ("requests", "batches", "penalty")]
+        requests, batches, oldest, oldest_batch, penalty = self._room(
+            keys=keys, args=[repr(now), repr(self.settings.minute_seconds)]
+        )
+
+        def stamp(value: bytes | str) -> float | None:
+            text = value.decode() if isinstance(value, bytes) else value
+            return float(text) if text else None
+
+        held = stamp(penalty)
+        if held is not None and held > now:
+            return Room(0, 0, held - now)
+        return room_of(self.settings, int(requests), int(batches), stamp(oldest), stamp(oldest_batch), now)
+
+    def _try_take(self, realm_id: str, batch: bool, spare: bool, member: str) -> float:
         s = self.settings
         keys = [self._key(realm_id, n) for n in ("requests", "batches", "inflight", "penalty", "second")]
         args: list[str | int | float] = [
@@ -259,6 +372,7 @@ class RedisRateBudget:
             repr(IN_FLIGHT_POLL_SECONDS),
             s.requests_per_second or 0,
             repr(s.minute_seconds / 60.0),
+            (spare_cap(s) or 0) if spare else 0,
         ]
         answer = self._take(keys=keys, args=args)
         return float(answer.decode() if isinstance(answer, bytes) else answer)

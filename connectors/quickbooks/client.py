@@ -4,6 +4,8 @@ the shared rate budget, `requestid` on every write, and faults mapped through `f
 Retries inside one call: once after a 401 (a refreshed token), a bounded number of times after a 429
 (the budget holds the whole realm meanwhile) and after 5xx or timeouts (exponential backoff with jitter,
 the same requestid, so QuickBooks replays a write it already committed instead of doing it twice).
+
+Calls made inside `spare()` are spare for the rate budget: they leave the minute's batches their room.
 """
 
 from __future__ import annotations
@@ -11,14 +13,16 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from connectors.quickbooks import faults
-from connectors.quickbooks.budget import MeteredRead, RateBudget
+from connectors.quickbooks.budget import MeteredRead, RateBudget, Room
 from connectors.quickbooks.settings import QboSettings
 from connectors.quickbooks.tokens import TokenCustodian
 from engine.errors import (
@@ -35,6 +39,8 @@ REQUEST_ID_MAX = 50
 BATCH_REQUEST_ID_MAX = 36
 #: Entities voided with `operation=update&include=void` rather than `operation=void`.
 _VOID_BY_UPDATE = frozenset({"Payment", "SalesReceipt", "BillPayment"})
+#: Whether this thread's calls are spare (see `QboClient.spare`).
+_SPARE: ContextVar[bool] = ContextVar("qbo_spare_calls", default=False)
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rand: Callable[[], float] = random.random) -> float:
@@ -75,6 +81,22 @@ class QboClient:
     @property
     def company_url(self) -> str:
         return f"{self.settings.api_base}/company/{self.realm_id}"
+
+    # pacing
+
+    def room(self) -> Room:
+        """What the realm's budget would let start now (batches, spare calls); takes nothing."""
+        return self.budget.room(self.realm_id)
+
+    @contextmanager
+    def spare(self) -> Iterator[None]:
+        """Within the block, this thread's calls are spare: single writes that fill the minute once
+        its batches are spent, never taking the requests the minute's remaining batches need."""
+        token = _SPARE.set(True)
+        try:
+            yield
+        finally:
+            _SPARE.reset(token)
 
     # reads (metered)
 
@@ -219,9 +241,10 @@ class QboClient:
         refreshed = False
         throttled = 0
         failures = 0
+        spare = _SPARE.get() and not is_batch
         while True:
             try:
-                with self.budget.acquire(self.realm_id, batch=is_batch):
+                with self.budget.acquire(self.realm_id, batch=is_batch, spare=spare):
                     response = self.http.request(
                         method,
                         self.company_url + path,

@@ -129,6 +129,17 @@ class QboConnector:
         """Any writes that do not depend on each other, in /batch requests; see `sync.batch`."""
         return self._batches.write_many(ops)
 
+    # pacing (engine.apply_batch.PacedWriter): the pipeline fills the minute once its batches are spent
+
+    def room(self) -> tuple[int, int, float]:
+        """(batches, spare single writes, wait) the rate budget would let start now."""
+        return self.client.room()
+
+    def write_spare(self, op: Op) -> WriteResult:
+        """`write`, as a spare call: it leaves the minute's remaining batches their requests."""
+        with self.client.spare():
+            return self._writes.write(op)
+
     # for the webhook inbox
 
     def read_notified(self, ids: Mapping[EntityType, set[str]], since: datetime | None) -> list[ChangeEvent]:

@@ -91,6 +91,46 @@ def test_batch_requests_have_their_own_per_minute_cap_and_count_toward_the_total
     assert sum(clock.sleeps) == pytest.approx(60.0)
 
 
+def test_spare_calls_leave_the_minutes_remaining_batches_their_requests(make_budget: BudgetFactory):
+    clock = FakeTime(1_800_000_000.0)
+    limits = settings(requests_per_minute=10, batch_requests_per_minute=3, requests_per_second=None)
+    budget = make_budget(limits, clock=clock, sleep=clock.sleep)
+    assert budget.room(REALM) == (3, 7, 0.0)
+    for _ in range(7):  # R - B = 7 spare calls, then the 8th waits for the first to leave the window
+        with budget.acquire(REALM, spare=True):
+            pass
+    assert clock.sleeps == []
+    assert budget.room(REALM) == (3, 0, 0.0)
+    take(budget, 3, batch=True)  # the three batches still go, at once
+    assert clock.sleeps == []
+    batches, spares, wait = budget.room(REALM)
+    assert (batches, spares) == (0, 0) and wait == pytest.approx(60.0)
+    clock.now += 30.0
+    assert budget.room(REALM)[2] == pytest.approx(30.0)
+    with budget.acquire(REALM, spare=True):
+        pass
+    assert sum(clock.sleeps) == pytest.approx(30.0)
+    # a call that is not spare is not held back for the batches: all ten requests go
+    other = "other-realm"
+    for _ in range(10):
+        with budget.acquire(other):
+            pass
+    assert sum(clock.sleeps) == pytest.approx(30.0)
+    assert budget.room(other)[:2] == (0, 0)
+
+
+def test_room_reports_a_penalty_and_takes_nothing(make_budget: BudgetFactory):
+    clock = FakeTime(1_800_000_000.0)
+    budget = make_budget(
+        settings(requests_per_minute=5, batch_requests_per_minute=2), clock=clock, sleep=clock.sleep
+    )
+    for _ in range(20):
+        budget.room(REALM)
+    assert budget.room(REALM) == (2, 3, 0.0)
+    budget.penalize(REALM, 12.0)
+    assert budget.room(REALM) == (0, 0, pytest.approx(12.0))
+
+
 def test_no_more_than_ten_requests_start_in_any_second_of_the_minute(make_budget: BudgetFactory):
     clock = FakeTime(1_800_000_000.0)
     budget = make_budget(settings(minute_seconds=6.0), clock=clock, sleep=clock.sleep)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.apply_batch import batch_groups, batch_key
+from engine.apply_batch import batch_groups, batch_key, paced
 from engine.clock import FakeClock
 from engine.errors import LedgersyncError, RecordRejectedError, UpstreamUnavailableError
 from engine.fakes.connector import FakeConnector
@@ -157,3 +157,70 @@ def test_a_lone_create_is_written_singly_not_as_a_metered_batch_of_one(wired: Wi
     app.create(C, {"display_name": "Only One", "email": "one@example.test"})
     runner.run_until_quiet()
     assert quickbooks.batches == [] and len(quickbooks.all(C)) == 1
+
+
+class PacedFake(BatchingFake):
+    """A BatchingFake with a budget to report: `batches` batch requests, then single writes only."""
+
+    def __init__(self, clock: FakeClock, batch_size: int, batches: int) -> None:
+        super().__init__(clock, batch_size)
+        self.batches_left = batches
+        self.spares: list[str] = []
+        self.plain: list[str] = []
+
+    def room(self) -> tuple[int, int, float]:
+        return (self.batches_left, 100, 0.0)
+
+    def write_many(self, ops: Sequence[Op]) -> list[WriteResult | LedgersyncError]:
+        assert self.batches_left > 0, "a batch was sent with no batch left in the minute"
+        self.batches_left -= 1
+        return super().write_many(ops)
+
+    def write_spare(self, op: Op) -> WriteResult:
+        self.spares.append(op.op_id)
+        return self.write(op)
+
+
+def test_a_paced_writer_gets_batches_while_the_minute_allows_them_then_spare_single_writes(
+    tmp_path: Path, clock: FakeClock, store_backend: str
+) -> None:
+    with fresh_store(store_backend, tmp_path) as store:
+        app = FakeConnector(Side.APP, "default", clock)
+        quickbooks = PacedFake(clock, batch_size=3, batches=2)
+        assert paced(quickbooks) is not None and paced(BatchingFake(clock, 3)) is None
+        runner = Runner(
+            store, {Side.APP: app, Side.QUICKBOOKS: quickbooks}, PolicySet.default(), clock, "default"
+        )
+        seed(app, extra=8)  # 12 customers and items, then an invoice
+        stats = runner.run_until_quiet()
+        assert [len(b) for b in quickbooks.batches] == [3, 3], "two batches, all the minute allowed"
+        assert len(quickbooks.spares) == 12 - 6 + 1, "the other names and the invoice went singly, as spares"
+        assert (
+            len(quickbooks.all(C)) == 10 and len(quickbooks.all(ITEM)) == 2 and len(quickbooks.all(INV)) == 1
+        )
+        assert quickbooks.writes == 13, "each record written once"
+        assert stats.outcomes == {"applied": 13 + 1}
+        assert runner.run_until_quiet().applied == 0
+
+
+def test_a_lost_batch_is_never_split_into_single_writes(
+    tmp_path: Path, clock: FakeClock, store_backend: str
+) -> None:
+    with fresh_store(store_backend, tmp_path) as store:
+        app = FakeConnector(Side.APP, "default", clock)
+        quickbooks = PacedFake(clock, batch_size=3, batches=1)
+        runner = Runner(
+            store, {Side.APP: app, Side.QUICKBOOKS: quickbooks}, PolicySet.default(), clock, "default"
+        )
+        seed(app, extra=1)
+        quickbooks.lose_batches = 1
+        runner.run_once()
+        lost = quickbooks.batches[0]
+        assert not set(lost) & set(quickbooks.spares)
+        quickbooks.batches_left = 1
+        runner.run_until_quiet()
+        assert sorted(quickbooks.batches[1]) == sorted(lost), "sent again whole, as the same batch"
+        assert not set(lost) & set(quickbooks.spares)
+        assert (
+            len(quickbooks.all(C)) == 3 and len(quickbooks.all(ITEM)) == 2 and len(quickbooks.all(INV)) == 1
+        )
