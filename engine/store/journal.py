@@ -8,10 +8,11 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from engine.model import ChangeEvent, EntityType, Side
-from engine.state import AppendResult, InboxEntry, JournalEntry, JournalStatus, RecordKey
+from engine.state import AppendResult, InboxEntry, JournalEntry, JournalStatus, Processed, RecordKey
 from engine.store import rows
 from engine.store import tables as t
-from engine.store.base import SessionBase, record_filter
+from engine.store.base import record_filter
+from engine.store.bulk import BulkMixin
 from engine.store.errors import NotStoredError
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ def _context(event: ChangeEvent) -> dict[str, object]:
     }
 
 
-class JournalMixin(SessionBase):
+class JournalMixin(BulkMixin):
     def append_event(self, event: ChangeEvent, now: datetime, *, processed: bool = False) -> AppendResult:
         """Journal one event, keyed by (connection, side, entity, external id, version seq).
 
@@ -101,15 +102,7 @@ class JournalMixin(SessionBase):
 
     def mark_processed(self, key: RecordKey, up_to_seq: int) -> None:
         """The record's new entries with seq <= up_to_seq become processed (stale ones stay stale)."""
-        self._conn.execute(
-            sa.update(t.journal)
-            .where(
-                record_filter(t.journal, key),
-                t.journal.c.seq <= up_to_seq,
-                t.journal.c.status == JournalStatus.NEW.value,
-            )
-            .values(status=JournalStatus.PROCESSED.value)
-        )
+        self.mark_processed_many([Processed(key, up_to_seq)])
 
     def inbox_add(self, body: bytes, now: datetime) -> int:
         """Store a raw webhook body (unprocessed) and return its id."""

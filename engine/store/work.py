@@ -15,11 +15,11 @@ from engine.plan import FieldConflict, Op, OpStatus
 from engine.state import Conflict, ConflictStatus, LedgerEntry, OpRecord
 from engine.store import rows
 from engine.store import tables as t
-from engine.store.base import SessionBase
+from engine.store.bulk import BulkMixin
 from engine.store.errors import NotStoredError
 
 
-class WorkMixin(SessionBase):
+class WorkMixin(BulkMixin):
     # ops
 
     def add_op(self, op: Op, now: datetime) -> None:
@@ -77,32 +77,13 @@ class WorkMixin(SessionBase):
 
     def record_write(self, entry: LedgerEntry) -> None:
         """Remember a version our own write produced; recording the same version again is a no-op."""
-        insert = self._insert(t.ledger).values(
-            connection=entry.connection,
-            side=entry.side.value,
-            entity=entry.entity.value,
-            external_id=entry.external_id,
-            seq=entry.seq,
-            # Stored as {field: value}; a plain list of names is read back too (older rows).
-            fields={name: entry.values.get(name) for name in sorted(entry.fields)},
-        )
-        self._conn.execute(insert.on_conflict_do_nothing())
+        self.record_writes([entry])
 
     def ledger_for(
         self, connection: str, side: Side, entity: EntityType, external_id: str
     ) -> list[LedgerEntry]:
         """The versions our writes produced for one record, lowest seq first."""
-        statement = (
-            sa.select(t.ledger)
-            .where(
-                t.ledger.c.connection == connection,
-                t.ledger.c.side == side.value,
-                t.ledger.c.entity == entity.value,
-                t.ledger.c.external_id == external_id,
-            )
-            .order_by(t.ledger.c.seq)
-        )
-        return [rows.to_ledger_entry(r) for r in self._all(statement)]
+        return self.ledger_of_records(connection, entity, side, [external_id]).get(external_id, [])
 
     # conflicts
 
