@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol, cast
 
-from engine.apply import Applied, Outcome, outgoing_op, record_success, record_successes, settle_error
+from engine.apply import Applied, Outcome, outgoing_ops, record_success, record_successes, settle_error
 from engine.errors import LedgersyncError, RetriableError
 from engine.plan import Op, OpStatus
 from engine.ports import BatchWriter, StateStore, WriteResult
@@ -89,24 +89,27 @@ def prepare(
     batches: list[Batch] = []
     settled: dict[str, Applied] = {}
     with store.session() as s:
+        # Every op and every link the ops name, in a few statements for all the groups.
+        stored = s.ops_by_id([op_id for group in groups for op_id in group])
+        pending = [r for r in stored.values() if r.status is OpStatus.PENDING]
+        ready = outgoing_ops(s, [r.op for r in pending])
         for group in groups:
             ops: list[Op] = []
             outgoing: list[Op] = []
             replay = False
             for op_id in group:
-                record = s.get_op(op_id)
+                record = stored.get(op_id)
                 if record is None or record.status is not OpStatus.PENDING:
                     settled[op_id] = Applied(Outcome.SKIPPED)
                     continue
-                try:
-                    ready = outgoing_op(s, record.op)
-                except UnlinkedReferenceError as exc:
-                    s.set_op_status(op_id, OpStatus.PENDING, now, error=str(exc))
+                out = ready[op_id]
+                if isinstance(out, UnlinkedReferenceError):
+                    s.set_op_status(op_id, OpStatus.PENDING, now, error=str(out))
                     settled[op_id] = Applied(Outcome.RETRY)
                     continue
                 replay = replay or replays_a_batch(record)
                 ops.append(record.op)
-                outgoing.append(ready)
+                outgoing.append(out)
             if ops:
                 batches.append(Batch(tuple(ops), tuple(outgoing), len(ops) > 1 or replay, replay))
     return batches, settled

@@ -21,10 +21,12 @@ their requests), so the minute is filled: 40 batches of 30 plus 460 single write
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import ExitStack
 from functools import cache
 
@@ -50,9 +52,9 @@ log = logging.getLogger(__name__)
 #: Requests sent at once to one batch-writing side: QuickBooks' 10 in flight per company (its rate
 #: budget enforces the limit across every worker; this is what one pass asks for).
 IN_FLIGHT = 10
-#: How soon a paced pipeline looks at its budget again while requests could start but did not.
-LOOK_AGAIN_SECONDS = 0.01
-#: The longest it sleeps on the budget's word before looking again (its room ignores what is starting).
+#: How soon a paced sender looks at the budget again when it had no room.
+LOOK_AGAIN_SECONDS = 0.005
+#: The longest it sleeps on the budget's word before looking again.
 LOOK_AT_MOST_SECONDS = 0.25
 
 
@@ -150,69 +152,88 @@ def _send_all(
     return outcomes
 
 
+#: What a sender hands back: the request and its results, or the exception a connector bug raised.
+_Answer = tuple[Batch, list[Result] | Exception]
+
+
 def _send_paced(
     store: StateStore, writer: PacedWriter, batches: Sequence[Batch], clock: Clock, in_flight: int
 ) -> dict[str, Applied]:
-    """Send `batches` as the writer's budget has room: a batch while the minute allows one, else one
-    op of the least full batch as a spare single write; up to `in_flight` at once. What came back
-    together is recorded together (one transaction for its successes)."""
-    queue = deque(batches)
-    running: dict[Future[list[Result]], Batch] = {}
+    """Send `batches` as the writer's budget has room, from `in_flight` sender threads that each take
+    their next request from one `_Feed`; this thread records what comes back, all that came back
+    together in one transaction, while the senders go on."""
+    feed = _Feed(writer, batches)
+    answers: queue.SimpleQueue[_Answer | None] = queue.SimpleQueue()
     outcomes: dict[str, Applied] = {}
     failure: BaseException | None = None
-    with ThreadPoolExecutor(max_workers=max(1, in_flight), thread_name_prefix="send") as pool:
-        while queue or running:
-            timeout: float | None = None
-            if queue and len(running) < in_flight:
-                started, wait_for = _start_paced(pool, writer, queue, running, in_flight)
-                if queue and len(running) < in_flight:
-                    later = min(wait_for, LOOK_AT_MOST_SECONDS)
-                    timeout = LOOK_AGAIN_SECONDS if started else max(later, LOOK_AGAIN_SECONDS)
-            if not running:
-                time.sleep(timeout or LOOK_AGAIN_SECONDS)
-                continue
-            done, _ = wait(running, timeout=timeout, return_when=FIRST_COMPLETED)
-            answered: list[tuple[Batch, list[Result]]] = []
-            for future in done:
-                batch = running.pop(future)
+    threads = max(1, min(in_flight, sum(len(b.ops) for b in batches)))
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="send") as pool:
+        senders = [pool.submit(_sender, feed, writer, answers) for _ in range(threads)]
+        left = threads
+        while left:
+            answered = [answers.get()]
+            while True:
                 try:
-                    answered.append((batch, future.result()))
-                except Exception as exc:  # a bug in the connector: record the others, then raise it
-                    log.exception("a request of %d op(s) failed outside the connector errors", len(batch.ops))
-                    failure = failure or exc
-            if answered:
-                outcomes.update(record_many(store, writer, answered, clock.now()))
+                    answered.append(answers.get_nowait())
+                except queue.Empty:
+                    break
+            came: list[tuple[Batch, Sequence[Result]]] = []
+            for item in answered:
+                if item is None:  # a sender is done
+                    left -= 1
+                    continue
+                batch, answer = item
+                if isinstance(answer, Exception):  # a bug in the connector: record the others, then raise it
+                    failure = failure or answer
+                else:
+                    came.append((batch, answer))
+            if came:
+                outcomes.update(record_many(store, writer, came, clock.now()))
+        for sender in senders:
+            sender.result()  # a sender's own bug (the feed's) surfaces here
     if failure is not None:
         raise failure
     return outcomes
 
 
-def _start_paced(
-    pool: ThreadPoolExecutor,
-    writer: PacedWriter,
-    queue: deque[Batch],
-    running: dict[Future[list[Result]], Batch],
-    in_flight: int,
-) -> tuple[int, float]:
-    """Start what the budget has room for now; (requests started, seconds until room when none)."""
-    batches, spares, wait_for = writer.room()
-    started = 0
-    while queue and len(running) < in_flight:
-        head = queue[0]
-        if head.as_batch and batches > 0:
-            queue.popleft()
-            running[pool.submit(send, writer, head)] = head
-            batches -= 1
-        elif spares > 0 and not queue[-1].replay:
-            last = queue.pop()
-            if last.as_batch:
-                rest, single = last.without_last()
-                queue.append(rest)
-            else:
-                single = last
-            running[pool.submit(send, writer, single, spare=True)] = single
-            spares -= 1
-        else:
-            break
-        started += 1
-    return started, wait_for
+def _sender(feed: _Feed, writer: PacedWriter, answers: queue.SimpleQueue[_Answer | None]) -> None:
+    """One sender thread: the feed's next request, sent, its answer handed back, until none is left;
+    then None, so the recording thread knows this sender is done."""
+    try:
+        while (taken := feed.next()) is not None:
+            batch, spare = taken
+            try:
+                answers.put((batch, send(writer, batch, spare=spare)))
+            except Exception as exc:  # handed to the recording thread, which raises it
+                log.exception("sending %d op(s) failed outside the connector errors", len(batch.ops))
+                answers.put((batch, exc))
+    finally:
+        answers.put(None)
+
+
+class _Feed:
+    """What the sender threads send next, as the budget has room: a batch while the minute allows one,
+    else one op of the least full batch as a spare single write (never an op of a replayed batch)."""
+
+    def __init__(self, writer: PacedWriter, batches: Sequence[Batch]) -> None:
+        self._writer = writer
+        self._queue = deque(batches)
+        self._lock = threading.Lock()
+
+    def next(self) -> tuple[Batch, bool] | None:
+        """(the request to send, whether it is a spare single write); None when nothing is left."""
+        while True:
+            with self._lock:
+                if not self._queue:
+                    return None
+                batches, spares, wait_for = self._writer.room()
+                if self._queue[0].as_batch and batches > 0:
+                    return self._queue.popleft(), False
+                if spares > 0 and not self._queue[-1].replay:
+                    last = self._queue.pop()
+                    if not last.as_batch:
+                        return last, True
+                    rest, single = last.without_last()
+                    self._queue.append(rest)
+                    return single, True
+            time.sleep(max(LOOK_AGAIN_SECONDS, min(wait_for, LOOK_AT_MOST_SECONDS)))

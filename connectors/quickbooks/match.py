@@ -7,7 +7,9 @@ QuickBooks record that has the same value for the policy's first match key that 
 extra spaces. A value shared by several records on either side links nothing: a wrong link is worse
 than a duplicate a person can merge, so those are reported instead.
 
-Each link is created together with both sides' current states in the journal (one transaction), so the
+The store is asked in sets: which records are linked already is one query per entity and side (per
+500 ids), and an entity's links, journal entries and audit lines are written with one statement
+each. Each link is created together with both sides' current states in the journal (one transaction), so the
 runner reconciles the pair with no base: fields that agree settle, fields that differ follow the
 conflict policy. Nothing is written to either side here.
 """
@@ -15,13 +17,14 @@ conflict policy. Nothing is written to either side here.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.model import DEPENDS_ON, ChangeEvent, EntityType, Operation, Side
 from engine.ports import Clock, Connector, Policy, StateStore
-from engine.state import AuditAction
+from engine.state import AuditAction, AuditLine, Link
 
 log = logging.getLogger(__name__)
 
@@ -63,19 +66,27 @@ def initial_match(
         )
         pairs = match_records(entity, keys, app_records, qbo_records, report)
         now = clock.now()
+        links = [
+            Link(id=uuid.uuid4().hex, connection=connection, entity=entity, app_id=a, quickbooks_id=q)
+            for a, q in pairs
+        ]
         with store.session() as s:
-            for app_id, qbo_id in pairs:
-                link = s.create_link(connection, entity, app_id, qbo_id)
-                for event in (app_records[app_id], qbo_records[qbo_id]):
-                    s.append_event(event, now)
-                s.audit(
-                    connection,
-                    entity,
-                    AuditAction.DECIDED,
-                    now,
-                    link_id=link.id,
-                    detail={"reason": "initial match", "app_id": app_id, "quickbooks_id": qbo_id},
-                )
+            # A few statements for the whole entity: links, both sides' states, one audit line each.
+            s.create_links(links)
+            s.append_events([e for a, q in pairs for e in (app_records[a], qbo_records[q])], now)
+            s.audit_many(
+                [
+                    AuditLine(
+                        connection,
+                        entity,
+                        AuditAction.DECIDED,
+                        now,
+                        link_id=link.id,
+                        detail={"reason": "initial match", "app_id": a, "quickbooks_id": q},
+                    )
+                    for link, (a, q) in zip(links, pairs, strict=True)
+                ]
+            )
         report.linked[entity] = pairs
         log.info("initial match linked %d %s records", len(pairs), entity, extra={"connection": connection})
     return report
@@ -143,9 +154,7 @@ def _index(records: Mapping[str, ChangeEvent], key: str) -> dict[str, list[str]]
 def _unlinked(
     store: StateStore, connection: str, entity: EntityType, side: Side, records: Mapping[str, ChangeEvent]
 ) -> dict[str, ChangeEvent]:
+    """`records` less those already linked: one set query (per 500 ids), not one per record."""
     with store.session() as s:
-        return {
-            external_id: event
-            for external_id, event in records.items()
-            if s.find_link(connection, entity, side, external_id) is None
-        }
+        linked = s.links_of(connection, entity, side, records.keys())
+    return {external_id: event for external_id, event in records.items() if external_id not in linked}
