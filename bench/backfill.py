@@ -4,7 +4,8 @@ python-quickbooks loop, on the same app data, each on a fresh emulator with Quic
 Each runs as a child process, timed from start to exit (interpreter start-up included, for both) and
 measured by wait4 (CPU, peak RSS). Records per minute are per emulated minute (6 s). The emulator's
 request log gives the requests, the 429s and the records each side ended with (duplicates: more
-QuickBooks records than the app has).
+QuickBooks records than the app has). ledgersync's own `--json` summary gives the seconds of each of
+its steps, so the rate while writing (the decide-and-write loop alone) is shown beside the whole run's.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.appdata import Mix, insert_mix
@@ -34,10 +35,18 @@ class Run:
     throttled: int
     created: dict[str, int]
     expected: dict[str, int]
+    #: ledgersync's steps (match, read, write, settle) in seconds; empty for the naive loop.
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def per_minute(self) -> float:
         return self.records / (self.child.wall / MINUTE_SECONDS)
+
+    @property
+    def per_minute_writing(self) -> float | None:
+        """Records per emulated minute of the decide-and-write loop alone (None: not known)."""
+        seconds = self.phases.get("write")
+        return self.records / (seconds / MINUTE_SECONDS) if seconds else None
 
     @property
     def duplicates(self) -> int:
@@ -62,9 +71,10 @@ def ledgersync_run(mix: Mix, *, batch_writes: bool) -> Run:
         w.connect()
         before = _existing(w.qbo)
         w.qbo.clear_request_log()
-        child = w.child("backfill")
+        child = w.child("backfill", "--json")
         if child.code != 0:
             raise RuntimeError(f"ledgersync backfill exited {child.code}:\n{child.output[-3000:]}")
+        summary = json.loads(child.output[child.output.index("{") :])
         log = w.qbo.request_log()
         label = "ledgersync backfill" + (" (batch_writes)" if batch_writes else "")
         return Run(
@@ -75,6 +85,7 @@ def ledgersync_run(mix: Mix, *, batch_writes: bool) -> Run:
             log["by_status"].get("429", 0),
             _created(w.qbo, before),
             mix.counts(),
+            {name: float(took) for name, took in summary.get("phases", {}).items()},
         )
 
 
@@ -142,6 +153,7 @@ def measure(records: int, *, batch_writes: bool = True) -> list[Figure]:
                 at_least(90) if best else None,
                 "" if records >= 3000 else "short run: the first rate window flatters it",
             ),
+            *_writing(g, run, ceiling),
             figure(g, f"{run.label}: 429s", run.throttled, "", "0", at_most(0)),
             figure(g, f"{run.label}: duplicates in QuickBooks", run.duplicates, "", "0", at_most(0)),
             figure(g, f"{run.label}: records missing in QuickBooks", run.missing, "", "0", at_most(0)),
@@ -156,3 +168,14 @@ def _describe(group: str, run: Run) -> Figure:
         f"{run.throttled} 429s, peak RSS {c.max_rss_mib:.0f} MiB"
     )
     return figure(group, f"{run.label}: records/min", run.per_minute, "/min", note=note)
+
+
+def _writing(group: str, run: Run, ceiling: float) -> list[Figure]:
+    """The rate of the decide-and-write loop alone, as a share of the ceiling (no bar: the bar is
+    the whole run's), with the seconds of every step in the note."""
+    rate = run.per_minute_writing
+    if rate is None:
+        return []
+    steps = ", ".join(f"{name} {took:.1f} s" for name, took in run.phases.items())
+    name = f"{run.label}: share of the ceiling while writing"
+    return [figure(group, name, 100 * rate / ceiling, "%", note=steps)]

@@ -360,7 +360,10 @@ def backfill(
     runtime = _runtime(ctx)
     try:
         started = time.monotonic()
+        #: Seconds spent in each step (matching, reading both sides, deciding and writing, settling).
+        phases: dict[str, float] = {}
         report = runtime.match()
+        phases["match"] = time.monotonic() - started
         linked = sum(len(pairs) for pairs in report.linked.values())
         if not as_json:
             out.print(f"linked {linked} existing record pair(s) by match keys")
@@ -378,6 +381,7 @@ def backfill(
                     bar.advance()
             with runtime.store.session() as s:
                 pending = len(s.pending_records(runtime.connection, limit=1_000_000))
+            phases["read"] = time.monotonic() - started - sum(phases.values())
             bar.step("writing", pending)
             while True:
                 before = stats.applied
@@ -385,8 +389,10 @@ def backfill(
                 bar.advance(stats.applied - before)
                 if done == 0:
                     break
+        phases["write"] = time.monotonic() - started - sum(phases.values())
         more = runner.run_until_quiet()
         seconds = time.monotonic() - started
+        phases["settle"] = seconds - sum(phases.values())
         written = stats.applied + more.applied
         if as_json:
             summary = {
@@ -401,6 +407,7 @@ def backfill(
                 },
                 "conflicts": len(stats.conflicted | more.conflicted),
                 "seconds": round(seconds, 3),
+                "phases": {name: round(took, 3) for name, took in phases.items()},
             }
             out.print_json(json.dumps(summary))
         else:

@@ -62,3 +62,6 @@ def test_backfill_benchmark_compares_with_the_naive_loop(tmp_path: Path) -> None
     assert "6 records in" in str(ours["note"])
     assert figures["backfill 6: ledgersync backfill: duplicates in QuickBooks"]["value"] == 0
     assert figures["backfill 6: ledgersync backfill: records missing in QuickBooks"]["value"] == 0
+    writing = figures["backfill 6: ledgersync backfill: share of the ceiling while writing"]
+    assert isinstance(writing["value"], float) and writing["value"] > 0
+    assert all(step in str(writing["note"]) for step in ("match", "read", "write", "settle"))
