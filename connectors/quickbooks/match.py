@@ -60,10 +60,14 @@ def initial_match(
         keys = policy.match_keys(entity)
         if not keys:
             continue
-        app_records = _unlinked(store, connection, entity, Side.APP, read_everything(app, entity))
         qbo_records = _unlinked(
             store, connection, entity, Side.QUICKBOOKS, read_everything(quickbooks, entity)
         )
+        # A company with nothing unlinked (a new one, the usual first backfill) has nothing to match:
+        # the app's records are not read for it (the backfill reads them once, to copy them).
+        app_records: dict[str, ChangeEvent] = {}
+        if qbo_records:
+            app_records = _unlinked(store, connection, entity, Side.APP, read_everything(app, entity))
         pairs = match_records(entity, keys, app_records, qbo_records, report)
         now = clock.now()
         links = [

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from connectors.quickbooks.budget import (
-    WINDOW_SLACK,
+    WINDOW_SLACK_SECONDS,
     MemoryRateBudget,
     MeteredRead,
     RateBudget,
@@ -23,7 +23,7 @@ from connectors.quickbooks.settings import QboSettings
 REALM = "9341455600000001"
 #: How long a request counts in a (60 s) minute's window: the minute and the slack kept against
 #: QuickBooks stamping requests later than we do.
-WINDOW = 60.0 * (1 + WINDOW_SLACK)
+WINDOW = 60.0 + WINDOW_SLACK_SECONDS
 
 
 class FakeTime:
