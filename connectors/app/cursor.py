@@ -48,6 +48,8 @@ class CursorState(BaseModel):
     running: list[int] = []
     #: Outbox capture: the outbox position (id, or transaction horizon on PostgreSQL) read up to.
     outbox: int | None = None
+    #: Outbox capture on PostgreSQL: transactions at or above `outbox` whose rows were all read.
+    outbox_read: list[int] = []
 
     @property
     def reading(self) -> bool:

@@ -8,11 +8,6 @@ notification only says "read now": the outbox read is what is exact, and the sch
 the fallback, so a notification lost (the connection dropped, the listener restarting) delays a
 change, never loses it. After every (re)connect `on_change` is called once with every entity, since
 notifications sent meanwhile are gone.
-
-An outbox read holds back rows of transactions newer than the oldest one running on the server (see
-`connectors.app.outbox`), and on a busy server the read a notification asks for often finds its row
-held back. With `held_back` (`ChangeProbe.held_back`), the listener then watches every `CHASE`
-seconds and calls `on_change` again for each entity as soon as nothing of it is held back any more.
 """
 
 from __future__ import annotations
@@ -32,8 +27,6 @@ log = logging.getLogger(__name__)
 
 #: Seconds between checks for `stop()` while no notification arrives.
 WAIT = 0.5
-#: Seconds between checks of held-back entities.
-CHASE = 0.05
 
 
 def conninfo(url: sa.URL) -> str:
@@ -53,7 +46,6 @@ class OutboxListener:
         *,
         settle: float = 0.02,
         retry: float = 1.0,
-        held_back: Callable[[], set[EntityType]] | None = None,
         schemas: Iterable[str] | None = None,
     ) -> None:
         self.conninfo = conninfo(url)
@@ -62,7 +54,6 @@ class OutboxListener:
         self.on_change = on_change
         self.settle = settle
         self.retry = retry
-        self.held_back = held_back
         #: The schemas of the app's tables (None: any): other apps' notifications are ignored.
         self.schemas = None if schemas is None else frozenset(schemas)
         #: Set while LISTEN is in place (tests wait for it before committing).
@@ -99,26 +90,11 @@ class OutboxListener:
             self.listening.set()
             log.info("listening for outbox changes on channel %s", self.channel)
             self._notify(self.entities)  # what was committed while nobody listened
-            chasing: set[EntityType] = set()
             while not self._stop.is_set():
-                payloads = {
-                    n.payload for n in conn.notifies(timeout=CHASE if chasing else WAIT, stop_after=1)
-                }
+                payloads = {n.payload for n in conn.notifies(timeout=WAIT, stop_after=1)}
                 if payloads:
                     payloads |= {n.payload for n in conn.notifies(timeout=self.settle)}
                     self._deliver(payloads)
-                if self.held_back is not None and (payloads or chasing):
-                    chasing = self._chase(chasing)
-
-    def _chase(self, chasing: set[EntityType]) -> set[EntityType]:
-        """Ask again for the entities no longer held back; returns those still held."""
-        try:
-            held = self.held_back() if self.held_back is not None else set()
-        except Exception:
-            log.exception("outbox listener could not check held-back changes; the probe will")
-            return set()
-        self._notify([e for e in self.entities if e in chasing - held])
-        return held
 
     def _deliver(self, payloads: set[str]) -> None:
         named = set()
@@ -143,7 +119,6 @@ def listener_for(
     outbox_table: str,
     outbox_entities: Iterable[EntityType],
     on_change: Callable[[list[EntityType]], object],
-    held_back: Callable[[], set[EntityType]] | None = None,
     tables: Iterable[str] = (),
 ) -> OutboxListener | None:
     """A listener when the app database is PostgreSQL (psycopg) and some entity reads the outbox;
@@ -156,7 +131,7 @@ def listener_for(
         return None
     names = list(tables)
     schemas = schemas_of(engine, names) if names else None
-    return OutboxListener(engine.url, outbox_table, entities, on_change, held_back=held_back, schemas=schemas)
+    return OutboxListener(engine.url, outbox_table, entities, on_change, schemas=schemas)
 
 
 def schemas_of(engine: sa.Engine, tables: Iterable[str]) -> set[str]:

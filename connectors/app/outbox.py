@@ -1,9 +1,14 @@
 """Outbox capture: read `ledgersync_changes`, which the app (or the installed triggers) fills in the
 same transaction as each change.
 
-Exact on both databases. PostgreSQL: each outbox row carries its transaction id, and a read takes
-only transactions older than every one still running (the snapshot's xmin), so a late commit is
-always read later, never skipped. SQLite: writers commit one at a time in outbox id order.
+Exact on both databases. SQLite: writers commit one at a time in outbox id order. PostgreSQL: each
+outbox row carries its transaction id. A read cycle starts at the horizon of the last one (the
+oldest transaction running anywhere on the server when it began: everything below was committed
+then, and read) and takes every committed row at or above it that it has not read yet, the
+transactions whose rows it read being kept in the cursor (`outbox_read`) until the horizon passes
+them. So a late commit of an old transaction is read later, never skipped, and a long transaction
+elsewhere on the server (a report, another app's batch) does not hold every change back until it
+ends. Past `READ_LIMIT` kept transactions a cycle reads only below the horizon, as it always could.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from engine.model import Version
 from engine.ports import ChangePage
 
 _COLUMNS = ("id", "entity", "record_id", "operation", "seq", "txid", "changed_at")
+#: Transactions above the horizon remembered as read (PostgreSQL) before reads wait for the horizon.
+READ_LIMIT = 5_000
 
 
 def outbox_table(name: str) -> sa.TableClause:
@@ -47,8 +54,16 @@ class OutboxReader:
         if state.outbox is None:
             return self._initial(conn, layout, state, horizon, now)
         t = self.table
-        position = t.c.txid if is_postgres(conn) else t.c.id
-        where = sa.and_(t.c.entity == layout.entity.value, position >= state.outbox, position < horizon)
+        postgres = is_postgres(conn)
+        position = t.c.txid if postgres else t.c.id
+        where = sa.and_(t.c.entity == layout.entity.value, position >= state.outbox)
+        if state.rows.after is None:
+            state.start = horizon  # this cycle's horizon: where the next one starts
+        beyond = postgres and len(state.outbox_read) < READ_LIMIT
+        if not beyond:
+            where = sa.and_(where, position < horizon)
+        elif state.outbox_read:
+            where = sa.and_(where, t.c.txid.notin_(state.outbox_read))
         if state.rows.after is not None:
             after_pos, after_id = state.rows.after
             where = sa.and_(
@@ -61,12 +76,18 @@ class OutboxReader:
         states = self._states(conn, layout, rows, now)
         events = [self.poller.event(layout.entity, s, now) for s in states if s.invalid is None]
         rejected = [rejection(layout.entity, s) for s in states if s.invalid is not None]
+        if postgres:
+            # Transactions read whole: all but the page's last one when the page was cut there.
+            read = {int(row.pos) for row in rows} - ({int(rows[-1].pos)} if more else set())
+            state.outbox_read = sorted(set(state.outbox_read) | read)
         if more:
             last = rows[-1]
             state.rows = StreamState(after=(int(last.pos), str(last.id)))
         else:
             state.rows = StreamState()
-            state.outbox = horizon
+            start = state.start if state.start is not None else horizon
+            state.outbox, state.start = (start, None) if beyond else (horizon, None)
+            state.outbox_read = [x for x in state.outbox_read if x >= state.outbox]
         return ChangePage(
             events=tuple(events), rejected=tuple(rejected), cursor=encode(state), complete=not more
         )

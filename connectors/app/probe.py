@@ -2,10 +2,9 @@
 
 Per entity it reads one mark, each an indexed `max()`: the newest poll key of the table and of its
 tombstones (polling), or the outbox's newest id (outbox capture on SQLite, where ids are the commit
-order). On PostgreSQL an outbox read holds back rows of transactions newer than the oldest one still
-running on the server; so the mark is the entity's newest outbox `txid`, and while that is not yet
-below the server's oldest running transaction, that transaction too: the probe then asks again as
-soon as the held-back rows become readable, not at the next scheduled poll.
+order). On PostgreSQL the mark is the entity's newest outbox `txid` and, while that is not below
+the oldest transaction running on the server, that transaction too: an older transaction that
+commits later (its rows below the newest `txid`) moves the mark when it ends.
 
 An entity whose mark moved since the last check is worth a poll; the first check names every entity.
 The probe only hurries reads: a change it cannot see (a late commit whose poll key is below one
@@ -52,18 +51,6 @@ class ChangeProbe:
                 }
         except exc.SQLAlchemyError as error:
             raise translate(error) from error
-
-    def held_back(self) -> set[EntityType]:
-        """PostgreSQL outbox entities with rows an outbox read holds back now (an older transaction
-        still runs on the server); empty elsewhere."""
-        try:
-            with self.engine.connect() as conn:
-                if not is_postgres(conn):
-                    return set()
-                marks = self._outbox(conn)
-        except exc.SQLAlchemyError as error:
-            raise translate(error) from error
-        return {e for e, mark in marks.items() if isinstance(mark, tuple) and mark[1] is not None}
 
     def _outbox(self, conn: sa.Connection) -> dict[EntityType, Hashable]:
         entities = [e for e, layout in self.layouts.items() if layout.spec.capture.mode == "outbox"]

@@ -86,9 +86,8 @@ def _app_watch(runtime: Any, actors: Any, active: Any) -> tuple[Any, Any]:
         if active():
             jobs.poll_app(actors, runtime.connection, entities)
 
-    chase = ChangeProbe(app.engine, {e: app.layouts[e] for e in outbox}, app.mapping.outbox_table)
     tables = [t for e in outbox for t in (app.layouts[e].spec.table, *_child(app.layouts[e]))]
-    listener = listener_for(app.engine, app.mapping.outbox_table, outbox, changed, chase.held_back, tables)
+    listener = listener_for(app.engine, app.mapping.outbox_table, outbox, changed, tables)
     return probe.changed, listener
 
 

@@ -117,6 +117,10 @@ def test_outbox_a_late_commit_is_read_after_a_newer_one(pg_outbox: AppDb) -> Non
             later, _ = read_all(connector, EntityType.CUSTOMER, cursor)
         finally:
             engine.dispose()
-    # Held back behind the older running transaction, then both: nothing is skipped.
-    assert "2" not in {e.external_id for e in first}
-    assert {e.external_id: e.fields["phone"] for e in later} == {"1": "555-1001", "2": "555-1002"}
+    # The newer commit is read at once, though an older transaction still runs; the older one's
+    # commit is read by the next read, below the newer one it follows: nothing is skipped. (Rows of
+    # earlier tests may be read again beside them, while a transaction elsewhere on this shared
+    # server holds the horizon back: a repeat is harmless, the journal drops it.)
+    phones = [(e.external_id, e.fields.get("phone")) for e in first]
+    assert ("2", "555-1002") in phones and ("1", "555-1001") not in phones
+    assert ("1", "555-1001") in [(e.external_id, e.fields.get("phone")) for e in later]
