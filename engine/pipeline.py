@@ -207,18 +207,34 @@ def _sender(feed: _Feed, writer: PacedWriter, answers: queue.SimpleQueue[_Answer
             except Exception as exc:  # handed to the recording thread, which raises it
                 log.exception("sending %d op(s) failed outside the connector errors", len(batch.ops))
                 answers.put((batch, exc))
+            finally:
+                feed.sent(spare)
     finally:
         answers.put(None)
 
 
 class _Feed:
     """What the sender threads send next, as the budget has room: a batch while the minute allows one,
-    else one op of the least full batch as a spare single write (never an op of a replayed batch)."""
+    else one op of the least full batch as a spare single write (never an op of a replayed batch).
+
+    The budget's room does not know what was handed out and has not started yet, so the requests
+    handed out and not answered are taken off it: otherwise, near the minute's last batches, several
+    senders took a batch each for the same free slot, and all but one waited a whole window (a wave's
+    last 80 records waited 6 s in a run of 3,200). Counting the ones already started twice only
+    defers a slot to the next look, one request later.
+    """
 
     def __init__(self, writer: PacedWriter, batches: Sequence[Batch]) -> None:
         self._writer = writer
         self._queue = deque(batches)
         self._lock = threading.Lock()
+        #: Handed out and not answered yet: [batches, spare single writes].
+        self._out = [0, 0]
+
+    def sent(self, spare: bool) -> None:
+        """A request handed out by `next` was answered (or failed)."""
+        with self._lock:
+            self._out[spare] -= 1
 
     def next(self) -> tuple[Batch, bool] | None:
         """(the request to send, whether it is a spare single write); None when nothing is left."""
@@ -227,9 +243,11 @@ class _Feed:
                 if not self._queue:
                     return None
                 batches, spares, wait_for = self._writer.room()
-                if self._queue[0].as_batch and batches > 0:
+                if self._queue[0].as_batch and batches > self._out[0]:
+                    self._out[0] += 1
                     return self._queue.popleft(), False
-                if spares > 0 and not self._queue[-1].replay:
+                if spares > self._out[1] and not self._queue[-1].replay:
+                    self._out[1] += 1
                     last = self._queue.pop()
                     if not last.as_batch:
                         return last, True

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.apply_batch import batch_groups, batch_key, paced
+from engine.apply_batch import Batch, batch_groups, batch_key, paced
 from engine.clock import FakeClock
 from engine.errors import LedgersyncError, RecordRejectedError, UpstreamUnavailableError
 from engine.fakes.connector import FakeConnector
 from engine.model import EntityType, Side
+from engine.pipeline import _Feed
 from engine.plan import Op, OpKind, OpStatus
 from engine.ports import Capabilities, WriteResult, batch_writer
 from engine.runner import Runner
@@ -224,3 +225,34 @@ def test_a_lost_batch_is_never_split_into_single_writes(
         assert (
             len(quickbooks.all(C)) == 3 and len(quickbooks.all(ITEM)) == 2 and len(quickbooks.all(INV)) == 1
         )
+
+
+def test_the_feed_never_hands_out_more_batches_than_the_budget_has_room_for(clock: FakeClock) -> None:
+    class StaleRoom(PacedFake):
+        """The budget's room as it looks before any handed-out request has started."""
+
+        def room(self) -> tuple[int, int, float]:
+            return (1, 2, 0.0)
+
+    ops = [
+        Op(
+            op_id=f"op{i}",
+            connection="default",
+            link_id=f"l{i}",
+            entity=C,
+            side=Side.QUICKBOOKS,
+            kind=OpKind.CREATE,
+            fields={"display_name": f"N{i}"},
+            reason="test",
+        )
+        for i in range(9)
+    ]
+    batches = [Batch(tuple(ops[i : i + 3]), tuple(ops[i : i + 3]), as_batch=True) for i in (0, 3, 6)]
+    feed = _Feed(StaleRoom(clock, 3, batches=1), batches)
+    first, second, third = feed.next(), feed.next(), feed.next()
+    assert first is not None and first[1] is False and len(first[0].ops) == 3, "the one free batch slot"
+    assert second is not None and second[1] is True and second[0].ops == (ops[8],), "then a spare single"
+    assert third is not None and third[1] is True and third[0].ops == (ops[7],)
+    feed.sent(False)  # the batch was answered: the room the budget reports is the room there is
+    fourth = feed.next()
+    assert fourth is not None and fourth[1] is False and fourth[0].ops == tuple(ops[3:6])
