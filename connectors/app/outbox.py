@@ -76,18 +76,21 @@ class OutboxReader:
         states = self._states(conn, layout, rows, now)
         events = [self.poller.event(layout.entity, s, now) for s in states if s.invalid is None]
         rejected = [rejection(layout.entity, s) for s in states if s.invalid is not None]
-        if postgres:
+        if beyond and rows:
             # Transactions read whole: all but the page's last one when the page was cut there.
             read = {int(row.pos) for row in rows} - ({int(rows[-1].pos)} if more else set())
             state.outbox_read = sorted(set(state.outbox_read) | read)
         if more:
             last = rows[-1]
             state.rows = StreamState(after=(int(last.pos), str(last.id)))
-        else:
-            state.rows = StreamState()
-            start = state.start if state.start is not None else horizon
-            state.outbox, state.start = (start, None) if beyond else (horizon, None)
+        elif postgres:
+            # Everything below the cycle's first horizon was committed then, and read since; above
+            # it, what was read is remembered (a cycle past the limit re-reads, never skips).
+            state.rows, state.outbox = StreamState(), state.start if state.start is not None else horizon
+            state.start = None
             state.outbox_read = [x for x in state.outbox_read if x >= state.outbox]
+        else:
+            state.rows, state.outbox, state.start = StreamState(), horizon, None
         return ChangePage(
             events=tuple(events), rejected=tuple(rejected), cursor=encode(state), complete=not more
         )

@@ -124,3 +124,41 @@ def test_outbox_a_late_commit_is_read_after_a_newer_one(pg_outbox: AppDb) -> Non
     phones = [(e.external_id, e.fields.get("phone")) for e in first]
     assert ("2", "555-1002") in phones and ("1", "555-1001") not in phones
     assert ("1", "555-1001") in [(e.external_id, e.fields.get("phone")) for e in later]
+
+
+@pytest.mark.postgres
+def test_outbox_past_its_memory_of_read_transactions_a_read_waits_for_the_horizon(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import connectors.app.outbox as outbox_module
+    from connectors.app.cursor import decode
+
+    monkeypatch.setattr(outbox_module, "READ_LIMIT", 2)
+    with postgres_schema() as schema:
+        create_example_db(postgres_url(), schema=schema)
+        db = with_triggers(AppDb(postgres_url(), schema))
+        engine = make_engine(db.url, schema=db.schema)
+        try:
+            with open_outbox(db) as connector:
+                _, cursor = read_all(connector, EntityType.CUSTOMER)
+                older = engine.connect()
+                older.begin()
+                older.execute(sa.text("SELECT pg_current_xact_id()"))  # holds the horizon here
+                for n, phone in enumerate(("555-2001", "555-2002")):
+                    with engine.begin() as conn:
+                        user_edit(conn, n + 1, phone, stamp(engine, datetime.now(UTC)))
+                first, cursor = read_all(connector, EntityType.CUSTOMER, cursor)  # both, at once
+                with engine.begin() as conn:
+                    user_edit(conn, 3, "555-2003", stamp(engine, datetime.now(UTC)))
+                    third = conn.execute(sa.text("SELECT pg_current_xact_id()::text::bigint")).scalar()
+                held, cursor = read_all(connector, EntityType.CUSTOMER, cursor)  # two remembered: waits
+                older.rollback()
+                older.close()
+        finally:
+            engine.dispose()
+    assert {e.fields.get("phone") for e in first} == {"555-2001", "555-2002"}
+    assert "555-2003" not in {e.fields.get("phone") for e in held}
+    state = decode(cursor)
+    # Not skipped: the next reads start at or below it, and it is not remembered as read.
+    assert state.outbox is not None and third is not None and state.outbox <= third
+    assert third not in state.outbox_read and len(state.outbox_read) <= 2
