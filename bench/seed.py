@@ -98,12 +98,31 @@ def seed_customers(w: World, total: int) -> dict[int, str]:
                         copies[name] += [_copy(name, row, mine) for row in template[name]]
                 for name in PER_RECORD:  # links first: the others refer to them
                     conn.execute(sa.insert(tables[name]), copies[name])
+        _analyze(state, (*PER_RECORD, "ops", "conflicts", "audit"))
+        _analyze_app(w)
     finally:
         state.dispose()
     quiet = w.cli_json("sync", "--json")
     if quiet["captured"] or quiet["decided"]:
         raise RuntimeError(f"the copies were read again by a poll (seeding is off): {quiet}")
     return pairs
+
+
+def _analyze(engine: sa.Engine, tables: tuple[str, ...]) -> None:
+    """Statistics for the tables just filled, as autovacuum (or SQLite's ANALYZE) keeps them in a
+    database that grew to this size by use: without them PostgreSQL plans an IN over a table it
+    believes empty as a scan of the whole index prefix (measured: 70 ms instead of 0.1 ms per query)."""
+    with engine.begin() as conn:
+        for table in tables:  # named: a bare ANALYZE would go through every schema of the database
+            conn.execute(sa.text(f"ANALYZE {table}"))
+
+
+def _analyze_app(w: World) -> None:
+    app = make_engine(w.app_url)
+    try:
+        _analyze(app, ("customers",))
+    finally:
+        app.dispose()
 
 
 #: The store's per-record rows a linked, synced customer has (besides history in `audit`), in the

@@ -194,24 +194,26 @@ class BulkMixin(SessionBase):
         """Each record's journaled event with the highest seq (stale entries excluded), by id."""
         found: dict[str, JournalEntry] = {}
         for chunk in _chunks(sorted(set(external_ids))):
-            scope = sa.and_(
+            # The newest version of each record, found through the unique index on (connection, side,
+            # entity, external id, seq) for each row: no plan depends on the table's statistics.
+            newer = t.journal.alias("newer")
+            newest = (
+                sa.select(sa.func.max(newer.c.seq))
+                .where(
+                    newer.c.connection == _j.connection,
+                    newer.c.side == _j.side,
+                    newer.c.entity == _j.entity,
+                    newer.c.external_id == _j.external_id,
+                    newer.c.status != JournalStatus.STALE.value,
+                )
+                .scalar_subquery()
+            )
+            statement = sa.select(t.journal).where(
                 _j.connection == connection,
                 _j.side == side.value,
                 _j.entity == entity.value,
                 _j.external_id.in_(chunk),
-                _j.status != JournalStatus.STALE.value,
-            )
-            newest = (
-                sa.select(_j.external_id, sa.func.max(_j.seq).label("seq"))
-                .where(scope)
-                .group_by(_j.external_id)
-                .subquery()
-            )
-            statement = sa.select(t.journal).join(
-                newest, sa.and_(newest.c.external_id == _j.external_id, newest.c.seq == _j.seq)
-            )
-            statement = statement.where(
-                _j.connection == connection, _j.side == side.value, _j.entity == entity.value
+                _j.seq == newest,
             )
             for row in self._all(statement):
                 found[row["external_id"]] = rows.to_journal_entry(row)
