@@ -12,6 +12,8 @@ and `RedisRateBudget` for many workers. Both take a clock and a sleep, so tests 
 
 from __future__ import annotations
 
+import contextlib
+import math
 import threading
 import time
 import uuid
@@ -32,17 +34,16 @@ from engine.errors import UpstreamUnavailableError
 IN_FLIGHT_POLL_SECONDS = 0.02
 #: A crashed worker's in-flight slot frees itself after this long (Redis only).
 IN_FLIGHT_LEASE_SECONDS = 180.0
-#: A request stays in our per-minute windows this long after its minute: QuickBooks stamps a request
-#: when it arrives, we stamp it before sending, and when one request is slower on its way than the one
-#: sent a minute later, a window filled exactly to the limit is over it there. At 10,000 records on a
-#: busy machine 2% of the benchmark's 6 s minute (120 ms) still met a 429, and a 429 holds the realm a
-#: whole minute. The delay is a latency, not a share of the minute: 0.4% of a real minute.
-WINDOW_SLACK_SECONDS = 0.25
+#: A request counts in the per-minute windows from when it starts until a minute after its answer came
+#: back. QuickBooks counts it from when it arrives, which is between the two; a window that counted it
+#: from its start let a request through while QuickBooks still counted the one it replaced, when that
+#: one had been slower on its way (a 429 at 10,000 records on a busy machine, a whole minute's hold).
+#: Counting from the answer costs each request its latency in the window, nothing more.
 
 
 def window_seconds(settings: QboSettings) -> float:
-    """How long a request counts in the per-minute windows: the minute and its slack."""
-    return settings.minute_seconds + WINDOW_SLACK_SECONDS
+    """How long a request counts in the per-minute windows after its answer."""
+    return settings.minute_seconds
 
 
 class MeteredRead(StrEnum):
@@ -159,13 +160,21 @@ class MemoryRateBudget:
 
     @contextmanager
     def _slot(self, realm_id: str, batch: bool, spare: bool) -> Iterator[None]:
-        while (wait := self._try_take(realm_id, batch, spare)) > 0:
-            self._sleep(wait)
+        while (taken := self._try_take(realm_id, batch, spare))[0] > 0:
+            self._sleep(taken[0])
         try:
             yield
         finally:
+            answered = self._clock()
             with self._lock:
-                self._realms[realm_id].in_flight -= 1
+                state = self._realms[realm_id]
+                state.in_flight -= 1
+                # Counted from the answer on: every stamp in the windows is older, so they stay sorted.
+                for window, counted in ((state.requests, True), (state.batches, batch)):
+                    if counted:
+                        with contextlib.suppress(ValueError):  # left the window already (a slow call)
+                            window.remove(taken[1])
+                        window.append(answered)
 
     def acquire(
         self, realm_id: str, *, batch: bool = False, spare: bool = False
@@ -200,8 +209,8 @@ class MemoryRateBudget:
                 window.popleft()
         return state
 
-    def _try_take(self, realm_id: str, batch: bool, spare: bool) -> float:
-        """0 when a slot was taken, else the seconds to wait before trying again."""
+    def _try_take(self, realm_id: str, batch: bool, spare: bool) -> tuple[float, float]:
+        """(0, its start) when a slot was taken, else (the seconds to wait before trying again, 0)."""
         s = self.settings
         now = self._clock()
         with self._lock:
@@ -209,24 +218,24 @@ class MemoryRateBudget:
             second = s.minute_seconds / 60.0
             span = window_seconds(s)
             if state.penalty_until > now:
-                return state.penalty_until - now
+                return state.penalty_until - now, 0.0
             if len(state.requests) >= s.requests_per_minute:
-                return state.requests[0] + span - now
+                return state.requests[0] + span - now, 0.0
             if batch and len(state.batches) >= s.batch_requests_per_minute:
-                return state.batches[0] + span - now
+                return state.batches[0] + span - now, 0.0
             cap = spare_cap(s)
             if spare and cap is not None and len(state.requests) - len(state.batches) >= cap:
-                return state.requests[0] + span - now
+                return state.requests[0] + span - now, 0.0
             if s.requests_per_second is not None and len(state.recent) >= s.requests_per_second:
-                return state.recent[0] + second - now
+                return state.recent[0] + second - now, 0.0
             if state.in_flight >= s.max_in_flight:
-                return IN_FLIGHT_POLL_SECONDS
+                return IN_FLIGHT_POLL_SECONDS, 0.0
             state.requests.append(now)
             state.recent.append(now)
             if batch:
                 state.batches.append(now)
             state.in_flight += 1
-            return 0.0
+            return 0.0, now
 
     def penalize(self, realm_id: str, seconds: float) -> None:
         with self._lock:
@@ -347,7 +356,15 @@ class RedisRateBudget:
         try:
             yield
         finally:
-            self._redis.zrem(self._key(realm_id, "inflight"), member)
+            answered = repr(self._clock())
+            expire = math.ceil(window_seconds(self.settings) * 1000) + 1000
+            with self._redis.pipeline() as pipe:
+                pipe.zrem(self._key(realm_id, "inflight"), member)
+                # Counted from the answer on (see window_seconds).
+                for name in ("requests", "batches") if batch else ("requests",):
+                    pipe.zadd(self._key(realm_id, name), {member: answered})
+                    pipe.pexpire(self._key(realm_id, name), expire)
+                pipe.execute()
 
     def acquire(
         self, realm_id: str, *, batch: bool = False, spare: bool = False

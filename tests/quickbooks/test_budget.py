@@ -12,7 +12,6 @@ import pytest
 import redis
 
 from connectors.quickbooks.budget import (
-    WINDOW_SLACK_SECONDS,
     MemoryRateBudget,
     MeteredRead,
     RateBudget,
@@ -21,9 +20,8 @@ from connectors.quickbooks.budget import (
 from connectors.quickbooks.settings import QboSettings
 
 REALM = "9341455600000001"
-#: How long a request counts in a (60 s) minute's window: the minute and the slack kept against
-#: QuickBooks stamping requests later than we do.
-WINDOW = 60.0 + WINDOW_SLACK_SECONDS
+#: How long a request counts in a (60 s) minute's window after its answer.
+WINDOW = 60.0
 
 
 class FakeTime:
@@ -79,6 +77,21 @@ def test_requests_per_minute_are_capped_and_the_next_waits_for_the_window(make_b
     with budget.acquire("other-realm"):
         pass
     assert sum(clock.sleeps) == pytest.approx(WINDOW)
+
+
+def test_a_request_counts_in_the_minute_until_a_minute_after_its_answer(make_budget: BudgetFactory):
+    # QuickBooks counts a request from when it arrives, somewhere between our start and its answer:
+    # counted from the start, a slow request's slot came back while QuickBooks still counted it.
+    clock = FakeTime(1_800_000_000.0)
+    budget = make_budget(
+        settings(requests_per_minute=2, batch_requests_per_minute=1), clock=clock, sleep=clock.sleep
+    )
+    with budget.acquire(REALM, batch=True):
+        clock.now += 10.0  # a slow answer
+    take(budget, 1)
+    assert clock.sleeps == []
+    take(budget, 1)  # the per-minute window frees a minute after the batch's answer, not its start
+    assert sum(clock.sleeps) == pytest.approx(60.0)
 
 
 def test_a_shortened_minute_is_really_short(make_budget: BudgetFactory):
