@@ -51,8 +51,18 @@ class Reader:
         self.codec = codec
         #: Per entity, whether its table is keyed by integers (a reference to it must be one).
         self.integer_keys: dict[EntityType, bool] = {}
+        self._columns: dict[int, tuple[Layout, list[sa.ColumnElement[Any]]]] = {}
 
     def columns(self, layout: Layout) -> list[sa.ColumnElement[Any]]:
+        """The labelled columns a record is read by (built once per layout)."""
+        cached = self._columns.get(id(layout))
+        if cached is not None and cached[0] is layout:
+            return cached[1]
+        found = self._build_columns(layout)
+        self._columns[id(layout)] = (layout, found)
+        return found
+
+    def _build_columns(self, layout: Layout) -> list[sa.ColumnElement[Any]]:
         spec = layout.spec
         found: list[sa.ColumnElement[Any]] = [layout.pk.label("_pk")]
         for label, column in (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -71,6 +72,7 @@ class Writer:
         replay) are read in one statement; an op another transaction records meanwhile comes back as
         the replay error (`is_replay`)."""
         done = applied.stored_results(conn, [op.op_id for op in ops])
+        current = self._current(conn, [op for op in ops if op.op_id not in done])
         out: list[WriteResult | Exception] = []
         for op in ops:
             if op.op_id in done:
@@ -78,7 +80,7 @@ class Writer:
                 continue
             try:
                 with conn.begin_nested():
-                    result = self._write(conn, op)
+                    result = self._write(conn, op, current.get((op.entity, op.external_id)))
                     try:
                         applied.remember(conn, op.op_id, op.entity, result, self.clock.now())
                     except exc.IntegrityError as error:
@@ -88,7 +90,30 @@ class Writer:
                 out.append(error)
         return out
 
-    def _write(self, conn: sa.Connection, op: Op) -> WriteResult:
+    def _current(self, conn: sa.Connection, ops: Sequence[Op]) -> dict[tuple[EntityType, str | None], Stored]:
+        """The stored rows the changes among `ops` apply to, read (and locked) in one statement per
+        entity; a record named by two of them is left out (the second must see the first's write).
+        The ops of one batch are of records that do not write each other (the pipeline's waves put
+        invoices and the payments applied to them in batches of their own)."""
+        named = Counter((op.entity, op.external_id) for op in ops if op.kind is not OpKind.CREATE)
+        keys: dict[EntityType, list[Any]] = {}
+        for (entity, external_id), times in named.items():
+            layout = self.layouts.get(entity)
+            if times > 1 or external_id is None or layout is None:
+                continue
+            try:
+                keys.setdefault(entity, []).append(layout.key(external_id))
+            except ValueError:
+                continue  # not an id of this table: _change says so
+        found: dict[tuple[EntityType, str | None], Stored] = {}
+        now = self.clock.now()
+        for entity, wanted in keys.items():
+            layout = self.layouts[entity]
+            for stored in self.reader.select(conn, layout, layout.pk.in_(wanted), now, lock=True):
+                found[(entity, stored.external_id)] = stored
+        return found
+
+    def _write(self, conn: sa.Connection, op: Op, current: Stored | None = None) -> WriteResult:
         if op.side is not Side.APP:
             raise ConfigurationError(f"op {op.op_id} is for the {op.side} side, this connector is the app")
         layout = self.layouts.get(op.entity)
@@ -97,7 +122,7 @@ class Writer:
         now = self.clock.now()
         if op.kind is OpKind.CREATE:
             return self._create(conn, layout, op, now)
-        return self._change(conn, layout, op, now)
+        return self._change(conn, layout, op, now, current)
 
     # kinds
 
@@ -113,12 +138,17 @@ class Writer:
         self._replace_children(conn, layout, inserted, fields)
         return self._result(conn, layout, inserted, now)
 
-    def _change(self, conn: sa.Connection, layout: Layout, op: Op, now: datetime) -> WriteResult:
+    def _change(
+        self, conn: sa.Connection, layout: Layout, op: Op, now: datetime, read: Stored | None = None
+    ) -> WriteResult:
+        """`read`: the record as read (and locked) for this op already, if it was."""
         if op.external_id is None:
             raise RecordRejectedError(f"op {op.op_id}: a {op.kind} needs an external id", code="invalid")
         self._check_kind(layout.entity, op.kind)
         key = self._key(layout, op.external_id)
-        current = self.reader.select(conn, layout, layout.pk == key, now, lock=True)
+        current = (
+            [read] if read is not None else self.reader.select(conn, layout, layout.pk == key, now, lock=True)
+        )
         if not current or current[0].deleted:
             state = "was deleted" if current else "does not exist"
             raise NotFoundError(f"{layout.entity} {op.external_id} {state} in the app")
