@@ -10,6 +10,7 @@ from deepdiff import DeepDiff
 from engine.normalize import normalize_value
 
 _MISSING = object()
+_NESTED = (tuple, list, dict)
 
 
 def changed_fields(before: Mapping[str, Any], after: Mapping[str, Any]) -> frozenset[str]:
@@ -29,6 +30,9 @@ def changed_fields(before: Mapping[str, Any], after: Mapping[str, Any]) -> froze
         a, b = normalize_value(name, old), normalize_value(name, new)
         if a == b and type(a) is type(b):
             continue  # the common case, without deepdiff's cost
+        if not isinstance(a, _NESTED) and not isinstance(b, _NESTED):
+            changed.add(name)  # two different plain values: nothing for deepdiff to look into
+            continue
         if DeepDiff(a, b, ignore_order=False, threshold_to_diff_deeper=0):
             changed.add(name)
     return frozenset(changed)
