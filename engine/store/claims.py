@@ -79,10 +79,11 @@ class OpClaims:
         except (OperationalError, InterfaceError) as error:
             raise _unavailable(error) from error
         try:
+            keys = {lock_key(op_id): op_id for op_id in op_ids}
             try:
-                for op_id in op_ids:
-                    if conn.execute(sa.select(sa.func.pg_try_advisory_lock(lock_key(op_id)))).scalar():
-                        held.append(op_id)
+                if keys:  # every claim in one statement: a batch of 30 ops is one round trip
+                    got = conn.execute(_TRY_LOCK, {"keys": list(keys)})
+                    held = [keys[k] for k, locked in got if locked]
             except (OperationalError, InterfaceError) as error:
                 conn.invalidate()  # its session ends, and every claim it took with it
                 raise _unavailable(error) from error
@@ -90,14 +91,21 @@ class OpClaims:
                 yield frozenset(held)
             finally:
                 try:
-                    for op_id in held:
-                        conn.execute(sa.select(sa.func.pg_advisory_unlock(lock_key(op_id))))
+                    if held:
+                        conn.execute(_UNLOCK, {"keys": [lock_key(op_id) for op_id in held]})
                 except DBAPIError:
                     # A connection back in the pool must hold no claim: end its session instead.
                     log.warning("could not release %d op claim(s); closing their connection", len(held))
                     conn.invalidate()
         finally:
             conn.close()
+
+
+_TRY_LOCK = sa.text(
+    "SELECT k, pg_try_advisory_lock(k)"
+    " FROM unnest(CAST(:keys AS bigint[])) WITH ORDINALITY AS t(k, n) ORDER BY n"
+)
+_UNLOCK = sa.text("SELECT pg_advisory_unlock(k) FROM unnest(CAST(:keys AS bigint[])) AS t(k)")
 
 
 def _unavailable(error: DBAPIError) -> StoreUnavailableError:
