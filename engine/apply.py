@@ -267,6 +267,7 @@ def record_successes(s: StoreSession, done: Sequence[tuple[Op, WriteResult]], no
     restated: list[bool] = []
     lines: list[AuditLine] = []
     applied: list[str] = []
+    new_ids: dict[Side, dict[str, str]] = {Side.APP: {}, Side.QUICKBOOKS: {}}
     for op, result in done:
         mine = current.get(op.op_id)
         if (mine is not None and mine.status is OpStatus.APPLIED) or op.op_id in applied:
@@ -278,7 +279,10 @@ def record_successes(s: StoreSession, done: Sequence[tuple[Op, WriteResult]], no
         # write would come back as a user's change, newer than the user's real one on the other side.
         link = links[op.link_id]  # an op's link is never deleted
         if link.external_id(op.side) != result.external_id:
-            link = links[link.id] = s.set_link_id(link.id, op.side, result.external_id)
+            # A create landed (or a record was adopted): its id is set below with the others'.
+            column = "app_id" if op.side is Side.APP else "quickbooks_id"
+            link = links[link.id] = link.model_copy(update={column: result.external_id})
+            new_ids[op.side][link.id] = result.external_id
         # An adopted record (an existing one linked by the duplicate-name policy) is not our write: no
         # ledger entry and no base from what we meant to send, so the two copies are reconciled as a match.
         written = frozenset() if result.adopted else frozenset(op.fields)
@@ -341,6 +345,8 @@ def record_successes(s: StoreSession, done: Sequence[tuple[Op, WriteResult]], no
                 },
             )
         )
+    for side, ids in new_ids.items():
+        s.set_link_ids(side, ids)
     s.record_writes(ledger)
     moved = {op.link_id for op, _ in done if op.op_id in applied}
     # Two writes of one link saved once, from the revision read: the second builds on the first.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from enum import StrEnum
@@ -275,6 +275,7 @@ class StoreSession(Protocol):
         """Hold and re-read these links; `wait=False` leaves out those another transaction holds."""
         ...
 
+    def set_link_ids(self, side: Side, ids: Mapping[str, str]) -> None: ...
     def get_links(self, link_ids: Collection[str]) -> dict[str, Link]: ...
     def snapshots_of(self, link_ids: Collection[str]) -> dict[str, Snapshot]: ...
     def save_snapshots(self, connection: str, snapshots: Sequence[Snapshot], stored: Collection[str]) -> None:

@@ -9,7 +9,7 @@ finds them in its compiled cache without rebuilding an expression tree per call.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -80,6 +80,14 @@ _UPDATE_SNAPSHOT = (
         revision=sa.bindparam("revision"),
     )
 )
+_SET_APP_ID = (
+    sa.update(t.links).where(t.links.c.id == sa.bindparam("b_id")).values(app_id=sa.bindparam("app_id"))
+)
+_SET_QUICKBOOKS_ID = (
+    sa.update(t.links)
+    .where(t.links.c.id == sa.bindparam("b_id"))
+    .values(quickbooks_id=sa.bindparam("quickbooks_id"))
+)
 _o = t.ops.c
 _SET_OP_STATUS = (
     sa.update(t.ops)
@@ -131,6 +139,18 @@ class BulkMixin(SessionBase):
             for row in self._all(statement):
                 found[row["id"]] = rows.to_link(row)
         return found
+
+    def set_link_ids(self, side: Side, ids: Mapping[str, str]) -> None:
+        """Set many links' ids on `side` (link id -> external id), in one executemany; LinkExistsError
+        (the transaction is over) when another link holds one of them."""
+        if not ids:
+            return
+        column = id_column(side)
+        statement = _SET_APP_ID if side is Side.APP else _SET_QUICKBOOKS_ID
+        try:
+            self._conn.execute(statement, [{"b_id": link_id, column: ext} for link_id, ext in ids.items()])
+        except IntegrityError as error:
+            raise LinkExistsError("a record is already linked", detail=str(error.orig)) from error
 
     def get_links(self, link_ids: Collection[str]) -> dict[str, Link]:
         found: dict[str, Link] = {}

@@ -111,6 +111,14 @@ def test_links_are_found_created_and_locked_in_sets(store: SqlStateStore):
         assert set(s.lock_links(["l0", "l4", "nope"])) == {"l0", "l4"}
     with pytest.raises(LinkExistsError), store.session() as s:
         s.create_links([Link(id="other", connection=CONNECTION, entity=C, app_id="a2")])
+    with store.session() as s:
+        s.set_link_ids(Side.QUICKBOOKS, {"l0": "q0", "l1": "q1"})
+        assert s.get_links(["l0", "l1"])["l1"].quickbooks_id == "q1"
+    # An id another link holds: the whole transaction is refused, nothing changes.
+    with pytest.raises(LinkExistsError), store.session() as s:
+        s.set_link_ids(Side.QUICKBOOKS, {"l2": "q2", "l3": "q0"})
+    with store.session() as s:
+        assert s.get_links(["l2"])["l2"].quickbooks_id is None
 
 
 def test_snapshots_saved_in_sets_check_each_revision(store: SqlStateStore):
