@@ -48,6 +48,7 @@ quickbooks:
   client_secret: {{env: QBO_CLIENT_SECRET}}
   minute_seconds: 1.0
   timeout_seconds: 20
+  batch_writes: {batch_writes}
   defaults:
     income_account: "1"
 app:
@@ -326,6 +327,7 @@ def world(
     distributed: bool,
     emulator: EmulatorConfig | None = None,
     kick_seconds: float = 2,
+    batch_writes: bool = True,
 ) -> Iterator[World]:
     """The emulator, the example app (PostgreSQL when distributed, else SQLite) and a state store the
     same way, a configuration file, and a `Processes` whose every process is stopped on exit.
@@ -351,6 +353,7 @@ def world(
                 mapping=MAPPING,
                 port=free_port(),
                 kick_seconds=kick_seconds,
+                batch_writes=str(batch_writes).lower(),
             ),
             encoding="utf-8",
         )
