@@ -24,7 +24,7 @@ from engine.plan import Op, OpKind, OpStatus
 from engine.ports import Connector, StateStore, StoreSession, WriteResult
 from engine.refs import IdOf, UnlinkedReferenceError, refs_in, to_side
 from engine.refusals import open_refusal
-from engine.state import AuditAction, AuditLine, LedgerEntry, Snapshot
+from engine.state import SENT_SINGLE, AuditAction, AuditLine, LedgerEntry, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +68,19 @@ def _apply_claimed(store: StateStore, connector: Connector, op_id: str, now: dat
         if record is None or record.status is not OpStatus.PENDING:
             return Applied(Outcome.SKIPPED)
         op = record.op
+        if record.sent_as not in (None, SENT_SINGLE):
+            # It went out in a batch whose answer was lost: only that batch, sent again whole under
+            # its requestid, is replayed rather than written twice. The pipeline's sweep sends it.
+            log.info("op %s waits for its batch %s to be sent again whole", op_id, record.sent_as)
+            return Applied(Outcome.SKIPPED)
         try:
             outgoing = outgoing_op(s, op)
         except UnlinkedReferenceError as exc:
             s.set_op_status(op_id, OpStatus.PENDING, now, error=str(exc))
             return Applied(Outcome.RETRY)
+        # Stored before the request leaves: if the answer is lost, it goes alone again, not in a batch.
+        if record.sent_as is None:
+            s.set_sent_as({op_id: SENT_SINGLE})
     try:
         result = connector.write(outgoing)
     except LedgersyncError as exc:
@@ -120,13 +128,10 @@ def outgoing_ops(s: StoreSession, ops: Sequence[Op]) -> dict[str, Op | UnlinkedR
 
 
 def settle_error(
-    store: StateStore, connector: Connector, op: Op, error: LedgersyncError, now: datetime, note: str = ""
+    store: StateStore, connector: Connector, op: Op, error: LedgersyncError, now: datetime
 ) -> Applied:
-    """Record what a failed write means for its op (retry, wait, park, supersede); re-raises the rest.
-
-    `note` is appended to the op's stored error (a batch says which batch the op was in).
-    """
-    text = f"{error}{note}"
+    """Record what a failed write means for its op (retry, wait, park, supersede); re-raises the rest."""
+    text = str(error)
     if isinstance(error, VersionConflictError):
         return Applied(_superseded(store, connector, op, text, now))
     if isinstance(error, NeedsReauthorizationError):

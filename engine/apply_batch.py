@@ -4,9 +4,12 @@ One batch goes in three steps, so that only the request itself need leave the ca
 `prepare` reads the ops and resolves their references (one transaction for many batches), `send` is
 the connector call, `record` settles what came back (every success of the batch in one transaction).
 
-A batch whose answer is lost must be sent again as the same set of ops, so the other side replays it
-instead of writing it twice: every op of a failed batch keeps the batch's key in its stored error, and
-`batch_groups` puts those ops together again before forming new batches.
+A request whose answer is lost must be sent again exactly as it went, so the other side replays it
+instead of writing it twice: before a request leaves, each of its ops stores how it goes (`sent_as`: the
+batch's key, or SENT_SINGLE), in the same transaction that reads the ops, and `batch_groups` puts the
+ops of a batch in doubt together again (and an op sent alone alone) before forming new batches. That
+holds when the worker is killed between the other side's commit and our record of it: nothing of the
+answer was recorded, and the restarted worker still sends the same request.
 
 A `PacedWriter` also says what its rate budget would let start now (`room`) and writes one op as a
 *spare* call (`write_spare`), one that leaves the minute's remaining batches their requests: the
@@ -17,8 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol, cast
@@ -28,11 +30,9 @@ from engine.errors import LedgersyncError, RetriableError
 from engine.plan import Op, OpStatus
 from engine.ports import BatchWriter, StateStore, WriteResult
 from engine.refs import UnlinkedReferenceError
-from engine.state import OpRecord
+from engine.state import SENT_SINGLE, OpRecord
 
 log = logging.getLogger(__name__)
-
-_TAG = re.compile(r"\[batch ([0-9a-f]{16})\]$")
 
 Result = WriteResult | LedgersyncError
 
@@ -74,18 +74,39 @@ class Batch:
     replay: bool = False
 
     def without_last(self) -> tuple[Batch, Batch]:
-        """(this batch less its last op, that op alone as a single write); never for a replay."""
+        """(this batch less its last op, that op alone as a single write); never for a replay.
+        The caller stores how both now go (`sent_as`) before either is sent."""
         if self.replay or not self.ops:
             raise ValueError("a replayed batch is sent whole")
         rest = replace(self, ops=self.ops[:-1], outgoing=self.outgoing[:-1], as_batch=len(self.ops) > 2)
         return rest, Batch(self.ops[-1:], self.outgoing[-1:], as_batch=False)
 
+    def sent_as(self) -> dict[str, str]:
+        """What each op's `sent_as` is while this request is out."""
+        how = batch_key([op.op_id for op in self.ops]) if self.as_batch else SENT_SINGLE
+        return dict.fromkeys((op.op_id for op in self.ops), how)
+
+
+#: Stores how the ops of a request go (`Batch.sent_as`) before the request leaves.
+Mark = Callable[[dict[str, str]], None]
+
+
+def marker(store: StateStore) -> Mark:
+    """A Mark writing to `store`, in a transaction of its own (from any thread)."""
+
+    def mark(sent: dict[str, str]) -> None:
+        with store.session() as s:
+            s.set_sent_as(sent)
+
+    return mark
+
 
 def prepare(
     store: StateStore, groups: Sequence[Sequence[str]], now: datetime
 ) -> tuple[list[Batch], dict[str, Applied]]:
-    """The batches of `groups` (claimed op ids), read in one transaction; and the outcomes of the ops
-    that are not sent: no longer pending (skipped), or referencing a record not linked yet (retry)."""
+    """The batches of `groups` (claimed op ids), read in one transaction that also stores how each op
+    goes out (`sent_as`); and the outcomes of the ops that are not sent: no longer pending (skipped),
+    or referencing a record not linked yet (retry)."""
     batches: list[Batch] = []
     settled: dict[str, Applied] = {}
     with store.session() as s:
@@ -112,6 +133,7 @@ def prepare(
                 outgoing.append(out)
             if ops:
                 batches.append(Batch(tuple(ops), tuple(outgoing), len(ops) > 1 or replay, replay))
+        s.set_sent_as({op_id: how for batch in batches for op_id, how in batch.sent_as().items()})
     return batches, settled
 
 
@@ -147,53 +169,62 @@ def record_many(
     """Settle the results of batches that came back: every success in one transaction (a few
     statements in all), each failure as `apply_op` would.
 
-    Ops that failed in a way that may have been committed unseen (retriable) keep the key of the set
-    they form, so that set is sent again as one batch, under the same requestid, and replayed.
+    Ops that failed in a way that may have been committed unseen (retriable) keep, as `sent_as`, the
+    key of the set they form, so that set is sent again as one batch, under the same requestid, and
+    replayed (an op sent alone keeps SENT_SINGLE); the other failures are no longer in doubt.
     """
     outcomes: dict[str, Applied] = {}
     written: list[tuple[Op, WriteResult]] = []
-    failed: list[tuple[Op, LedgersyncError, str]] = []
+    failed: list[tuple[Op, LedgersyncError]] = []
+    doubt: dict[str, str | None] = {}
     for batch, results in answered:
         paired = list(zip(batch.ops, results, strict=True))
         unsure = [op.op_id for op, r in paired if isinstance(r, RetriableError)]
-        note = f" [batch {batch_key(unsure)}]" if batch.as_batch and unsure else ""
+        how = batch_key(unsure) if batch.as_batch else SENT_SINGLE
         for op, answer in paired:
             if isinstance(answer, LedgersyncError):
-                failed.append((op, answer, note if isinstance(answer, RetriableError) else ""))
+                failed.append((op, answer))
+                doubt[op.op_id] = how if isinstance(answer, RetriableError) else None
             else:
                 written.append((op, answer))
-    if written:
-        try:
+    # The successes and what is still in doubt in one transaction: a worker killed before it commits
+    # leaves the whole batch in doubt, as it went, and it is replayed whole.
+    try:
+        with store.session() as s:
+            record_successes(s, written, now)
+            s.set_sent_as(doubt)
+    except LedgersyncError as exc:
+        # One op's record failed (a racing worker moved its link): the others still land.
+        log.warning("recording %d writes in one transaction failed (%s): one by one", len(written), exc)
+        for op, result in written:
             with store.session() as s:
-                record_successes(s, written, now)
-        except LedgersyncError as exc:
-            # One op's record failed (a racing worker moved its link): the others still land.
-            log.warning("recording %d writes in one transaction failed (%s): one by one", len(written), exc)
-            for op, result in written:
-                with store.session() as s:
-                    record_success(s, op, result, now)
-        outcomes.update((op.op_id, Applied(Outcome.APPLIED)) for op, _ in written)
-    for op, error, tag in failed:
-        outcomes[op.op_id] = settle_error(store, connector, op, error, now, tag)
+                record_success(s, op, result, now)
+        with store.session() as s:
+            s.set_sent_as(doubt)
+    outcomes.update((op.op_id, Applied(Outcome.APPLIED)) for op, _ in written)
+    for op, error in failed:
+        outcomes[op.op_id] = settle_error(store, connector, op, error, now)
     return outcomes
 
 
 def replays_a_batch(record: OpRecord) -> bool:
-    """Whether this op was in a batch whose answer was lost (so it must be sent as that batch again)."""
-    return _TAG.search(record.last_error or "") is not None
+    """Whether this op went out in a batch whose answer is not known (so it goes as that batch again)."""
+    return record.sent_as is not None and record.sent_as != SENT_SINGLE
 
 
 def batch_groups(records: Sequence[OpRecord], size: int) -> list[list[str]]:
-    """Op ids in batches of at most `size`: the ops of a failed batch together first, as they were."""
+    """Op ids in batches of at most `size`: first the ops of each batch in doubt together, as they
+    went, and each op in doubt that went alone on its own; then the rest, `size` at a time."""
     retried: dict[str, list[str]] = {}
     fresh: list[str] = []
+    groups: list[list[str]] = []
     for record in records:
-        match = _TAG.search(record.last_error or "")
-        if match is None:
+        if record.sent_as == SENT_SINGLE:
+            groups.append([record.op.op_id])
+        elif record.sent_as is None:
             fresh.append(record.op.op_id)
         else:
-            retried.setdefault(match.group(1), []).append(record.op.op_id)
-    groups: list[list[str]] = []
+            retried.setdefault(record.sent_as, []).append(record.op.op_id)
     for key, members in retried.items():
         if batch_key(members) != key:
             # Part of that batch was settled since (applied, parked): what is left is a new batch.

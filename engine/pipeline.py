@@ -33,9 +33,11 @@ from functools import cache
 from engine.apply import Applied, Outcome, apply_op
 from engine.apply_batch import (
     Batch,
+    Mark,
     PacedWriter,
     Result,
     batch_groups,
+    marker,
     paced,
     prepare,
     record,
@@ -162,7 +164,7 @@ def _send_paced(
     """Send `batches` as the writer's budget has room, from `in_flight` sender threads that each take
     their next request from one `_Feed`; this thread records what comes back, all that came back
     together in one transaction, while the senders go on."""
-    feed = _Feed(writer, batches)
+    feed = _Feed(writer, batches, marker(store))
     answers: queue.SimpleQueue[_Answer | None] = queue.SimpleQueue()
     outcomes: dict[str, Applied] = {}
     failure: BaseException | None = None
@@ -215,7 +217,8 @@ def _sender(feed: _Feed, writer: PacedWriter, answers: queue.SimpleQueue[_Answer
 
 class _Feed:
     """What the sender threads send next, as the budget has room: a batch while the minute allows one,
-    else one op of the least full batch as a spare single write (never an op of a replayed batch).
+    else one op of the least full batch as a spare single write (never an op of a replayed batch;
+    the split is stored, `sent_as`, before either part is handed out).
 
     The budget's room does not know what was handed out and has not started yet, so the requests
     handed out and not answered are taken off it: otherwise, near the minute's last batches, several
@@ -224,8 +227,9 @@ class _Feed:
     defers a slot to the next look, one request later.
     """
 
-    def __init__(self, writer: PacedWriter, batches: Sequence[Batch]) -> None:
+    def __init__(self, writer: PacedWriter, batches: Sequence[Batch], mark: Mark) -> None:
         self._writer = writer
+        self._mark = mark
         self._queue = deque(batches)
         self._lock = threading.Lock()
         #: Handed out and not answered yet: [batches, spare single writes].
@@ -243,15 +247,26 @@ class _Feed:
                 if not self._queue:
                     return None
                 batches, spares, wait_for = self._writer.room()
-                if self._queue[0].as_batch and batches > self._out[0]:
-                    self._out[0] += 1
-                    return self._queue.popleft(), False
-                if spares > self._out[1] and not self._queue[-1].replay:
-                    self._out[1] += 1
-                    last = self._queue.pop()
-                    if not last.as_batch:
-                        return last, True
-                    rest, single = last.without_last()
-                    self._queue.append(rest)
-                    return single, True
+                queue_ = self._queue
+                if batches > self._out[0]:
+                    first = next((i for i, b in enumerate(queue_) if b.as_batch), None)
+                    if first is not None:
+                        self._out[0] += 1
+                        taken = queue_[first]
+                        del queue_[first]
+                        return taken, False
+                if spares > self._out[1]:
+                    # From the back (the least full batch), past the replays, which go whole.
+                    last = next((i for i in range(len(queue_) - 1, -1, -1) if not queue_[i].replay), None)
+                    if last is not None:
+                        self._out[1] += 1
+                        taken = queue_[last]
+                        if not taken.as_batch:
+                            del queue_[last]
+                            return taken, True
+                        rest, single = taken.without_last()
+                        # Both now go otherwise than `prepare` stored: stored again before either leaves.
+                        self._mark({**rest.sent_as(), **single.sent_as()})
+                        queue_[last] = rest
+                        return single, True
             time.sleep(max(LOOK_AGAIN_SECONDS, min(wait_for, LOOK_AT_MOST_SECONDS)))

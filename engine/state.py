@@ -93,11 +93,18 @@ class RecordKey(Frozen):
     external_id: str
 
 
+#: `OpRecord.sent_as` of an op sent on its own (its requestid is its op id).
+SENT_SINGLE = "single"
+
+
 class OpRecord(Frozen):
     op: Op
     status: OpStatus
     attempts: int = 0
     last_error: str | None = None
+    #: How it was last sent, when that send's answer is not known to have been refused: the key of
+    #: the batch it went in, or SENT_SINGLE. Sent again exactly so, for the other side to replay it.
+    sent_as: str | None = None
     created_at: AwareDatetime
     updated_at: AwareDatetime
 

@@ -95,6 +95,10 @@ _SET_OP_STATUS = (
     .values(status=sa.bindparam("status"), updated_at=sa.bindparam("updated_at"), attempts=_o.attempts + 1)
 )
 
+_SET_SENT_AS = (
+    sa.update(t.ops).where(_o.op_id == sa.bindparam("b_op_id")).values(sent_as=sa.bindparam("sent_as"))
+)
+
 
 class BulkMixin(SessionBase):
     # links
@@ -364,6 +368,12 @@ class BulkMixin(SessionBase):
             for row in self._all(sa.select(t.ops).where(_o.op_id.in_(chunk))):
                 found[row["op_id"]] = rows.to_op_record(row)
         return found
+
+    def set_sent_as(self, sent: Mapping[str, str | None]) -> None:
+        """How each op (by id) is being sent: a batch's key, SENT_SINGLE, or None (not in doubt)."""
+        params = [{"b_op_id": op_id, "sent_as": how} for op_id, how in sent.items()]
+        if params:
+            self._conn.execute(_SET_SENT_AS, params)
 
     def ops_applied(self, op_ids: Collection[str], now: datetime) -> None:
         """Many ops become applied, each with one more attempt counted."""

@@ -102,6 +102,7 @@ def to_op_record(row: Row) -> OpRecord:
         status=OpStatus(row["status"]),
         attempts=row["attempts"],
         last_error=row["last_error"],
+        sent_as=row["sent_as"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )

@@ -164,6 +164,8 @@ ops = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    # How the op was last sent (a batch's key, or "single"), written before the request leaves.
+    sa.Column("sent_as", sa.String(20)),
     sa.Index(None, "connection", "status", "position"),
 )
 

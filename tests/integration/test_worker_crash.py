@@ -25,15 +25,22 @@ def pending_ops(w: World) -> int:
         return s.counts(w.connection).ops.get("pending", 0)
 
 
-def test_a_worker_killed_mid_apply_and_restarted_loses_and_duplicates_nothing(tmp_path: Path) -> None:
-    # Single writes (the kick's sweep would otherwise send these creates in a /batch): each retried
-    # create carries its op's requestid. A batch killed the same way is replayed only when the
-    # restarted worker forms the same set again (README, "Known limits").
-    with world(tmp_path, distributed=True, batch_writes=False) as w:
+@pytest.mark.parametrize(
+    ("batch_writes", "path", "faults"),
+    [(False, "/customer", 6), (True, "/batch", 2)],
+    ids=["single-writes", "batch-writes"],
+)
+def test_a_worker_killed_mid_apply_and_restarted_loses_and_duplicates_nothing(
+    tmp_path: Path, batch_writes: bool, path: str, faults: int
+) -> None:
+    # Single writes: each retried create carries its op's requestid. Batch writes (the kick's sweep
+    # sends these creates in a /batch): each op stored the batch it went in before the request left,
+    # so the restarted worker sends that same set, under the same requestid, and QuickBooks replays it.
+    with world(tmp_path, distributed=True, batch_writes=batch_writes) as w:
         w.connect()
-        # Each of the first customer creates commits in QuickBooks, then keeps the worker waiting
-        # for the answer: the kill lands between QuickBooks' commit and our record of it.
-        w.qbo.inject_fault("timeout_after_commit", count=6, delay=5.0, path_contains="/customer")
+        # Each of the first writes commits in QuickBooks, then keeps the worker waiting for the
+        # answer: the kill lands between QuickBooks' commit and our record of it.
+        w.qbo.inject_fault("timeout_after_commit", count=faults, delay=5.0, path_contains=path)
         for n in range(CUSTOMERS):
             add_customer(w.app_url, display_name=f"Crash Test {n:03d} Ærø", email=f"crash{n}@example.com")
         w.processes.start("scheduler", "scheduler")

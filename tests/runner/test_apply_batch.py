@@ -117,7 +117,7 @@ def test_a_lost_batch_is_sent_again_as_the_same_ops_and_writes_nothing_twice(wir
     with runner.store.session() as s:
         tagged = [r for r in s.ops("default", [OpStatus.PENDING]) if r.op.op_id in lost]
     assert len(tagged) == 3
-    assert all(r.last_error and r.last_error.endswith(f"[batch {batch_key(lost)}]") for r in tagged)
+    assert all(r.sent_as == batch_key(lost) for r in tagged), "each op keeps the batch it went in"
 
     runner.run_until_quiet()
 
@@ -248,11 +248,14 @@ def test_the_feed_never_hands_out_more_batches_than_the_budget_has_room_for(cloc
         for i in range(9)
     ]
     batches = [Batch(tuple(ops[i : i + 3]), tuple(ops[i : i + 3]), as_batch=True) for i in (0, 3, 6)]
-    feed = _Feed(StaleRoom(clock, 3, batches=1), batches)
+    marked: list[dict[str, str]] = []
+    feed = _Feed(StaleRoom(clock, 3, batches=1), batches, marked.append)
     first, second, third = feed.next(), feed.next(), feed.next()
     assert first is not None and first[1] is False and len(first[0].ops) == 3, "the one free batch slot"
     assert second is not None and second[1] is True and second[0].ops == (ops[8],), "then a spare single"
     assert third is not None and third[1] is True and third[0].ops == (ops[7],)
+    assert marked[0] == {"op6": batch_key(["op6", "op7"]), "op7": batch_key(["op6", "op7"]), "op8": "single"}
+    assert marked[1] == {"op6": "single", "op7": "single"}, "each split stored before it is handed out"
     feed.sent(False)  # the batch was answered: the room the budget reports is the room there is
     fourth = feed.next()
     assert fourth is not None and fourth[1] is False and fourth[0].ops == tuple(ops[3:6])
