@@ -379,7 +379,7 @@ def backfill(
                     runner.poll(side, entity, stats)
                     bar.advance()
             with runtime.store.session() as s:
-                pending = len(s.pending_records(runtime.connection, limit=1_000_000))
+                pending = s.count_pending_records(runtime.connection)
             phases["read"] = time.monotonic() - started - sum(phases.values())
             bar.step("writing", pending)
             while True:

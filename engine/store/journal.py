@@ -100,6 +100,17 @@ class JournalMixin(BulkMixin):
             for r in self._all(statement)
         ]
 
+    def count_pending_records(self, connection: str) -> int:
+        """How many records `pending_records` would list with no limit, counted in the server."""
+        j = t.journal
+        distinct = (
+            sa.select(j.c.side, j.c.entity, j.c.external_id)
+            .where(j.c.connection == connection, j.c.status == JournalStatus.NEW.value)
+            .group_by(j.c.side, j.c.entity, j.c.external_id)
+            .subquery()
+        )
+        return int(self._conn.execute(sa.select(sa.func.count()).select_from(distinct)).scalar_one())
+
     def mark_processed(self, key: RecordKey, up_to_seq: int) -> None:
         """The record's new entries with seq <= up_to_seq become processed (stale ones stay stale)."""
         self.mark_processed_many([Processed(key, up_to_seq)])

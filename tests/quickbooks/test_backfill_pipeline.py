@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import traceback
 from collections import Counter
 from collections.abc import Iterator
 from datetime import date
@@ -41,7 +42,8 @@ def box(tmp_path: Path) -> Iterator[Sandbox]:
 
 def cli(box: Sandbox, *args: str) -> tuple[int, str]:
     result = runner.invoke(app, ["--config", str(box.config_path), *args], env=box.environ)
-    return result.exit_code, result.output
+    crash = "".join(traceback.format_exception(*result.exc_info)) if result.exc_info else ""
+    return result.exit_code, result.output + (crash if result.exit_code else "")
 
 
 def names(box: Sandbox) -> Counter[str]:

@@ -76,6 +76,8 @@ def test_pending_records_are_distinct_oldest_first_and_per_connection(store: Sql
         s.append_event(customer_event("z", 1, connection="other"), at(5))
         pending = s.pending_records(CONNECTION)
         first_two = s.pending_records(CONNECTION, limit=2)
+        counted, counted_other = s.count_pending_records(CONNECTION), s.count_pending_records("other")
+    assert (counted, counted_other) == (3, 1), "counted as listed, without loading them"
     assert [(k.external_id, k.side) for k in pending] == [
         ("b", Side.QUICKBOOKS),
         ("a", Side.QUICKBOOKS),
@@ -98,6 +100,7 @@ def test_mark_processed_stops_at_the_given_seq(store: SqlStateStore) -> None:
     with store.session() as s:
         s.mark_processed(KEY, 3)
         assert s.pending_records(CONNECTION) == []
+        assert s.count_pending_records(CONNECTION) == 0
 
 
 def test_money_and_deletes_survive_the_journal(store: SqlStateStore) -> None:
