@@ -22,7 +22,7 @@ from engine.model import ChangeEvent, EntityType, Operation, Origin, Side, field
 from engine.normalize import normalize_value
 from engine.plan import Op, OpKind, OpStatus
 from engine.ports import Connector, StateStore, StoreSession, WriteResult
-from engine.refs import IdOf, UnlinkedReferenceError, refs_in, to_side
+from engine.refs import UnlinkedReferenceError, refs_in, to_side
 from engine.refusals import open_refusal
 from engine.state import SENT_SINGLE, AuditAction, AuditLine, LedgerEntry, Snapshot
 
@@ -95,15 +95,16 @@ def outgoing_op(s: StoreSession, op: Op) -> Op:
 
     Raises UnlinkedReferenceError while a referenced record has no id on that side yet.
     """
-    target_fields = to_side(op.fields, op.side, _id_lookup(s, op))
-    link = s.get_link(op.link_id)
-    external_id = link.external_id(op.side) if link else op.external_id
-    return op.model_copy(update={"fields": target_fields, "external_id": external_id or op.external_id})
+    ready = outgoing_ops(s, [op])[op.op_id]
+    if isinstance(ready, UnlinkedReferenceError):
+        raise ready
+    return ready
 
 
 def outgoing_ops(s: StoreSession, ops: Sequence[Op]) -> dict[str, Op | UnlinkedReferenceError]:
-    """`outgoing_op` for many ops, by op id, with the links they name read in one statement (two
-    when their references name other links)."""
+    """Many ops as their target sides take them (references in that side's ids, each link's current
+    id), by op id, or the UnlinkedReferenceError of one whose reference has no id there yet; the
+    links they name read in one statement (two when their references name other links)."""
     links = s.get_links({op.link_id for op in ops})
     referenced = {ref_id for op in ops for _, ref_id in refs_in(op.fields)}
     targets = {**links, **s.get_links(referenced - links.keys())} if referenced else links
@@ -143,14 +144,6 @@ def settle_error(
     if isinstance(error, RetriableError):
         return Applied(_mark(store, op, OpStatus.PENDING, text, now, Outcome.RETRY), error.retry_after)
     raise error
-
-
-def _id_lookup(s: StoreSession, op: Op) -> IdOf:
-    def id_of(entity: EntityType, link_id: str) -> str | None:
-        link = s.get_link(link_id)
-        return link.external_id(op.side) if link else None
-
-    return id_of
 
 
 def _mark(

@@ -374,11 +374,7 @@ class _Batch:
             )
             by = "ledgersync: sides agree"
             self.s.resolve_conflict(conflict.id, value, by, self.now)
-            self._audit(
-                link,
-                AuditAction.RESOLVED,
-                detail={"conflict_id": conflict.id, "field": conflict.field, "by": by},
-            )
+            self.audits.append(resolved_line(link, conflict, by, self.now))
 
     def _audit(self, link: Link, action: AuditAction, **kwargs: Any) -> None:
         self.audits.append(
@@ -457,7 +453,13 @@ def close_conflict(
 ) -> Conflict:
     """Resolve `conflict` with `value` (JSON form) and say so in the record's history."""
     resolved = s.resolve_conflict(conflict.id, value, by, now)
-    s.audit(
+    s.audit_many([resolved_line(link, conflict, by, now, **detail)])
+    return resolved
+
+
+def resolved_line(link: Link, conflict: Conflict, by: str, now: datetime, **detail: Any) -> AuditLine:
+    """The history line of `conflict` resolved `by` someone (or ledgersync itself)."""
+    return AuditLine(
         link.connection,
         link.entity,
         AuditAction.RESOLVED,
@@ -465,7 +467,6 @@ def close_conflict(
         link_id=link.id,
         detail={"conflict_id": conflict.id, "field": conflict.field, "by": by, **detail},
     )
-    return resolved
 
 
 def _json(entity: EntityType, field: str, value: Any) -> Any:
