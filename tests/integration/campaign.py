@@ -286,7 +286,10 @@ class Script:
     def kill_worker_mid_apply(self, n: int) -> None:
         """kill -9 the worker whose customer write QuickBooks has committed but not yet answered, then
         start a new worker in its place."""
+        # The write goes alone (the apply actor) or in a /batch (the kick's sweep got to it first):
+        # either is held, and the kill lands between QuickBooks' commit and our record of it.
         self.qbo.inject_fault("timeout_after_commit", delay=10.0, path_contains="/customer")
+        self.qbo.inject_fault("timeout_after_commit", delay=10.0, path_contains="/batch")
         self.app(n, "notes")  # a customer write to hold
         found: list[str] = []
 
