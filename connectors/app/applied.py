@@ -49,12 +49,29 @@ def stored_results(conn: sa.Connection, op_ids: Sequence[str]) -> dict[str, Writ
 
 
 def remember(conn: sa.Connection, op_id: str, entity: EntityType, result: WriteResult, now: datetime) -> None:
+    remember_many(conn, [(op_id, entity, result)], now)
+
+
+def _result_json(entity: EntityType, result: WriteResult) -> str:
     data = {
         "external_id": result.external_id,
         "version": result.version.model_dump(mode="json"),
         "fields": fields_to_json(entity, result.fields),
         "deleted": result.deleted,
     }
+    return json.dumps(data)
+
+
+def remember_many(
+    conn: sa.Connection, results: Sequence[tuple[str, EntityType, WriteResult]], now: datetime
+) -> None:
+    """Store the results of many ops in one statement (an executemany)."""
+    if not results:
+        return
     conn.execute(
-        applied_ops.insert().values(op_id=op_id, entity=entity.value, result=json.dumps(data), applied_at=now)
+        applied_ops.insert(),
+        [
+            {"op_id": op_id, "entity": e.value, "result": _result_json(e, result), "applied_at": now}
+            for op_id, e, result in results
+        ],
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -29,10 +30,27 @@ log = logging.getLogger(__name__)
 
 ZERO = Decimal("0.00")
 _NAME_LISTS = frozenset({EntityType.CUSTOMER, EntityType.ITEM})
+#: Fields whose change is written one op at a time: the child collections and the references.
+_SENT_ALONE = frozenset({"customer", *(names[0] for names in CHILD_FIELDS.values())})
 
 
 class _AlreadyAppliedError(Exception):
     """Another transaction recorded the same op id first (a concurrent retry)."""
+
+
+class _SetRefusedError(Exception):
+    """A set of writes did not read back as written; it is rolled back and written one by one."""
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """One plain field change of a set: the op, its place among the batch's ops, the columns it sets."""
+
+    index: int
+    op: Op
+    layout: Layout
+    key: Any
+    values: dict[str, Any]
 
 
 class Writer:
@@ -67,16 +85,21 @@ class Writer:
         return result
 
     def apply_each(self, conn: sa.Connection, ops: Sequence[Op]) -> list[WriteResult | Exception]:
-        """Apply many ops on `conn` (an open write transaction), each in a savepoint of its own: an op
-        the app refuses rolls back alone and its error takes its place. Results stored already (a
-        replay) are read in one statement; an op another transaction records meanwhile comes back as
-        the replay error (`is_replay`)."""
+        """Apply many ops on `conn` (an open write transaction): an op the app refuses fails alone and
+        its error takes its place. Results stored already (a replay) are read in one statement; an op
+        another transaction records meanwhile comes back as the replay error (`is_replay`).
+
+        Plain field changes of records read here are written as a set (`_apply_set`: one UPDATE per
+        set of columns, one read-back, one insert of their results); every other op, and every op
+        of a set the database refuses, is applied alone in a savepoint of its own."""
         done = applied.stored_results(conn, [op.op_id for op in ops])
         current = self._current(conn, [op for op in ops if op.op_id not in done])
-        out: list[WriteResult | Exception] = []
-        for op in ops:
-            if op.op_id in done:
-                out.append(done[op.op_id])
+        outcomes: dict[int, WriteResult | Exception] = {
+            i: done[op.op_id] for i, op in enumerate(ops) if op.op_id in done
+        }
+        outcomes.update(self._apply_set(conn, ops, outcomes.keys(), current))
+        for i, op in enumerate(ops):
+            if i in outcomes:
                 continue
             try:
                 with conn.begin_nested():
@@ -85,10 +108,102 @@ class Writer:
                         applied.remember(conn, op.op_id, op.entity, result, self.clock.now())
                     except exc.IntegrityError as error:
                         raise _AlreadyAppliedError(op.op_id) from error
-                out.append(result)
+                outcomes[i] = result
             except Exception as error:  # the caller sorts them: ours, the database's, a replay
-                out.append(error)
-        return out
+                outcomes[i] = error
+        return [outcomes[i] for i in range(len(ops))]
+
+    def _apply_set(
+        self,
+        conn: sa.Connection,
+        ops: Sequence[Op],
+        skip: Any,
+        current: dict[tuple[EntityType, str | None], Stored],
+    ) -> dict[int, WriteResult | Exception]:
+        """The outcomes of the plain field changes among `ops` (updates and inactivations of records
+        in `current`, sending no child rows and no references), written as a set in one savepoint.
+        An op the app refuses before any write (an invalid value, a stale version) gets its error
+        here; when the database refuses the set, nothing of it stays and the ops are left (absent
+        from the answer) for the one-by-one path, which finds the culprit."""
+        now = self.clock.now()
+        outcomes: dict[int, WriteResult | Exception] = {}
+        planned: list[_Planned] = []
+        tops: dict[EntityType, int] = {}
+        for i, op in enumerate(ops):
+            stored = current.get((op.entity, op.external_id))
+            layout = self.layouts.get(op.entity)
+            if i in skip or stored is None or stored.deleted or layout is None:
+                continue
+            if op.kind not in (OpKind.UPDATE, OpKind.INACTIVATE) or op.side is not Side.APP:
+                continue
+            if _SENT_ALONE & op.fields.keys():
+                continue  # child rows are replaced, references checked: one by one
+            try:
+                if op.expected_seq is not None and op.expected_seq != stored.version.seq:
+                    raise VersionConflictError(
+                        f"{layout.entity} {op.external_id} in the app is at version {stored.version.seq}",
+                        detail=f"the write expected {op.expected_seq}",
+                    )
+                values = self._changed_values(layout, op, stored)
+                spec = layout.spec
+                if spec.version_column is not None and spec.poll_by == "version":
+                    # One read of the table's top version for the set; each write takes the next.
+                    if layout.entity not in tops:
+                        tops[layout.entity] = self._top_version(conn, layout)
+                    tops[layout.entity] += 1
+                    values[spec.version_column] = tops[layout.entity]
+                else:
+                    values.update(self._stamp(conn, layout, stored, now))
+            except Exception as error:  # nothing was written; the caller sorts it as it sorts any op's
+                outcomes[i] = error
+                continue
+            planned.append(_Planned(i, op, layout, self._key(layout, stored.external_id), values))
+        if not planned:
+            return outcomes
+        try:
+            with conn.begin_nested():
+                outcomes.update(self._write_set(conn, planned, now))
+        except (exc.SQLAlchemyError, _SetRefusedError) as error:
+            log.info("app set of %d writes refused (%s); writing them one by one", len(planned), error)
+        return outcomes
+
+    def _write_set(
+        self, conn: sa.Connection, planned: list[_Planned], now: datetime
+    ) -> dict[int, WriteResult]:
+        groups: dict[tuple[EntityType, tuple[str, ...]], list[_Planned]] = {}
+        for p in planned:
+            groups.setdefault((p.layout.entity, tuple(p.values)), []).append(p)
+        for (_, columns), members in groups.items():
+            layout = members[0].layout
+            names = {column: f"v{n}" for n, column in enumerate(columns)}
+            statement = (
+                sa.update(_table(layout.spec.table, columns))
+                .where(layout.pk == sa.bindparam("k"))
+                .values({column: sa.bindparam(name) for column, name in names.items()})
+            )
+            rows = [{"k": p.key, **{names[c]: v for c, v in p.values.items()}} for p in members]
+            conn.execute(statement, rows)
+        results: dict[int, WriteResult] = {}
+        by_entity: dict[EntityType, list[_Planned]] = {}
+        for p in planned:
+            by_entity.setdefault(p.layout.entity, []).append(p)
+        for members in by_entity.values():
+            layout = members[0].layout
+            found = {
+                s.external_id: s
+                for s in self.reader.select(conn, layout, layout.pk.in_([p.key for p in members]), now)
+            }
+            for p in members:
+                stored = found.get(str(p.key))
+                if stored is None or stored.deleted or stored.invalid is not None:
+                    raise _SetRefusedError(f"{layout.entity} {p.key} does not read back as written")
+                results[p.index] = WriteResult(
+                    external_id=stored.external_id, version=stored.version, fields=stored.fields
+                )
+        applied.remember_many(
+            conn, [(p.op.op_id, p.op.entity, results[p.index]) for p in planned], self.clock.now()
+        )
+        return results
 
     def _current(self, conn: sa.Connection, ops: Sequence[Op]) -> dict[tuple[EntityType, str | None], Stored]:
         """The stored rows the changes among `ops` apply to, read (and locked) in one statement per
@@ -169,6 +284,13 @@ class Writer:
         if CHILD_FIELDS.get(layout.entity, ("",))[0] in sent:
             self._replace_children(conn, layout, key, fields)
         return self._result(conn, layout, key, now)
+
+    def _changed_values(self, layout: Layout, op: Op, stored: Stored) -> dict[str, Any]:
+        """The columns an update or inactivation of `stored` sets (stamps aside), validated."""
+        self._check_kind(layout.entity, op.kind)
+        sent = self._sent(layout, op, stored)
+        fields = self._validated(layout.entity, {**stored.fields, **sent})
+        return self._values(layout, fields, sent.keys(), create=False)
 
     def _sent(self, layout: Layout, op: Op, stored: Stored) -> dict[str, Any]:
         if op.kind is OpKind.UPDATE:
@@ -286,16 +408,20 @@ class Writer:
         if spec.version_column is not None:
             if spec.poll_by == "version":
                 # Polled versions must grow across the table, not only per row.
-                top: sa.Select[Any] = sa.select(sa.func.max(sa.column(spec.version_column))).select_from(
-                    layout.table
-                )
-                values[spec.version_column] = (conn.execute(top).scalar() or 0) + 1
+                values[spec.version_column] = self._top_version(conn, layout) + 1
             else:
                 values[spec.version_column] = (stored.version.seq if stored else 0) + 1
         if spec.updated_at_column is not None:
             at = now if stored is None else max(now, stored.version.at + timedelta(microseconds=1))
             values[spec.updated_at_column] = self.codec.write_timestamp(at)
         return values
+
+    @staticmethod
+    def _top_version(conn: sa.Connection, layout: Layout) -> int:
+        column = layout.spec.version_column
+        assert column is not None
+        top: sa.Select[Any] = sa.select(sa.func.max(sa.column(column))).select_from(layout.table)
+        return int(conn.execute(top).scalar() or 0)
 
     def _replace_children(
         self, conn: sa.Connection, layout: Layout, key: Any, fields: dict[str, Any]
