@@ -132,7 +132,9 @@ class Poller:
             after_key, after_pk = stream.after
             value = self._key_value(layout, after_key, stream.after_raw)
             ident = self._pk_value(layout, name, after_pk)
-            where = sa.or_(key > value, sa.and_(key == value, pk > ident))
+            # `key >= value` repeats what the OR implies so that the planner seeks the index to the
+            # cursor instead of walking it from the start (SQLite does not range-scan an OR).
+            where = sa.and_(key >= value, sa.or_(key > value, sa.and_(key == value, pk > ident)))
         elif (low := lower_bound(stream, self._overlap(layout))) is not None:
             where = key >= self._key_value(layout, low)
         limit = self.page_size + 1

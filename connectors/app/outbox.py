@@ -66,9 +66,8 @@ class OutboxReader:
             where = sa.and_(where, t.c.txid.notin_(state.outbox_read))
         if state.rows.after is not None:
             after_pos, after_id = state.rows.after
-            where = sa.and_(
-                where, sa.or_(position > after_pos, sa.and_(position == after_pos, t.c.id > int(after_id)))
-            )
+            later = sa.or_(position > after_pos, sa.and_(position == after_pos, t.c.id > int(after_id)))
+            where = sa.and_(where, position >= after_pos, later)  # >=: an index seek (see capture)
         query = sa.select(position.label("pos"), t.c.id, t.c.record_id, t.c.seq, t.c.changed_at)
         rows = conn.execute(query.where(where).order_by(position, t.c.id).limit(self.page_size + 1)).all()
         more = len(rows) > self.page_size

@@ -80,24 +80,35 @@ class JournalMixin(BulkMixin):
         return None if row is None else rows.to_journal_entry(row)
 
     def pending_records(self, connection: str, limit: int = 100) -> list[RecordKey]:
-        """Distinct records with journal entries still new, the one waiting longest first."""
+        """Distinct records with journal entries still new, the one waiting longest first.
+
+        Read in pages of new entries in id order (the (connection, status, id) index, stopping at
+        `limit` records), never grouped in the database: a GROUP BY lets SQLite's planner walk the
+        unique index over the whole journal (100 ms at 200k entries, however few are new)."""
         j = t.journal
-        first = sa.func.min(j.c.id)
-        statement = (
-            sa.select(j.c.side, j.c.entity, j.c.external_id)
-            .where(j.c.connection == connection, j.c.status == JournalStatus.NEW.value)
-            .group_by(j.c.side, j.c.entity, j.c.external_id)
-            .order_by(first)
-            .limit(limit)
-        )
-        return [
-            RecordKey(
-                connection=connection,
-                side=Side(r["side"]),
-                entity=EntityType(r["entity"]),
-                external_id=r["external_id"],
+        found: dict[tuple[str, str, str], None] = {}
+        after = None
+        page = 4 * limit
+        while len(found) < limit:
+            statement = (
+                sa.select(j.c.id, j.c.side, j.c.entity, j.c.external_id)
+                .where(j.c.connection == connection, j.c.status == JournalStatus.NEW.value)
+                .order_by(j.c.id)
+                .limit(page)
             )
-            for r in self._all(statement)
+            if after is not None:
+                statement = statement.where(j.c.id > after)
+            rows = self._conn.execute(statement).all()
+            for row in rows:
+                found.setdefault((row.side, row.entity, row.external_id))
+                if len(found) == limit:
+                    break
+            if len(rows) < page:
+                break
+            after = rows[-1].id
+        return [
+            RecordKey(connection=connection, side=Side(side), entity=EntityType(entity), external_id=key)
+            for side, entity, key in found
         ]
 
     def count_pending_records(self, connection: str) -> int:

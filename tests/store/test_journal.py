@@ -87,6 +87,21 @@ def test_pending_records_are_distinct_oldest_first_and_per_connection(store: Sql
     assert first_two == pending[:2]
 
 
+def test_pending_records_look_past_a_record_with_many_new_versions(store: SqlStateStore) -> None:
+    # The list is read in pages of new entries; a record with more new versions than a page holds
+    # must not hide the records behind it, nor be listed twice.
+    with store.session() as s:
+        for seq in range(1, 30):
+            s.append_event(customer_event("busy", seq), at(seq))
+        s.append_event(customer_event("next", 1), at(40))
+        s.append_event(customer_event("last", 1), at(41))
+        s.append_event(customer_event("busy", 30), at(42))
+        pending = s.pending_records(CONNECTION, limit=2)
+        everything = s.pending_records(CONNECTION, limit=5)
+    assert [k.external_id for k in pending] == ["busy", "next"]
+    assert [k.external_id for k in everything] == ["busy", "next", "last"]
+
+
 def test_mark_processed_stops_at_the_given_seq(store: SqlStateStore) -> None:
     with store.session() as s:
         for seq in (1, 2, 3):
