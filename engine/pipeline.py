@@ -1,5 +1,6 @@
 """Applying the pending ops as a pipeline: dependency waves, batches, several requests in flight.
 
+Pending ops are read a page at a time (`PAGE`, oldest first), so a backfill of any size holds one page.
 Ops go in dependency waves (`waves`): customers and items, then the invoices that reference them, then
 the payments; an op whose references an earlier wave linked goes out with its own wave, one still
 unlinked waits for a later pass. A record with several pending ops for one side gets one per wave, in
@@ -8,9 +9,10 @@ order: the items of a batch cannot see each other, so two writes of one record n
 A BatchWriter gets each wave in batches (`batch_groups`: the ops of a batch whose answer was lost
 together again, as they were), up to IN_FLIGHT requests at once. Only the connector call runs on a
 thread: the calling thread claims each batch's ops, reads them all in one transaction, and records
-each batch as its answer comes back (its successes in one transaction) while the others are still in
-flight. The connector's rate budget decides when each request may start, so the pipeline never
-outruns the other side's limits. Every other connector (the app side) gets one op at a time.
+the answers as they come back (those that come back within RECORD_WINDOW_SECONDS of each other in one
+transaction) while the others are still in flight. The connector's rate budget decides when each
+request may start, so the pipeline never outruns the other side's limits. Every other connector (the
+app side) gets one op at a time.
 
 A writer that reports its budget (a PacedWriter: QuickBooks) is fed by what the budget has room for
 (`_send_paced`): a batch while the minute still allows batches, and once they are spent, single
@@ -54,6 +56,15 @@ log = logging.getLogger(__name__)
 #: Requests sent at once to one batch-writing side: QuickBooks' 10 in flight per company (its rate
 #: budget enforces the limit across every worker; this is what one pass asks for).
 IN_FLIGHT = 10
+#: After an answer comes back, how long the recording thread waits for more to record with it: one
+#: transaction (about a dozen statements) for several answers, not one each, for a latency this small.
+RECORD_WINDOW_SECONDS = 0.1
+#: The most ops recorded in one transaction.
+RECORD_AT_MOST = 300
+#: Pending ops read and applied at once: what a backfill of any size holds in memory.
+PAGE = 2_000
+#: Before the first op (positions start at 1): where `apply_pending` starts paging.
+FIRST = (0, "")
 #: How soon a paced sender looks at the budget again when it had no room.
 LOOK_AGAIN_SECONDS = 0.005
 #: The longest it sleeps on the budget's word before looking again.
@@ -85,23 +96,31 @@ def apply_pending(
     connection: str,
     *,
     in_flight: int = IN_FLIGHT,
+    page: int = PAGE,
 ) -> list[Applied]:
-    """Apply every pending op of `connection` once, wave by wave; each op's outcome."""
-    with store.session() as s:
-        pending = s.ops(connection, [OpStatus.PENDING])
+    """Apply every pending op of `connection` once, a page of `page` ops at a time (oldest first), each
+    page wave by wave; each op's outcome.
+
+    Paged so that a backfill of any size holds only one page of ops: an op whose references a later
+    page links waits (unlinked, still pending) for the next call, as one waits for a later wave."""
     outcomes: list[Applied] = []
-    for wave in waves(pending):
-        by_side: dict[Side, list[OpRecord]] = defaultdict(list)
-        for r in wave:
-            by_side[r.op.side].append(r)
-        for side, records in by_side.items():
-            connector = connectors[side]
-            writer = batch_writer(connector)
-            if writer is None:
-                outcomes += [apply_op(store, connector, r.op.op_id, clock.now()) for r in records]
-            else:
-                outcomes += apply_wave(store, writer, records, clock, in_flight=in_flight)
-    return outcomes
+    after = FIRST
+    while True:
+        with store.session() as s:
+            pending, after = s.ops_page(connection, [OpStatus.PENDING], after, page)
+        for wave in waves(pending):
+            by_side: dict[Side, list[OpRecord]] = defaultdict(list)
+            for r in wave:
+                by_side[r.op.side].append(r)
+            for side, records in by_side.items():
+                connector = connectors[side]
+                writer = batch_writer(connector)
+                if writer is None:
+                    outcomes += [apply_op(store, connector, r.op.op_id, clock.now()) for r in records]
+                else:
+                    outcomes += apply_wave(store, writer, records, clock, in_flight=in_flight)
+        if len(pending) < page:
+            return outcomes
 
 
 def apply_wave(
@@ -162,8 +181,8 @@ def _send_paced(
     store: StateStore, writer: PacedWriter, batches: Sequence[Batch], clock: Clock, in_flight: int
 ) -> dict[str, Applied]:
     """Send `batches` as the writer's budget has room, from `in_flight` sender threads that each take
-    their next request from one `_Feed`; this thread records what comes back, all that came back
-    together in one transaction, while the senders go on."""
+    their next request from one `_Feed`; this thread records what comes back, what came back close
+    together (`gather`) in one transaction, while the senders go on."""
     feed = _Feed(writer, batches, marker(store))
     answers: queue.SimpleQueue[_Answer | None] = queue.SimpleQueue()
     outcomes: dict[str, Applied] = {}
@@ -173,12 +192,7 @@ def _send_paced(
         senders = [pool.submit(_sender, feed, writer, answers) for _ in range(threads)]
         left = threads
         while left:
-            answered = [answers.get()]
-            while True:
-                try:
-                    answered.append(answers.get_nowait())
-                except queue.Empty:
-                    break
+            answered = gather(answers, left)
             came: list[tuple[Batch, Sequence[Result]]] = []
             for item in answered:
                 if item is None:  # a sender is done
@@ -196,6 +210,33 @@ def _send_paced(
     if failure is not None:
         raise failure
     return outcomes
+
+
+def gather(
+    answers: queue.SimpleQueue[_Answer | None],
+    senders: int,
+    *,
+    window: float = RECORD_WINDOW_SECONDS,
+    at_most: int = RECORD_AT_MOST,
+) -> list[_Answer | None]:
+    """The next answer (waiting for it), with those that come back within `window` seconds of it, up to
+    `at_most` ops in all or until each of the `senders` still running said it is done (None)."""
+    first = answers.get()
+    taken = [first]
+    ops = 0 if first is None else len(first[0].ops)
+    done = int(first is None)
+    deadline = time.monotonic() + window
+    while ops < at_most and done < senders:
+        try:
+            item = answers.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        taken.append(item)
+        if item is None:
+            done += 1
+        else:
+            ops += len(item[0].ops)
+    return taken
 
 
 def _sender(feed: _Feed, writer: PacedWriter, answers: queue.SimpleQueue[_Answer | None]) -> None:

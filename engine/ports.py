@@ -198,6 +198,9 @@ class StoreSession(Protocol):
     def ops(
         self, connection: str, statuses: Sequence[OpStatus], link_id: str | None = None
     ) -> list[OpRecord]: ...
+    def ops_page(
+        self, connection: str, statuses: Sequence[OpStatus], after: tuple[int, str], limit: int
+    ) -> tuple[list[OpRecord], tuple[int, str]]: ...
 
     # ledger
     def record_write(self, entry: LedgerEntry) -> None: ...

@@ -252,10 +252,11 @@ class Runner:
                 s.unpark_record(record.key)
         return new
 
-    def decide_pending(self, stats: RunStats | None = None) -> int:
-        """Reconcile every record with unprocessed changes, in dependency order."""
+    def decide_pending(self, stats: RunStats | None = None, *, limit: int = 10_000) -> int:
+        """Reconcile the records with unprocessed changes (up to `limit`, the longest waiting), in
+        dependency order."""
         with self.store.session() as s:
-            keys = s.pending_records(self.connection, limit=10_000)
+            keys = s.pending_records(self.connection, limit=limit)
         keys.sort(key=lambda k: ORDER.index(k.entity))
         decisions: list[Decision | None] = []
         for start in range(0, len(keys), DECIDE_CHUNK):

@@ -353,6 +353,7 @@ def backfill(
     """
     import time
 
+    from engine.backfill import read_both_sides, settle, write_pending
     from engine.cli.progress import backfill_progress
     from engine.runner import RunStats
 
@@ -373,23 +374,16 @@ def backfill(
         runner = runtime.runner()
         stats = RunStats()
         with backfill_progress(out, quiet=as_json) as bar:
-            bar.step("reading both sides", len(runner.entities) * 2)
-            for entity in runner.entities:
-                for side in runtime.sides(runtime.connection):
-                    runner.poll(side, entity, stats)
-                    bar.advance()
+            bar.step("reading both sides", len(runner.entities) * len(runner.connectors))
+            read_both_sides(runner, stats, bar.advance)
             with runtime.store.session() as s:
                 pending = s.count_pending_records(runtime.connection)
             phases["read"] = time.monotonic() - started - sum(phases.values())
             bar.step("writing", pending)
-            while True:
-                before = stats.applied
-                done = runner.decide_pending(stats) + runner.apply_pending(stats)
-                bar.advance(stats.applied - before)
-                if done == 0:
-                    break
+            write_pending(runner, stats, bar.advance)
         phases["write"] = time.monotonic() - started - sum(phases.values())
-        more = runner.run_until_quiet()
+        more = RunStats()
+        settle(runner, more)
         seconds = time.monotonic() - started
         phases["settle"] = seconds - sum(phases.values())
         written = stats.applied + more.applied

@@ -73,6 +73,27 @@ class WorkMixin(BulkMixin):
         statement = statement.order_by(t.ops.c.position, t.ops.c.op_id)
         return [rows.to_op_record(r) for r in self._all(statement)]
 
+    def ops_page(
+        self, connection: str, statuses: Sequence[OpStatus], after: tuple[int, str], limit: int
+    ) -> tuple[list[OpRecord], tuple[int, str]]:
+        """Up to `limit` of the connection's ops in `statuses` placed after `after` (position, op id),
+        oldest first, as `ops` lists them; and the (position, op id) of the last one (`after` when there
+        is none): where the next page starts. Positions start at 1: the first page is after (0, "")."""
+        o = t.ops
+        statement = (
+            sa.select(o)
+            .where(
+                o.c.connection == connection,
+                o.c.status.in_([s.value for s in statuses]),
+                sa.tuple_(o.c.position, o.c.op_id) > sa.tuple_(sa.literal(after[0]), sa.literal(after[1])),
+            )
+            .order_by(o.c.position, o.c.op_id)
+            .limit(limit)
+        )
+        found = self._all(statement)
+        last = (int(found[-1]["position"]), str(found[-1]["op_id"])) if found else after
+        return [rows.to_op_record(r) for r in found], last
+
     # ledger
 
     def record_write(self, entry: LedgerEntry) -> None:
