@@ -3,6 +3,7 @@ claiming worker's process dies (PostgreSQL ends its session)."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +14,11 @@ import sqlalchemy as sa
 from engine.store import SqlStateStore
 from engine.store.claims import lock_key
 from tests.support.stores import postgres_schema, postgres_url
+
+# PostgreSQL's advisory locks belong to the database, not to a schema: every test run (and every xdist
+# worker) claims op ids of its own, or two runs sharing the test database would hold each other's.
+RUN = secrets.token_hex(4)
+OP_A, OP_B, OP_C = f"op-a-{RUN}", f"op-b-{RUN}", f"op-c-{RUN}"
 
 
 def claim_elsewhere(store: SqlStateStore, op_ids: list[str]) -> frozenset[str]:
@@ -27,16 +33,16 @@ def claim_elsewhere(store: SqlStateStore, op_ids: list[str]) -> frozenset[str]:
 
 
 def test_a_claimed_op_is_not_claimed_again_until_released(store: SqlStateStore) -> None:
-    with store.claim_ops(["op-a", "op-b", "op-a"]) as held:
-        assert held == {"op-a", "op-b"}
-        assert claim_elsewhere(store, ["op-b", "op-c"]) == {"op-c"}
-    assert claim_elsewhere(store, ["op-a", "op-b", "op-c"]) == {"op-a", "op-b", "op-c"}
+    with store.claim_ops([OP_A, OP_B, OP_A]) as held:
+        assert held == {OP_A, OP_B}
+        assert claim_elsewhere(store, [OP_B, OP_C]) == {OP_C}
+    assert claim_elsewhere(store, [OP_A, OP_B, OP_C]) == {OP_A, OP_B, OP_C}
 
 
 def test_a_claim_is_released_when_the_block_raises(store: SqlStateStore) -> None:
-    with pytest.raises(RuntimeError), store.claim_ops(["op-a"]):
+    with pytest.raises(RuntimeError), store.claim_ops([OP_A]):
         raise RuntimeError("the write failed")
-    assert claim_elsewhere(store, ["op-a"]) == {"op-a"}
+    assert claim_elsewhere(store, [OP_A]) == {OP_A}
 
 
 @pytest.fixture
@@ -55,12 +61,12 @@ def two_workers() -> Iterator[tuple[SqlStateStore, SqlStateStore]]:
 @pytest.mark.postgres
 def test_workers_in_two_processes_never_hold_one_op(two_workers: tuple[SqlStateStore, SqlStateStore]) -> None:
     first, second = two_workers
-    with first.claim_ops(["op-a"]) as held:
-        assert held == {"op-a"}
-        with second.claim_ops(["op-a", "op-b"]) as other:
-            assert other == {"op-b"}
-    with second.claim_ops(["op-a"]) as held:
-        assert held == {"op-a"}
+    with first.claim_ops([OP_A]) as held:
+        assert held == {OP_A}
+        with second.claim_ops([OP_A, OP_B]) as other:
+            assert other == {OP_B}
+    with second.claim_ops([OP_A]) as held:
+        assert held == {OP_A}
 
 
 def gone(admin: sa.Engine, pid: int) -> None:
@@ -80,11 +86,11 @@ def test_the_claims_of_a_worker_that_died_are_released(
     two_workers: tuple[SqlStateStore, SqlStateStore],
 ) -> None:
     first, second = two_workers
-    key = lock_key("op-a")
+    key = lock_key(OP_A)
     admin = sa.create_engine(postgres_url(), poolclass=sa.NullPool)
     try:
-        with first.claim_ops(["op-a"]) as held:
-            assert held == {"op-a"}
+        with first.claim_ops([OP_A]) as held:
+            assert held == {OP_A}
             with admin.begin() as conn:
                 # The claiming backend goes away, as it does when its worker is killed mid-write.
                 holder = conn.execute(
@@ -96,9 +102,9 @@ def test_the_claims_of_a_worker_that_died_are_released(
                 ).scalar_one()
                 conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": holder})
             gone(admin, holder)
-            with second.claim_ops(["op-a"]) as taken:
-                assert taken == {"op-a"}
+            with second.claim_ops([OP_A]) as taken:
+                assert taken == {OP_A}
     finally:
         admin.dispose()
-    with first.claim_ops(["op-a"]) as again:  # the first worker's pool lost nothing usable
-        assert again == {"op-a"}
+    with first.claim_ops([OP_A]) as again:  # the first worker's pool lost nothing usable
+        assert again == {OP_A}
