@@ -1,7 +1,8 @@
 """`python -m bench COMMAND`: run one benchmark, or `all` of them into one table of figures and bars.
 
     python -m bench all --size small|full [--json FILE]
-    python -m bench backfill [--records 320] [--no-batch-writes]
+    python -m bench backfill [--records 320] [--no-batch-writes] [--minute-seconds 6] [--no-naive]
+                       [--no-single-writes]
     python -m bench cpu [--records 1000,10000] [--backend sqlite,postgres] [--edits 100] [--open-conflicts 0]
     python -m bench reads [--burst 100] [--trickle 25] [--gap 1] [--poll-seconds 10]
     python -m bench latency [--mode embedded,distributed] [--samples 100] [--gap 0.25]
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from bench import backfill, cpu, latency, reads
 from bench.report import Figure, as_json, summary, table
+from bench.world import MINUTE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,14 @@ def parser() -> argparse.ArgumentParser:
     one = commands.add_parser("backfill", help="ledgersync backfill against the naive python-quickbooks loop")
     one.add_argument("--records", type=int, default=320)
     one.add_argument("--no-batch-writes", action="store_true", help="skip the batch_writes: true run")
+    one.add_argument(
+        "--minute-seconds",
+        type=float,
+        default=MINUTE_SECONDS,
+        help="length of the emulated QuickBooks minute (the limits per minute stay QuickBooks' own)",
+    )
+    one.add_argument("--no-naive", action="store_true", help="skip the naive loop (and the ratio to it)")
+    one.add_argument("--no-single-writes", action="store_true", help="skip the batch_writes: false run")
 
     one = commands.add_parser("cpu", help="CPU per event of sync, per backend and number of linked records")
     one.add_argument("--records", type=_ints, default=[1000, 10_000])
@@ -107,7 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "all":
         figures = run_all(args.size)
     elif args.command == "backfill":
-        figures = backfill.measure(args.records, batch_writes=not args.no_batch_writes)
+        figures = backfill.measure(
+            args.records,
+            batch_writes=not args.no_batch_writes,
+            minute_seconds=args.minute_seconds,
+            naive=not args.no_naive,
+            single_writes=not args.no_single_writes,
+        )
     elif args.command == "cpu":
         figures = cpu.measure_all(args.backend, args.records, args.edits, args.open_conflicts)
     elif args.command == "reads":

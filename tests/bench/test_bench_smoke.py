@@ -65,3 +65,24 @@ def test_backfill_benchmark_compares_with_the_naive_loop(tmp_path: Path) -> None
     writing = figures["backfill 6: ledgersync backfill: share of the ceiling while writing"]
     assert isinstance(writing["value"], float) and writing["value"] > 0
     assert all(step in str(writing["note"]) for step in ("match", "read", "write", "settle"))
+
+
+def test_backfill_benchmark_counts_records_per_minute_of_the_minute_it_is_given(tmp_path: Path) -> None:
+    figures = by_name(
+        bench(
+            tmp_path,
+            "backfill",
+            "--records",
+            "6",
+            "--minute-seconds",
+            "2",
+            "--no-naive",
+            "--no-single-writes",
+        )
+    )
+    group = "backfill 6 (2 s minute)"
+    ours = figures[f"{group}: ledgersync backfill (batch_writes): records/min"]
+    assert not [name for name in figures if "naive" in name or not name.startswith(group)], sorted(figures)
+    wall = float(str(ours["note"]).split(" records in ")[1].split(" s,")[0])
+    assert isinstance(ours["value"], float) and abs(ours["value"] - 6 / (wall / 2)) < 0.05 * ours["value"]
+    assert figures[f"{group}: ledgersync backfill (batch_writes): duplicates in QuickBooks"]["value"] == 0
