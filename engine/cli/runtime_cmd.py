@@ -384,8 +384,10 @@ def backfill(
         phases["write"] = time.monotonic() - started - sum(phases.values())
         more = RunStats()
         settle(runner, more)
+        phases["settle"] = time.monotonic() - started - sum(phases.values())
+        runtime.store.analyze()  # statistics for the tables the backfill filled (PostgreSQL)
         seconds = time.monotonic() - started
-        phases["settle"] = seconds - sum(phases.values())
+        phases["analyze"] = seconds - sum(phases.values())
         written = stats.applied + more.applied
         if as_json:
             summary = {

@@ -110,6 +110,7 @@ def test_a_backfill_sends_a_wave_s_batches_together_within_the_limits_and_reads_
     assert not [e for e in calls if e.startswith("GET ")], f"a read after a write: {calls}"
     summary = json.loads(output)
     assert summary["applied"] >= len(added) and summary["outcomes"].get("parked", 0) == 0
+    assert list(summary["phases"]) == ["match", "read", "write", "settle", "analyze"]
 
 
 def test_a_429_storm_is_ridden_out_without_duplicates(box: Sandbox) -> None:
