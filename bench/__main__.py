@@ -4,7 +4,7 @@
     python -m bench backfill [--records 320] [--no-batch-writes] [--minute-seconds 6] [--no-naive]
                        [--no-single-writes]
     python -m bench cpu [--records 1000,10000] [--backend sqlite,postgres] [--edits 100] [--open-conflicts 0]
-    python -m bench reads [--burst 100] [--trickle 25] [--gap 1] [--poll-seconds 10]
+    python -m bench reads [--burst 100] [--trickle 25] [--gap 1] [--poll-seconds 10] [--cost-window 30]
     python -m bench latency [--mode embedded,distributed] [--samples 100] [--gap 0.25]
 
 Run from the repository root with the project's virtual environment. Figures are noisy on a shared
@@ -86,6 +86,12 @@ def parser() -> argparse.ArgumentParser:
     one.add_argument("--trickle", type=int, default=defaults.trickle)
     one.add_argument("--gap", type=float, default=defaults.gap, help="seconds between trickled edits")
     one.add_argument("--poll-seconds", type=float, default=defaults.poll_seconds)
+    one.add_argument(
+        "--cost-window",
+        type=float,
+        default=defaults.cost_window,
+        help="the cost-minded read window and delay",
+    )
 
     one = commands.add_parser("latency", help="p50/p99 latency both ways, embedded and distributed")
     one.add_argument("--mode", type=_list, default=["embedded", "distributed"])
@@ -127,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "cpu":
         figures = cpu.measure_all(args.backend, args.records, args.edits, args.open_conflicts)
     elif args.command == "reads":
-        sizes = reads.Sizes(args.customers, args.burst, args.trickle, args.gap, args.poll_seconds)
+        sizes = reads.Sizes(
+            args.customers, args.burst, args.trickle, args.gap, args.poll_seconds, args.cost_window
+        )
         figures = reads.measure(sizes)
     else:
         figures = latency.measure(args.mode, args.samples, args.gap)

@@ -8,7 +8,9 @@ is held adds nothing (its webhook body is already in the inbox). The `ingest` ac
 claims the gate again) and a body stored before it is read by this one: none waits for a poll.
 
 A company is thus read at most once per window, however many deliveries arrive: a burst costs one or
-two CDC calls, a trickle one per window. The gate expires by itself (`hold`), so a lost message
+two CDC calls, a trickle one per window. With a `delay`, even an idle company's read waits that long
+after its first request, so that the changes behind it share the read: a trickle shorter than the
+delay costs one read in all. The gate expires by itself (`hold`), so a lost message
 delays a read by that much at most; the scheduled inbox check and the CDC poll stay the fallback.
 
 `LocalGate` serves one process (embedded mode), `RedisGate` every process sharing a broker.
@@ -101,19 +103,22 @@ class ReadRequests:
         window: float,
         clock: Callable[[], float] = time.time,
         hold: float = HOLD,
+        delay: float = 0.0,
     ) -> None:
         self.gate = gate
         self.send = send
         self.window = window
+        self.delay = delay
         self.clock = clock
-        self.hold = max(hold, window + 1.0)
+        self.hold = max(hold, window + 1.0, delay + 1.0)
 
     def request(self, key: str) -> bool:
         """Ask for a read of `key`; True if this request scheduled it (False: one is already due)."""
         if not self.gate.claim(key, self.hold):
             return False
         last = self.gate.last_read(key)
-        delay = 0.0 if last is None else max(0.0, last + self.window - self.clock())
+        due = 0.0 if last is None else last + self.window - self.clock()
+        delay = max(self.delay, due, 0.0)
         try:
             self.send(key, round(delay * 1000))
         except Exception:

@@ -57,6 +57,10 @@ class Schedule(_Strict):
     #: QuickBooks reads of one company are coalesced over this window: webhook deliveries within it
     #: cost one CDC call. A company idle that long is read at once; 0 reads at every delivery.
     quickbooks_read_window_seconds: float = Field(2.0, ge=0)
+    #: How long a read waits after the first change it is asked for, so that the changes behind it
+    #: share it. 0 (the default) reads an idle company at once; a cost-minded company sets it to its
+    #: window (e.g. 30 and 30: one read per 30 s of activity, each change in the app within 30 s).
+    quickbooks_read_delay_seconds: float = Field(0.0, ge=0)
     quickbooks_poll_seconds: float = Field(300.0, gt=0)
     kick_seconds: float = Field(60.0, gt=0)
     #: How soon a conflict resolved from the CLI or another web replica is written (the ops it made).

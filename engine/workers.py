@@ -186,8 +186,11 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:  # noqa
     )
 
 
-def coalesce_reads(services: Services, actors: Actors, gate: Gate, window: float) -> ReadRequests:
-    """Coalesced QuickBooks reads for this process: requests send `ingest`, due at the window's end."""
+def coalesce_reads(
+    services: Services, actors: Actors, gate: Gate, window: float, *, delay: float = 0.0
+) -> ReadRequests:
+    """Coalesced QuickBooks reads for this process: requests send `ingest`, due at the window's end
+    (and no sooner than `delay` after the first request)."""
 
     def send(connection: str, delay_ms: int) -> None:
         if delay_ms > 0:
@@ -195,5 +198,5 @@ def coalesce_reads(services: Services, actors: Actors, gate: Gate, window: float
         else:
             actors.ingest.send(connection)
 
-    services.reads = ReadRequests(gate, send, window)
+    services.reads = ReadRequests(gate, send, window, delay=delay)
     return services.reads

@@ -64,7 +64,14 @@ def _reads(runtime: Any, services: Any, actors: Any) -> Any:
         gate: Any = RedisGate(redis.Redis.from_url(settings.broker_url))
     else:
         gate = LocalGate()
-    return coalesce_reads(services, actors, gate, settings.schedule.quickbooks_read_window_seconds)
+    schedule = settings.schedule
+    return coalesce_reads(
+        services,
+        actors,
+        gate,
+        schedule.quickbooks_read_window_seconds,
+        delay=schedule.quickbooks_read_delay_seconds,
+    )
 
 
 def _app_watch(runtime: Any, actors: Any, active: Any) -> tuple[Any, Any]:

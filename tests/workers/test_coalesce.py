@@ -188,3 +188,20 @@ def test_the_probe_job_polls_only_what_moved_and_a_failed_probe_polls_nothing() 
         jobs("app_probe")
     # in dependency order; then nothing moved; then the probe failed (the scheduled poll reports it)
     assert poll.messages == [("default", "app", "customer"), ("default", "app", "invoice")]
+
+
+def test_a_read_delay_lets_a_trickle_share_one_read_even_from_idle(gate: Gate) -> None:
+    # Cost-minded: every read waits `delay` after the first request it answers, idle or not.
+    clock, sent = Clock(), []
+    reads = ReadRequests(gate, lambda key, d: sent.append((key, d)), window=30.0, clock=clock, delay=30.0)
+    assert reads.request("default")
+    for _ in range(24):  # one change a second: all wait for the read already due
+        clock.now += 1
+        assert not reads.request("default")
+    assert sent == [("default", 30_000)]
+    clock.now += 6  # the read runs: the gate opens, and the next request waits a whole delay again
+    reads.begin("default")
+    reads.done("default")
+    clock.now += 100
+    assert reads.request("default")
+    assert sent[-1] == ("default", 30_000)
