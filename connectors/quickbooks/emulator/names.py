@@ -116,20 +116,17 @@ def _person(
 
 def _display_name_holder(ctx: Context, display: str, *, own_id: str | None, own_entity: str) -> str | None:
     """The id of the customer, vendor or employee (inactive ones too) already using this name."""
-    wanted = display.casefold()
     for entity in PEOPLE:
-        for row in ctx.store.rows.get(entity, {}).values():
+        for row in ctx.store.named(entity, "DisplayName", display):
             if entity == own_entity and str(row.data["Id"]) == own_id:
                 continue
-            if str(row.data.get("DisplayName", "")).casefold() == wanted:
-                return str(row.data["Id"])
+            return str(row.data["Id"])
     return None
 
 
 def _unique_among(ctx: Context, entity: str, name: str, own_id: str | None) -> None:
-    wanted = name.casefold()
-    for row in ctx.store.rows.get(entity, {}).values():
-        if str(row.data["Id"]) != own_id and str(row.data.get("Name", "")).casefold() == wanted:
+    for row in ctx.store.named(entity, "Name", name):
+        if str(row.data["Id"]) != own_id:
             raise faults.duplicate_name(str(row.data["Id"]), ctx.config.duplicate_name_detail)
 
 

@@ -1,0 +1,72 @@
+"""The emulator's name index: DisplayName and Name checks without a scan of every record, as right as
+the scan was (rows seeded straight into the store, renames, deletes, case)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from connectors.quickbooks.emulator.store import Row, Store
+
+NOW = datetime(2026, 12, 5, tzinfo=UTC)
+
+
+def customer(row_id: str, name: str) -> Row:
+    return Row({"Id": row_id, "DisplayName": name}, NOW, NOW)
+
+
+def ids(rows: list[Row]) -> list[str]:
+    return [str(r.data["Id"]) for r in rows]
+
+
+def test_names_are_found_whatever_their_case_and_however_the_row_arrived() -> None:
+    store = Store()
+    store.put("Customer", customer("1", "Amy's Bird Sanctuary"), "Create")
+    assert ids(store.named("Customer", "DisplayName", "AMY'S BIRD SANCTUARY")) == ["1"]
+    # Seeded straight into the rows (as loading a saved company or the benchmark's copies do).
+    store.rows["Customer"]["2"] = customer("2", "Bill's Windsurf Shop")
+    assert ids(store.named("Customer", "DisplayName", "bill's windsurf shop")) == ["2"]
+    store.put("Customer", customer("3", "Cool Cars"), "Create")
+    assert ids(store.named("Customer", "DisplayName", "Cool Cars")) == ["3"]
+    assert store.named("Customer", "DisplayName", "Nobody") == []
+
+
+def test_a_renamed_record_frees_its_old_name_and_a_deleted_one_holds_none() -> None:
+    store = Store()
+    store.put("Customer", customer("1", "Old Name"), "Create")
+    assert ids(store.named("Customer", "DisplayName", "Old Name")) == ["1"]
+    store.put("Customer", customer("1", "New Name"), "Update")
+    assert store.named("Customer", "DisplayName", "old name") == []
+    assert ids(store.named("Customer", "DisplayName", "new name")) == ["1"]
+    store.delete("Customer", "1", NOW)
+    assert store.named("Customer", "DisplayName", "New Name") == []
+
+
+def test_a_whole_company_replaced_is_indexed_anew() -> None:
+    store = Store()
+    store.put("Item", Row({"Id": "1", "Name": "Hours"}, NOW, NOW), "Create")
+    assert ids(store.named("Item", "Name", "hours")) == ["1"]
+    store.rows = {"Item": {"7": Row({"Id": "7", "Name": "Hours"}, NOW, NOW)}}  # a saved company loaded
+    assert ids(store.named("Item", "Name", "HOURS")) == ["7"]
+
+
+def test_ten_thousand_customers_check_a_name_without_reading_them_all() -> None:
+    store = Store()
+    for n in range(10_000):
+        store.put("Customer", customer(str(n + 1), f"Customer {n}"), "Create")
+    reads = 0
+
+    class Counting(dict[str, Row]):
+        def values(self):  # type: ignore[override]
+            nonlocal reads
+            reads += 1
+            return super().values()
+
+        def items(self):  # type: ignore[override]
+            nonlocal reads
+            reads += 1
+            return super().items()
+
+    store.rows["Customer"] = Counting(store.rows["Customer"])
+    for n in range(100):  # a new rows dict: indexed once, then looked up
+        assert ids(store.named("Customer", "DisplayName", f"CUSTOMER {n}")) == [str(n + 1)]
+    assert reads == 1
