@@ -78,6 +78,9 @@ def parser() -> argparse.ArgumentParser:
     one.add_argument(
         "--open-conflicts", type=int, default=0, help="also measure with this many open conflicts"
     )
+    one.add_argument(
+        "--repeat", type=int, default=1, help="measure each sync this many times and keep the median"
+    )
 
     one = commands.add_parser("reads", help="metered reads per changed QuickBooks record")
     defaults = reads.Sizes()
@@ -104,7 +107,10 @@ def run_all(size: str) -> list[Figure]:
     s = SIZES[size]
     steps: list[tuple[str, Callable[[], list[Figure]]]] = [
         ("backfill", lambda: backfill.measure(s.backfill)),
-        ("cpu", lambda: cpu.measure_all(["sqlite", "postgres"], s.cpu_records, s.edits, s.conflicts)),
+        (
+            "cpu",
+            lambda: cpu.measure_all(["sqlite", "postgres"], s.cpu_records, s.edits, s.conflicts, repeat=3),
+        ),
         ("reads", lambda: reads.measure(s.reads)),
         ("latency", lambda: latency.measure(["embedded", "distributed"], s.samples)),
     ]
@@ -131,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             single_writes=not args.no_single_writes,
         )
     elif args.command == "cpu":
-        figures = cpu.measure_all(args.backend, args.records, args.edits, args.open_conflicts)
+        figures = cpu.measure_all(args.backend, args.records, args.edits, args.open_conflicts, args.repeat)
     elif args.command == "reads":
         sizes = reads.Sizes(
             args.customers, args.burst, args.trickle, args.gap, args.poll_seconds, args.cost_window
