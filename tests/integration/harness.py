@@ -30,6 +30,7 @@ from engine.diff import changed_fields
 from engine.model import EntityType, Side
 from engine.plan import OpStatus
 from engine.settings import load_config
+from engine.state import Link
 from engine.web.serve import free_port
 from examples.invoicing import MAPPING, create_example_db
 from tests.support.stores import postgres_schema, postgres_url
@@ -159,6 +160,15 @@ class Processes:
         return "\n".join(parts)
 
 
+@dataclass(frozen=True)
+class Copies:
+    """One linked record's fields as each side holds them."""
+
+    link: Link
+    app: dict[str, Any]
+    quickbooks: dict[str, Any]
+
+
 @dataclass
 class World:
     """One scenario's emulator, app database, configuration and processes."""
@@ -264,29 +274,34 @@ class World:
                 )
         return "\n".join(lines)
 
-    def differing(self) -> dict[tuple[EntityType, str], frozenset[str]]:
-        """Linked records whose synced fields differ, apart from fields with an open conflict."""
+    def copies(self) -> list[Copies]:
+        """Both sides' fields of every record linked on both sides, each read once."""
         sides = self.runtime.sides(self.connection)
         with self.runtime.store.session() as s:
             links = [link for link in s.list_links(self.connection) if link.app_id and link.quickbooks_id]
-            open_fields = {(c.link_id, c.field) for c in s.list_conflicts(self.connection)}
         # Read both copies outside a store session: the QuickBooks connector opens its own for tokens,
         # and on SQLite a nested session would wait for the lock its own thread holds.
-        copies = [
-            (
+        return [
+            Copies(
                 link,
-                sides[Side.APP].fetch(link.entity, str(link.app_id)).fields,
-                sides[Side.QUICKBOOKS].fetch(link.entity, str(link.quickbooks_id)).fields,
+                dict(sides[Side.APP].fetch(link.entity, str(link.app_id)).fields),
+                dict(sides[Side.QUICKBOOKS].fetch(link.entity, str(link.quickbooks_id)).fields),
             )
             for link in links
         ]
+
+    def differing(self, copies: list[Copies] | None = None) -> dict[tuple[EntityType, str], frozenset[str]]:
+        """Linked records whose synced fields differ, apart from fields with an open conflict (read
+        now, or in `copies` read since the system went quiet)."""
+        copies = self.copies() if copies is None else copies
         found: dict[tuple[EntityType, str], frozenset[str]] = {}
         with self.runtime.store.session() as s:
-            for link, app, qbo in copies:
-                diff = differing_fields(s, link, app, qbo, self.runtime.policy)
-                diff = frozenset(f for f in diff if (link.id, f) not in open_fields)
+            open_fields = {(c.link_id, c.field) for c in s.list_conflicts(self.connection)}
+            for copy in copies:
+                diff = differing_fields(s, copy.link, copy.app, copy.quickbooks, self.runtime.policy)
+                diff = frozenset(f for f in diff if (copy.link.id, f) not in open_fields)
                 if diff:
-                    found[(link.entity, str(link.app_id))] = diff
+                    found[(copy.link.entity, str(copy.link.app_id))] = diff
         return found
 
     def quickbooks_count(self, entity: str) -> int:
@@ -310,9 +325,6 @@ class World:
                 for c in s.list_conflicts(self.connection)
                 if c.link_id in links
             }
-
-    def fetch(self, side: Side, entity: EntityType, external_id: str) -> dict[str, Any]:
-        return dict(self.runtime.sides(self.connection)[side].fetch(entity, external_id).fields)
 
 
 def same(field_name: str, a: Any, b: Any) -> bool:
