@@ -8,13 +8,14 @@ emulator's control API and the app's own tables; it never calls into the process
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,9 @@ REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 #: Redis databases the integration tests may take (one each, claimed, flushed before and after).
 REDIS_DBS = range(10, 16)
 
+#: The web process's webhook endpoint checks the emulator's signatures with this token.
+VERIFIER = "integration-verifier-token"
+
 CONFIG = """\
 state_url: {state_url}
 {broker}secret_key: {{env: LEDGERSYNC_SECRET_KEY}}
@@ -50,16 +54,13 @@ quickbooks:
   minute_seconds: 1.0
   timeout_seconds: 20
   batch_writes: {batch_writes}
-  defaults:
+{webhooks}  defaults:
     income_account: "1"
 app:
   database_url: {app}
   mapping: {mapping}
 schedule:
-  app_poll_seconds: 0.5
-  quickbooks_poll_seconds: 1
-  kick_seconds: {kick_seconds}
-web:
+{schedule}web:
   port: {port}
 """
 
@@ -340,13 +341,26 @@ def world(
     emulator: EmulatorConfig | None = None,
     kick_seconds: float = 2,
     batch_writes: bool = True,
+    schedule: Mapping[str, float] | None = None,
+    webhooks: bool = False,
+    mapping: Path = MAPPING,
 ) -> Iterator[World]:
     """The emulator, the example app (PostgreSQL when distributed, else SQLite) and a state store the
     same way, a configuration file, and a `Processes` whose every process is stopped on exit.
 
-    `kick_seconds`: how often the scheduler's kick sweeps (shorter races the messages more)."""
+    `kick_seconds`: how often the scheduler's kick sweeps (shorter races the messages more);
+    `schedule`: other settings of the schedule section (app polls every 0.5 s, QuickBooks every 1 s
+    unless given); `webhooks`: the emulator delivers webhooks, signed with VERIFIER, to the web
+    process (`ledgersync web` or `run`); `mapping`: the app's mapping file."""
+    port = free_port()
+    emulator = emulator or EmulatorConfig(minute_seconds=1.0)
+    if webhooks:
+        webhook_url = f"http://127.0.0.1:{port}/webhooks/quickbooks"
+        emulator = dataclasses.replace(emulator, webhook_url=webhook_url, verifier_token=VERIFIER)
+    timing = {"app_poll_seconds": 0.5, "quickbooks_poll_seconds": 1, "kick_seconds": kick_seconds}
+    timing.update(schedule or {})
     with contextlib.ExitStack() as stack:
-        qbo = stack.enter_context(running_emulator(emulator or EmulatorConfig(minute_seconds=1.0)))
+        qbo = stack.enter_context(running_emulator(emulator))
         if distributed:
             app_url = pg_url_in(stack.enter_context(postgres_schema()))
             state_url = pg_url_in(stack.enter_context(postgres_schema()))
@@ -362,9 +376,10 @@ def world(
                 qbo=qbo.base_url,
                 client_id=qbo.client_id,
                 app=app_url,
-                mapping=MAPPING,
-                port=free_port(),
-                kick_seconds=kick_seconds,
+                mapping=mapping,
+                port=port,
+                schedule="".join(f"  {name}: {value}\n" for name, value in timing.items()),
+                webhooks="  webhook_verifier_token: {env: QBO_VERIFIER_TOKEN}\n" if webhooks else "",
                 batch_writes=str(batch_writes).lower(),
             ),
             encoding="utf-8",
@@ -375,6 +390,8 @@ def world(
             "QBO_CLIENT_SECRET": qbo.client_secret,
             "LEDGERSYNC_LOG_LEVEL": "WARNING",
         }
+        if webhooks:
+            env["QBO_VERIFIER_TOKEN"] = VERIFIER
         processes = Processes(tmp_path, env, config_path)
         built = World(qbo, app_url, config_path, env, processes)
         try:

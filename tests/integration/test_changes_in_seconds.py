@@ -6,7 +6,6 @@ that never came still caught by the CDC poll (embedded)."""
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -20,43 +19,14 @@ from connectors.app.codec import Codec
 from connectors.app.database import make_engine
 from connectors.app.mapping import load_mapping
 from connectors.app.triggers import install
-from connectors.quickbooks.crypto import generate_key
-from connectors.quickbooks.emulator import EmulatorConfig, running_emulator
+from connectors.quickbooks.emulator import EmulatorConfig
 from engine.model import EntityType
-from engine.web.serve import free_port
-from examples.invoicing import MAPPING, create_example_db
-from tests.integration.harness import SCRIPT, Processes, World, pg_url_in, redis_database
-from tests.support.stores import postgres_schema
+from examples.invoicing import MAPPING
+from tests.integration.harness import World, world
 
 pytestmark = pytest.mark.integration
 
-VERIFIER = "seconds-verifier-token"
 LONG = 600  # seconds: a poll that never comes within a test
-
-CONFIG = """\
-state_url: {state_url}
-{broker}secret_key: {{env: LEDGERSYNC_SECRET_KEY}}
-quickbooks:
-  environment: {qbo}
-  client_id: {client_id}
-  client_secret: {{env: QBO_CLIENT_SECRET}}
-  minute_seconds: 1.0
-  timeout_seconds: 20
-  webhook_verifier_token: {{env: QBO_VERIFIER_TOKEN}}
-  defaults:
-    income_account: "1"
-app:
-  database_url: {app}
-  mapping: {mapping}
-schedule:
-  app_poll_seconds: {app_poll}
-  app_probe_seconds: {app_probe}
-  quickbooks_poll_seconds: {quickbooks_poll}
-  quickbooks_read_window_seconds: {window}
-  kick_seconds: {kick}
-web:
-  port: {port}
-"""
 
 
 def outbox_mapping(directory: Path) -> Path:
@@ -82,79 +52,40 @@ def live(
 ) -> Iterator[World]:
     """A connected world whose processes run (distributed: two workers, scheduler, web; else `run`),
     the emulator delivering webhooks to the web app, and the example data synced once."""
-    with contextlib.ExitStack() as stack:
-        port = free_port()
-        qbo = stack.enter_context(
-            running_emulator(
-                EmulatorConfig(
-                    minute_seconds=1.0,
-                    webhook_url=f"http://127.0.0.1:{port}/webhooks/quickbooks",
-                    verifier_token=VERIFIER,
-                    webhook_batch_window=0.05,
-                )
-            )
-        )
-        if distributed:
-            app_url = pg_url_in(stack.enter_context(postgres_schema()))
-            state_url = pg_url_in(stack.enter_context(postgres_schema()))
-            broker = f"broker_url: {stack.enter_context(redis_database())}\n"
-        else:
-            app_url, state_url, broker = f"sqlite:///{tmp_path / 'app.db'}", "sqlite:///state.db", ""
-        create_example_db(app_url)
-        mapping = MAPPING
+    mapping = outbox_mapping(tmp_path) if outbox else MAPPING
+    schedule = {
+        "app_poll_seconds": app_poll,
+        "app_probe_seconds": app_probe,
+        "quickbooks_poll_seconds": quickbooks_poll,
+        "quickbooks_read_window_seconds": window,
+    }
+    with world(
+        tmp_path,
+        distributed=distributed,
+        emulator=EmulatorConfig(minute_seconds=1.0, webhook_batch_window=0.05),
+        kick_seconds=3,  # the sweep reads neither side: it decides and applies what is pending
+        schedule=schedule,
+        webhooks=True,
+        mapping=mapping,
+    ) as w:
         if outbox:
-            mapping = outbox_mapping(tmp_path)
-            engine = make_engine(app_url)
+            engine = make_engine(w.app_url)
             try:
                 install(engine, load_mapping(mapping))
             finally:
                 engine.dispose()
-        config = tmp_path / "ledgersync.yaml"
-        config.write_text(
-            CONFIG.format(
-                state_url=state_url,
-                broker=broker,
-                qbo=qbo.base_url,
-                client_id=qbo.client_id,
-                app=app_url,
-                mapping=mapping,
-                app_poll=app_poll,
-                app_probe=app_probe,
-                quickbooks_poll=quickbooks_poll,
-                window=window,
-                kick=3,  # the sweep reads neither side: it decides and applies what is pending
-                port=port,
-            ),
-            encoding="utf-8",
-        )
-        env = {
-            "PATH": os.environ.get("PATH", str(SCRIPT.parent)),
-            "LEDGERSYNC_SECRET_KEY": generate_key(),
-            "QBO_CLIENT_SECRET": qbo.client_secret,
-            "QBO_VERIFIER_TOKEN": VERIFIER,
-            "LEDGERSYNC_LOG_LEVEL": "WARNING",
-        }
-        processes = Processes(tmp_path, env, config)
-        w = World(qbo, app_url, config, env, processes)
-        try:
-            w.connect()
-            if distributed:
-                for n in range(2):
-                    processes.start(f"worker-{n}", "worker", "--threads", "2")
-                processes.start("scheduler", "scheduler")
-                processes.start("web", "web")
-            else:
-                processes.start("run", "run")
-            # Every process polls once at start: the example data syncs, then all is quiet.
-            w.wait_until("the example customers linked", lambda: len(w.links(EntityType.CUSTOMER)) >= 2, 60)
-            w.wait_until_quiet(timeout=60, settle=2.0)
-            yield w
-        except BaseException:
-            print(processes.logs())
-            raise
-        finally:
-            processes.stop_all()
-            w.runtime.close()
+        w.connect()
+        if distributed:
+            for n in range(2):
+                w.processes.start(f"worker-{n}", "worker", "--threads", "2")
+            w.processes.start("scheduler", "scheduler")
+            w.processes.start("web", "web")
+        else:
+            w.processes.start("run", "run")
+        # Every process polls once at start: the example data syncs, then all is quiet.
+        w.wait_until("the example customers linked", lambda: len(w.links(EntityType.CUSTOMER)) >= 2, 60)
+        w.wait_until_quiet(timeout=60, settle=2.0)
+        yield w
 
 
 def app_notes(w: World, app_id: str) -> str | None:
