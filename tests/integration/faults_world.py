@@ -17,46 +17,14 @@ from pathlib import Path
 import httpx
 import redis
 
-from connectors.quickbooks.crypto import generate_key
-from connectors.quickbooks.emulator import EmulatorConfig, running_emulator
+from connectors.quickbooks.emulator import EmulatorConfig
 from engine.state import ConnectionStatus
-from engine.web.serve import free_port
-from examples.invoicing import MAPPING, create_example_db
 from tests.integration import app_history
-from tests.integration.harness import SCRIPT, Processes, World, pg_url_in, redis_database
-from tests.support.stores import postgres_schema
+from tests.integration.harness import World, world
 
 #: Seconds the workers wait for QuickBooks; a held answer outlasts it by HOLD_MARGIN.
 QUICKBOOKS_TIMEOUT = 2.0
 HOLD_MARGIN = 1.5
-VERIFIER = "faults-verifier-token"
-
-CONFIG = """\
-state_url: {state_url}
-broker_url: {broker_url}
-secret_key: {{env: LEDGERSYNC_SECRET_KEY}}
-quickbooks:
-  environment: {qbo}
-  client_id: {client_id}
-  client_secret: {{env: QBO_CLIENT_SECRET}}
-  redirect_uri: {web_url}/callback
-  webhook_verifier_token: {{env: QBO_WEBHOOK_VERIFIER}}
-  minute_seconds: 1.0
-  throttle_penalty_seconds: 0.5
-  backoff_max_seconds: 2
-  timeout_seconds: {timeout}
-  defaults:
-    income_account: "1"
-app:
-  database_url: {app}
-  mapping: {mapping}
-schedule:
-  app_poll_seconds: 0.5
-  quickbooks_poll_seconds: 1
-  kick_seconds: 2
-web:
-  port: {port}
-"""
 
 
 @dataclass
@@ -92,54 +60,25 @@ class Campaign:
 def campaign_world(tmp_path: Path) -> Iterator[Campaign]:
     """A distributed world whose emulator sends webhooks to the web process; every process is stopped
     on exit (the harness prints their logs when the body fails)."""
-    port = free_port()
-    web_url = f"http://127.0.0.1:{port}"
     emulator = EmulatorConfig(
-        minute_seconds=1.0,
-        webhook_url=f"{web_url}/webhooks/quickbooks",
-        verifier_token=VERIFIER,
-        webhook_batch_window=0.3,
-        webhook_retry_delays=(0.5, 1.0, 2.0),
+        minute_seconds=1.0, webhook_batch_window=0.3, webhook_retry_delays=(0.5, 1.0, 2.0)
     )
-    with contextlib.ExitStack() as stack:
-        qbo = stack.enter_context(running_emulator(emulator))
-        app_url = pg_url_in(stack.enter_context(postgres_schema()))
-        state_url = pg_url_in(stack.enter_context(postgres_schema()))
-        broker_url = stack.enter_context(redis_database())
-        create_example_db(app_url)
-        app_history.install(app_url)
-        config_path = tmp_path / "ledgersync.yaml"
-        config_path.write_text(
-            CONFIG.format(
-                state_url=state_url,
-                broker_url=broker_url,
-                qbo=qbo.base_url,
-                client_id=qbo.client_id,
-                timeout=QUICKBOOKS_TIMEOUT,
-                app=app_url,
-                mapping=MAPPING,
-                port=port,
-                web_url=web_url,
-            ),
-            encoding="utf-8",
-        )
-        env = {
-            "PATH": os.environ.get("PATH", str(SCRIPT.parent)),
-            "LEDGERSYNC_SECRET_KEY": generate_key(),
-            "QBO_CLIENT_SECRET": qbo.client_secret,
-            "QBO_WEBHOOK_VERIFIER": VERIFIER,
-            "LEDGERSYNC_LOG_LEVEL": "WARNING",
-        }
-        processes = Processes(tmp_path, env, config_path)
-        built = World(qbo, app_url, config_path, env, processes)
-        try:
-            yield Campaign(built, web_url, broker_url)
-        except BaseException:
-            print(processes.logs())
-            raise
-        finally:
-            processes.stop_all()
-            built.runtime.close()
+    quickbooks = {
+        "throttle_penalty_seconds": 0.5,
+        "backoff_max_seconds": 2,
+        "timeout_seconds": QUICKBOOKS_TIMEOUT,
+    }
+    with world(
+        tmp_path,
+        distributed=True,
+        emulator=emulator,
+        webhooks=True,
+        oauth_via_web=True,
+        quickbooks=quickbooks,
+    ) as w:
+        app_history.install(w.app_url)
+        assert w.broker_url is not None
+        yield Campaign(w, w.web_url, w.broker_url)
 
 
 def local_ports(pid: int) -> set[int]:

@@ -51,10 +51,7 @@ quickbooks:
   environment: {qbo}
   client_id: {client_id}
   client_secret: {{env: QBO_CLIENT_SECRET}}
-  minute_seconds: 1.0
-  timeout_seconds: 20
-  batch_writes: {batch_writes}
-{webhooks}  defaults:
+{quickbooks}  defaults:
     income_account: "1"
 app:
   database_url: {app}
@@ -63,6 +60,14 @@ schedule:
 {schedule}web:
   port: {port}
 """
+
+
+def section(settings: Mapping[str, object]) -> str:
+    """Lines of a config section: booleans as YAML writes them, anything else as given."""
+    return "".join(
+        f"  {name}: {str(value).lower() if isinstance(value, bool) else value}\n"
+        for name, value in settings.items()
+    )
 
 
 def pg_url_in(schema: str) -> str:
@@ -179,6 +184,9 @@ class World:
     config_path: Path
     env: dict[str, str]
     processes: Processes
+    #: Where the web process (`ledgersync web` or `run`) listens, and the workers' Redis (distributed).
+    web_url: str
+    broker_url: str | None
     runtime: Runtime = field(init=False)
 
     def __post_init__(self) -> None:
@@ -342,21 +350,33 @@ def world(
     kick_seconds: float = 2,
     batch_writes: bool = True,
     schedule: Mapping[str, float] | None = None,
+    quickbooks: Mapping[str, object] | None = None,
     webhooks: bool = False,
+    oauth_via_web: bool = False,
     mapping: Path = MAPPING,
 ) -> Iterator[World]:
     """The emulator, the example app (PostgreSQL when distributed, else SQLite) and a state store the
     same way, a configuration file, and a `Processes` whose every process is stopped on exit.
 
     `kick_seconds`: how often the scheduler's kick sweeps (shorter races the messages more);
-    `schedule`: other settings of the schedule section (app polls every 0.5 s, QuickBooks every 1 s
-    unless given); `webhooks`: the emulator delivers webhooks, signed with VERIFIER, to the web
-    process (`ledgersync web` or `run`); `mapping`: the app's mapping file."""
+    `schedule` and `quickbooks`: other settings of those sections (the app polled every 0.5 s,
+    QuickBooks every 1 s, its minute 1 s long, a 20 s timeout unless given); `webhooks`: the emulator
+    delivers webhooks, signed with VERIFIER, to the web process (`ledgersync web` or `run`);
+    `oauth_via_web`: QuickBooks sends a user who consents back to the web process's /callback (a
+    reconnect from the web app's /connect); `mapping`: the app's mapping file."""
     port = free_port()
+    web_url = f"http://127.0.0.1:{port}"
     emulator = emulator or EmulatorConfig(minute_seconds=1.0)
+    qbo_settings: dict[str, object] = {"minute_seconds": 1.0, "timeout_seconds": 20}
+    qbo_settings["batch_writes"] = batch_writes
+    if oauth_via_web:
+        qbo_settings["redirect_uri"] = f"{web_url}/callback"
     if webhooks:
-        webhook_url = f"http://127.0.0.1:{port}/webhooks/quickbooks"
-        emulator = dataclasses.replace(emulator, webhook_url=webhook_url, verifier_token=VERIFIER)
+        emulator = dataclasses.replace(
+            emulator, webhook_url=f"{web_url}/webhooks/quickbooks", verifier_token=VERIFIER
+        )
+        qbo_settings["webhook_verifier_token"] = "{env: QBO_VERIFIER_TOKEN}"
+    qbo_settings.update(quickbooks or {})
     timing = {"app_poll_seconds": 0.5, "quickbooks_poll_seconds": 1, "kick_seconds": kick_seconds}
     timing.update(schedule or {})
     with contextlib.ExitStack() as stack:
@@ -364,9 +384,11 @@ def world(
         if distributed:
             app_url = pg_url_in(stack.enter_context(postgres_schema()))
             state_url = pg_url_in(stack.enter_context(postgres_schema()))
-            broker = f"broker_url: {stack.enter_context(redis_database())}\n"
+            broker_url = stack.enter_context(redis_database())
+            broker = f"broker_url: {broker_url}\n"
         else:
-            app_url, state_url, broker = f"sqlite:///{tmp_path / 'app.db'}", "sqlite:///state.db", ""
+            app_url, state_url, broker_url = f"sqlite:///{tmp_path / 'app.db'}", "sqlite:///state.db", None
+            broker = ""
         create_example_db(app_url)
         config_path = tmp_path / "ledgersync.yaml"
         config_path.write_text(
@@ -378,9 +400,8 @@ def world(
                 app=app_url,
                 mapping=mapping,
                 port=port,
-                schedule="".join(f"  {name}: {value}\n" for name, value in timing.items()),
-                webhooks="  webhook_verifier_token: {env: QBO_VERIFIER_TOKEN}\n" if webhooks else "",
-                batch_writes=str(batch_writes).lower(),
+                quickbooks=section(qbo_settings),
+                schedule=section(timing),
             ),
             encoding="utf-8",
         )
@@ -393,7 +414,7 @@ def world(
         if webhooks:
             env["QBO_VERIFIER_TOKEN"] = VERIFIER
         processes = Processes(tmp_path, env, config_path)
-        built = World(qbo, app_url, config_path, env, processes)
+        built = World(qbo, app_url, config_path, env, processes, web_url, broker_url)
         try:
             yield built
         except BaseException:
