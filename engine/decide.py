@@ -129,8 +129,8 @@ def decide_many(
     blocked = s.blocked_links(connection, [link.id for link in live], BLOCKING) if live else set()
     # Its earlier plan is still being applied: this change is picked up after.
     live = [link for link in live if link.id not in blocked]
-    states = batch.states(live)
     ledgers = batch.ledgers(live)
+    states = batch.states(live, ledgers)
     open_conflicts = s.open_conflicts_of([link.id for link in live]) if live else {}
     decided: dict[str, Decision] = {}
     for link in live:
@@ -230,11 +230,25 @@ class _Batch:
             )
         )
 
-    def states(self, links: Sequence[Link]) -> dict[str, dict[Side, SideState | None]]:
-        """The newest journaled state of each link's record on each side, refs translated to links."""
+    def states(
+        self, links: Sequence[Link], ledgers: Mapping[str, Ledger]
+    ) -> dict[str, dict[Side, SideState | None]]:
+        """The newest journaled state of each link's record on each side, refs translated to links;
+        where that version is our own write, with the time a person last changed the record."""
         entries: dict[tuple[EntityType, Side], dict[str, JournalEntry]] = {}
         for (entity, side), ids in _ids_by_group(links).items():
             entries[(entity, side)] = self.s.latest_events_of(self.connection, entity, side, ids)
+        echoed: dict[tuple[EntityType, Side], set[str]] = {}
+        for link in links:
+            for side in Side:
+                external_id = link.external_id(side)
+                newest = None if external_id is None else entries[(link.entity, side)].get(external_id)
+                if newest is not None and (side, newest.event.version.seq) in ledgers[link.id]:
+                    echoed.setdefault((link.entity, side), set()).add(newest.event.external_id)
+        edited: dict[tuple[EntityType, Side], dict[str, datetime]] = {
+            (entity, side): self.s.user_edits_of(self.connection, entity, side, ids)
+            for (entity, side), ids in echoed.items()
+        }
         refs: dict[tuple[EntityType, Side], set[str]] = {}
         for (_, side), found in entries.items():
             for entry in found.values():
@@ -250,7 +264,16 @@ class _Batch:
             for side in Side:
                 external_id = link.external_id(side)
                 newest = None if external_id is None else entries[(link.entity, side)].get(external_id)
-                mine[side] = _state(newest, side, linked) if newest is not None else None
+                if newest is None:
+                    mine[side] = None
+                    continue
+                ours = (side, newest.event.version.seq) in ledgers[link.id]
+                user_at = (
+                    edited[(link.entity, side)].get(newest.event.external_id)
+                    if ours
+                    else newest.event.version.at
+                )
+                mine[side] = _state(newest, side, linked, user_at)
             result[link.id] = mine
         return result
 
@@ -400,18 +423,24 @@ def _ids_by_group(links: Iterable[Link]) -> dict[tuple[EntityType, Side], set[st
 
 
 def _state(
-    entry: JournalEntry, side: Side, linked: Mapping[tuple[EntityType, Side], Mapping[str, Link]]
+    entry: JournalEntry,
+    side: Side,
+    linked: Mapping[tuple[EntityType, Side], Mapping[str, Link]],
+    user_at: datetime | None,
 ) -> SideState:
     event = entry.event
     if event.operation == "delete":
-        return SideState(external_id=event.external_id, version=event.version, fields=None)
+        return SideState(external_id=event.external_id, version=event.version, fields=None, user_at=user_at)
 
     def link_of(entity: EntityType, ext: str) -> str | None:
         found = linked.get((entity, side), {}).get(ext)
         return found.id if found else None
 
     return SideState(
-        external_id=event.external_id, version=event.version, fields=to_links(event.fields, side, link_of)
+        external_id=event.external_id,
+        version=event.version,
+        fields=to_links(event.fields, side, link_of),
+        user_at=user_at,
     )
 
 

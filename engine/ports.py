@@ -290,6 +290,12 @@ class StoreSession(Protocol):
     def latest_events_of(
         self, connection: str, entity: EntityType, side: Side, external_ids: Collection[str]
     ) -> dict[str, JournalEntry]: ...
+    def user_edits_of(
+        self, connection: str, entity: EntityType, side: Side, external_ids: Collection[str]
+    ) -> dict[str, datetime]:
+        """The time of each record's newest journaled version that is not our own write, by id."""
+        ...
+
     def append_events(
         self, events: Sequence[ChangeEvent], now: datetime, processed: Sequence[bool] | None = None
     ) -> list[AppendResult]: ...

@@ -7,7 +7,8 @@ The rules, field by field (values compared after normalization):
 - a field changed on one side only flows to the other, if its direction allows;
 - changed on both sides to the same value: settled, no write;
 - changed on both sides to different values: the field's conflict policy picks a winner, or
-  (`manual`) opens a conflict for that field only;
+  (`manual`) opens a conflict for that field only; `newest_wins` goes by when a person last
+  edited each side, never by the time of a write of ours that came after;
 - a one-way field always takes its source's value when either side changed it;
 - a change that only echoes our own write (its version is in the ledger and the field is one that
   write set) is no change at all. That and content-equal-to-base make the sync loop-free.
@@ -18,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
+
+from pydantic import AwareDatetime
 
 from engine.diff import changed_fields
 from engine.model import QUICKBOOKS_COMPUTED, EntityType, Frozen, Ref, Side, Version, field_names
@@ -39,11 +42,17 @@ DELETED_FIELD = "_deleted"
 
 
 class SideState(Frozen):
-    """A record as one side holds it now; `fields` is None when it is deleted there."""
+    """A record as one side holds it now; `fields` is None when it is deleted there.
+
+    `user_at` is when a person last changed the record there: the time of its newest version that
+    is not our own write. It matters only when the current version is ours (`newest_wins` must not
+    take our write for an edit); None there means no version of a person's is held any more.
+    """
 
     external_id: str
     version: Version
     fields: dict[str, Any] | None = None
+    user_at: AwareDatetime | None = None
 
     @property
     def deleted(self) -> bool:
@@ -220,7 +229,8 @@ def _merge(
             reasons.append(f"{field}: empty in {filled.other} at first match, filled from {filled}")
         elif by_app and by_qbo:
             rule = policy.conflict_policy(entity, field)
-            decided = _decide(rule, app.version, qbo.version)
+            app_at, qbo_at = (_changed_at(live[side], side, field, ledger) for side in Side)
+            decided = _decide(rule, app_at, qbo_at)
             if decided is None:
                 conflicts.append(
                     FieldConflict(
@@ -271,14 +281,29 @@ def _empty(value: Any) -> bool:
     return value is None or value in ((), {})
 
 
-def _decide(rule: ConflictPolicy, app: Version, qbo: Version) -> Side | None:
+def _changed_at(state: SideState, side: Side, field: str, ledger: Ledger) -> datetime | None:
+    """When `field`, changed on `side`, changed there; None when that is no longer known.
+
+    Our own write is no edit: when it made the current version, the change is a person's from before
+    (`user_at`), unless it is a value that side filled in for that very write (see `_user_changes`).
+    """
+    written = ledger.get((side, state.version.seq))
+    if written is None or field in written:
+        return state.version.at
+    return state.user_at
+
+
+def _decide(rule: ConflictPolicy, app_at: datetime | None, qbo_at: datetime | None) -> Side | None:
     if rule is ConflictPolicy.APP_WINS:
         return Side.APP
     if rule is ConflictPolicy.QUICKBOOKS_WINS:
         return Side.QUICKBOOKS
     if rule is ConflictPolicy.NEWEST_WINS:
-        # A tie goes to QuickBooks: the books are the record of account.
-        return Side.APP if app.at > qbo.at else Side.QUICKBOOKS
+        # An edit whose version is no longer held is older than any held; a tie goes to QuickBooks:
+        # the books are the record of account.
+        if app_at is None or (qbo_at is not None and qbo_at >= app_at):
+            return Side.QUICKBOOKS
+        return Side.APP
     return None
 
 

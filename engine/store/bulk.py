@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from engine.model import ChangeEvent, EntityType, Side
+from engine.model import ChangeEvent, EntityType, Side, Version
 from engine.plan import Op, OpKind, OpStatus
 from engine.state import (
     AppendResult,
@@ -63,6 +63,7 @@ _SAME_RECORD = sa.and_(
     _j.entity == sa.bindparam("b_entity"),
     _j.external_id == sa.bindparam("b_external_id"),
 )
+_l = t.ledger.c
 _MARK_PROCESSED = (
     sa.update(t.journal)
     .where(_SAME_RECORD, _j.seq <= sa.bindparam("b_seq"), _j.status == JournalStatus.NEW.value)
@@ -241,6 +242,51 @@ class BulkMixin(SessionBase):
             )
             for row in self._all(statement):
                 found[row["external_id"]] = rows.to_journal_entry(row)
+        return found
+
+    def user_edits_of(
+        self, connection: str, entity: EntityType, side: Side, external_ids: Collection[str]
+    ) -> dict[str, datetime]:
+        """When a person last changed each record: the time of its newest journaled version that no
+        write of ours produced (none in the ledger), by id; ids with no such version are left out."""
+        found: dict[str, datetime] = {}
+        for chunk in _chunks(sorted(set(external_ids))):
+            # As in `latest_events_of`, through the unique indexes of journal and ledger, row by row:
+            # walking a record's versions from the newest, the first that is not ours ends the walk.
+            newer = t.journal.alias("newer")
+            ours = (
+                sa.select(_l.seq)
+                .where(
+                    _l.connection == newer.c.connection,
+                    _l.side == newer.c.side,
+                    _l.entity == newer.c.entity,
+                    _l.external_id == newer.c.external_id,
+                    _l.seq == newer.c.seq,
+                )
+                .exists()
+            )
+            newest = (
+                sa.select(newer.c.seq)
+                .where(
+                    newer.c.connection == _j.connection,
+                    newer.c.side == _j.side,
+                    newer.c.entity == _j.entity,
+                    newer.c.external_id == _j.external_id,
+                    ~ours,
+                )
+                .order_by(newer.c.seq.desc())
+                .limit(1)
+                .scalar_subquery()
+            )
+            statement = sa.select(_j.external_id, _j.payload).where(
+                _j.connection == connection,
+                _j.side == side.value,
+                _j.entity == entity.value,
+                _j.external_id.in_(chunk),
+                _j.seq == newest,
+            )
+            for row in self._conn.execute(statement):
+                found[row.external_id] = Version.model_validate(row.payload["version"]).at
         return found
 
     def append_events(

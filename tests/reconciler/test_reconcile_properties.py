@@ -170,3 +170,48 @@ def test_many_rounds_of_edits_stay_loop_free_and_lose_no_edit(
     assert writes <= 2 * len(rounds)
     open_fields = {c.field for c in w.plan(policy).conflicts}
     assert differing(w, policy) == open_fields
+
+
+@RECONCILER_SETTINGS
+@given(
+    policy=rules,
+    app_edit=edits,
+    qbo_edit=edits,
+    minutes=st.tuples(st.integers(0, 9), st.integers(0, 9)),
+    ours=st.dictionaries(
+        st.sampled_from(list(Side)), st.lists(st.sampled_from(["display_name", *EDITABLE]), max_size=3)
+    ),
+)
+def test_a_later_write_of_ours_on_either_side_changes_no_decision(
+    policy: Rules,
+    app_edit: dict[str, Any],
+    qbo_edit: dict[str, Any],
+    minutes: tuple[int, int],
+    ours: dict[Side, list[str]],
+):
+    """Each side's user edit at its minute; then, on the sides in `ours`, a write of ours (after both
+    edits) of fields that side did not edit, as the base holds them. Our write is no edit: the plan is
+    the one made before it, `newest_wins` still goes by the users' minutes."""
+    base = customer()
+    edit = {Side.APP: app_edit, Side.QUICKBOOKS: qbo_edit}
+    users = {side: T0 + timedelta(minutes=m) for side, m in zip(Side, minutes, strict=True)}
+    before = {
+        side: SideState(
+            external_id="1", version=Version(seq=2, at=users[side]), fields={**base, **edit[side]}
+        )
+        for side in Side
+    }
+    after = dict(before)
+    ledger: dict[tuple[Side, int], dict[str, Any]] = {}
+    for side, names in ours.items():
+        written = {f: base[f] for f in names if f not in edit[side]}
+        after[side] = before[side].model_copy(
+            update={"version": Version(seq=3, at=T0 + timedelta(minutes=30)), "user_at": users[side]}
+        )
+        ledger[(side, 3)] = written
+    planned = reconcile(CUSTOMER, base, before[Side.APP], before[Side.QUICKBOOKS], policy, {}, T0)
+    again = reconcile(CUSTOMER, base, after[Side.APP], after[Side.QUICKBOOKS], policy, ledger, T0)
+    assert {(w.side, tuple(sorted(w.fields.items()))) for w in again.writes} == {
+        (w.side, tuple(sorted(w.fields.items()))) for w in planned.writes
+    }
+    assert again.conflicts == planned.conflicts

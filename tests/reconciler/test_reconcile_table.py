@@ -168,6 +168,70 @@ def test_conflict_policies_pick_a_winner(
     assert plan.conflicts == ()
 
 
+def ours(fields: dict[str, Any], seq: int, minutes: int, user_minutes: int | None) -> SideState:
+    """A side whose current version is our own write (at `minutes`); a person last edited it at
+    `user_minutes` (None: no version of a person's is held any more)."""
+    user_at = None if user_minutes is None else T0 + timedelta(minutes=user_minutes)
+    at = T0 + timedelta(minutes=minutes)
+    return SideState(external_id="1", version=Version(seq=seq, at=at), fields=fields, user_at=user_at)
+
+
+def test_newest_wins_goes_by_the_users_edits_not_by_our_later_write_on_one_side():
+    # The fault campaign's lost update: the app user set the company at minute 0, the accountant
+    # another one at minute 5, and our write of notes into the app at minute 9 made the app's
+    # version the newest. It is not an edit of the company: the accountant's later value wins.
+    base = customer(notes="from QuickBooks")
+    app = ours(customer(company_name="app 28", notes="from QuickBooks"), 3, minutes=9, user_minutes=0)
+    qbo = state(customer(company_name="qbo 44", notes="from QuickBooks"), seq=5, minutes=5)
+    plan = run(base, app, qbo, ledger={(APP, 3): {"notes": "from QuickBooks"}})
+    (write,) = plan.writes
+    assert write.side is APP and write.fields == {"company_name": "qbo 44"}
+
+
+def test_newest_wins_goes_by_the_users_edits_when_our_write_is_the_newest_in_quickbooks():
+    base = customer(notes="from the app")
+    app = state(customer(company_name="app 28", notes="from the app"), seq=4, minutes=5)
+    qbo = ours(customer(company_name="qbo 44", notes="from the app"), 7, minutes=9, user_minutes=0)
+    plan = run(base, app, qbo, ledger={(QBO, 7): {"notes": "from the app"}})
+    (write,) = plan.writes
+    assert write.side is QBO and write.fields == {"company_name": "app 28"}
+
+
+@pytest.mark.parametrize(
+    ("app_user", "qbo_user", "winner"),
+    [
+        # No version of a person's is held on one side: its edit is older than all the other holds.
+        (None, 0, QBO),
+        (0, None, APP),
+        # Known on neither side: a tie, and a tie goes to QuickBooks.
+        (None, None, QBO),
+    ],
+)
+def test_newest_wins_takes_an_edit_whose_time_is_no_longer_known_for_the_oldest(
+    app_user: int | None, qbo_user: int | None, winner: Side
+):
+    app = ours(customer(company_name="app 28"), 3, minutes=9, user_minutes=app_user)
+    qbo = ours(customer(company_name="qbo 44"), 5, minutes=9, user_minutes=qbo_user)
+    ledger = {(APP, 3): {"notes": None}, (QBO, 5): {"notes": None}}
+    plan = run(customer(), app, qbo, ledger=ledger)
+    (write,) = plan.writes
+    assert write.side is winner.other
+    assert write.fields["company_name"] == ("app 28" if winner is APP else "qbo 44")
+
+
+def test_newest_wins_dates_a_value_the_other_side_filled_in_for_our_write_at_that_write():
+    # QuickBooks numbered the invoice our write created (minute 9); the app user had typed another
+    # number at minute 5, before any person touched QuickBooks' copy.
+    base = invoice(doc_number=None)
+    app = state(invoice(doc_number="A-7"), seq=2, minutes=5)
+    qbo = ours(invoice(doc_number="1042"), 0, minutes=9, user_minutes=None)
+    ledger = {(QBO, 0): {k: v for k, v in base.items() if k not in ("total", "balance")}}
+    rules = Rules(direction_=Direction.APP_TO_QUICKBOOKS, field_directions={"doc_number": Direction.BOTH})
+    plan = run(base, app, qbo, rules=rules, ledger=ledger, entity=INVOICE)
+    (write,) = plan.writes
+    assert write.side is APP and write.fields == {"doc_number": "1042"}
+
+
 def test_manual_opens_a_conflict_for_that_field_only_and_other_fields_keep_syncing():
     rules = Rules(field_conflicts={"email": ConflictPolicy.MANUAL})
     app_f = customer(email="app@example.com", notes="VIP")
