@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from engine.model import EntityType, Side
+from engine.model import Side
 from engine.runner import Runner, RunStats
 
 log = logging.getLogger(__name__)
@@ -41,15 +41,12 @@ def write_pending(
     The next page is decided on a thread of its own while this one is written (the writes mostly wait
     on the other side and its rate budget), so the budget does not sit idle while a page is decided.
     Its ops join the writes as they are committed. A record decided before a record it references is
-    linked waits, and is decided again in the next round. Before deciding, that thread reads back the
-    entities whose writes are all answered (`ReadBehind`), so their echoes are decided meanwhile too,
-    not all at the end."""
+    linked waits, and is decided again in the next round."""
     before = stats.applied
-    behind = ReadBehind(runner)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decide") as ahead:
         decided = runner.decide_pending(stats, limit=page)
         while True:
-            following = ahead.submit(_read_and_decide, runner, behind, stats, page)
+            following = ahead.submit(runner.decide_pending, stats, limit=page)
             start = stats.applied
             applied = runner.apply_pending(stats)
             advance(stats.applied - start)
@@ -57,34 +54,6 @@ def write_pending(
             if not (decided or applied or decided_ahead):
                 return stats.applied - before
             decided = decided_ahead
-
-
-def _read_and_decide(runner: Runner, behind: ReadBehind, stats: RunStats, page: int) -> int:
-    behind.read(stats)
-    return runner.decide_pending(stats, limit=page)
-
-
-class ReadBehind:
-    """Reads an entity back from a side once every write to it there was answered: what the settling
-    would read at the end (the echoes of those writes), read while the other entities are written.
-
-    Only an entity with no op pending for that side is read: an op stays pending until its answer is
-    recorded, so no write whose answer is not recorded yet can be read back as a stranger's change.
-    """
-
-    def __init__(self, runner: Runner) -> None:
-        self._runner = runner
-        #: Per side, entities written (or to be) there since they were last read.
-        self._unread: dict[Side, set[EntityType]] = {side: set() for side in runner.connectors}
-
-    def read(self, stats: RunStats) -> None:
-        runner = self._runner
-        with runner.store.session() as s:
-            pending = {side: s.pending_op_entities(runner.connection, side) for side in self._unread}
-        for side, unread in self._unread.items():
-            for entity in (e for e in runner.entities if e in unread - pending[side]):
-                runner.poll(side, entity, stats)
-            self._unread[side] = pending[side]
 
 
 def settle(runner: Runner, stats: RunStats, *, page: int = PAGE) -> None:

@@ -7,7 +7,7 @@ a lost message or a killed worker loses nothing, the journal and the ops table a
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -147,8 +147,17 @@ class Runner:
         return results
 
     def poll(self, side: Side, entity: EntityType, stats: RunStats | None = None) -> int:
-        """Read one side's changes from its cursor; the cursor moves only past what was journaled."""
-        return len(self.poll_new(side, entity, stats))
+        """Read one side's changes from its cursor; the cursor moves only past what was journaled.
+        How many records got a new version: counted page by page, not kept (a backfill's read of a
+        big company would hold a key for every record)."""
+        counted = 0
+
+        def count(keys: list[RecordKey]) -> None:
+            nonlocal counted
+            counted += len(keys)
+
+        self._read(side, entity, stats, count, from_start=False)
+        return counted
 
     def poll_new(
         self, side: Side, entity: EntityType, stats: RunStats | None = None, *, from_start: bool = False
@@ -157,26 +166,39 @@ class Runner:
 
         `from_start` re-reads everything the side has (the daily sweep) and leaves the cursor alone.
         """
+        new: list[RecordKey] = []
+        self._read(side, entity, stats, new.extend, from_start=from_start)
+        return new
+
+    def _read(
+        self,
+        side: Side,
+        entity: EntityType,
+        stats: RunStats | None,
+        found: Callable[[list[RecordKey]], None],
+        *,
+        from_start: bool,
+    ) -> None:
+        """`poll_new`'s reading, handing each page's new records to `found`."""
         connector = self.connectors[side]
         started = self.clock.now()
         with self.store.session() as s:
             cursor = None if from_start else s.get_cursor(self.connection, side, entity)
         position = cursor.position if cursor else None
-        new: list[RecordKey] = []
         while True:
             try:
                 page = connector.read_changes(entity, position)
             except (NeedsReauthorizationError, RetriableError) as error:
                 # Nothing is lost: the cursor stays where it was and the next poll reads from there.
                 log.warning("%s %s changes not read now: %s", side, entity, error)
-                return new
+                return
             self.park(side, page.rejected, stats)
             moved = page.cursor is not None and page.cursor != position
             position = page.cursor if page.cursor is not None else position
             # The page's events and the cursor past them commit together, in one transaction.
             with self.store.session() as s:
                 results = self.journal_many(s, page.events, stats)
-                new += [key_of(e) for e, r in zip(page.events, results, strict=True) if r is AppendResult.NEW]
+                found([key_of(e) for e, r in zip(page.events, results, strict=True) if r is AppendResult.NEW])
                 if moved and not from_start:
                     s.save_cursor(
                         Cursor(
@@ -189,8 +211,8 @@ class Runner:
                     )
             if page.complete:
                 if not from_start:
-                    new += self.retry_parked(side, entity, started, stats)
-                return new
+                    found(self.retry_parked(side, entity, started, stats))
+                return
 
     def park(self, side: Side, rejected: Sequence[Rejection], stats: RunStats | None = None) -> None:
         """Park records a side read but could not hand over; each stays listed until it reads well."""

@@ -73,17 +73,6 @@ class WorkMixin(BulkMixin):
         statement = statement.order_by(t.ops.c.position, t.ops.c.op_id)
         return [rows.to_op_record(r) for r in self._all(statement)]
 
-    def pending_op_entities(self, connection: str, side: Side) -> set[EntityType]:
-        """The entities that have ops for `side` still pending (or in flight: they stay pending until
-        their answer is recorded)."""
-        o = t.ops
-        statement = (
-            sa.select(o.c.entity)
-            .where(o.c.connection == connection, o.c.side == side.value, o.c.status == OpStatus.PENDING.value)
-            .distinct()
-        )
-        return {EntityType(r["entity"]) for r in self._all(statement)}
-
     def ops_page(
         self, connection: str, statuses: Sequence[OpStatus], after: tuple[int, str], limit: int
     ) -> tuple[list[OpRecord], tuple[int, str]]:
