@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,14 +33,23 @@ class Change:
     deleted_id: str | None = None
 
 
-@dataclass
-class _NameIndex:
-    """Ids of one entity's rows by a name field, casefolded; built from `source` (the entity's rows
-    dict) when it had `size` rows. Entries may be stale (a renamed record): lookups check the row."""
+#: What a row is looked up by in an index: the keys of its data (a name, the invoices it pays...).
+Keys = Callable[[JsonDict], Iterable[str]]
 
+
+@dataclass
+class _Index:
+    """Ids of one entity's rows by `keys_of` their data; built from `source` (the entity's rows dict)
+    when it had `size` rows. Entries may be stale (a renamed record): lookups check the row."""
+
+    keys_of: Keys
     source: dict[str, Row]
     size: int
     ids: dict[str, set[str]]
+
+    def add(self, row_id: str, data: JsonDict) -> None:
+        for key in self.keys_of(data):
+            self.ids.setdefault(key, set()).add(row_id)
 
 
 @dataclass
@@ -53,7 +62,7 @@ class Store:
     lock: threading.RLock = field(default_factory=threading.RLock)
     listeners: list[Callable[[Change], None]] = field(default_factory=list)
     _hidden: set[tuple[str, str]] | None = None
-    _names: dict[tuple[str, str], _NameIndex] = field(default_factory=dict)
+    _indexes: dict[tuple[str, str], _Index] = field(default_factory=dict)
 
     def next_id(self, entity: str) -> str:
         value = self.counters.get(entity, 0) + 1
@@ -82,28 +91,34 @@ class Store:
 
     def named(self, entity: str, name_field: str, name: str) -> list[Row]:
         """The rows of `entity` (hidden ones too) whose `name_field` is `name`, ignoring case: an
-        index, not a scan, so a company of 100k customers checks a name as fast as one of ten. The
-        index is rebuilt when the rows changed other than through `put` (loading, seeding)."""
+        index, not a scan, so a company of 100k customers checks a name as fast as one of ten."""
+
+        def keys_of(data: JsonDict) -> list[str]:
+            return [str(data.get(name_field, "")).casefold()]
+
+        return self.indexed(entity, f"name:{name_field}", keys_of, name.casefold())
+
+    def indexed(self, entity: str, name: str, keys_of: Keys, key: str) -> list[Row]:
+        """The rows of `entity` (hidden ones too) that `keys_of` gives `key`, in id order, through the
+        index called `name` (made on first use). It is rebuilt when the rows changed other than
+        through `put` and `delete` (a company loaded, the benchmark's copies)."""
         rows = self.rows.get(entity, {})
-        index = self._names.get((entity, name_field))
+        index = self._indexes.get((entity, name))
         if index is None or index.source is not rows or index.size != len(rows):
-            ids: dict[str, set[str]] = {}
+            index = _Index(keys_of, rows, len(rows), {})
             for row_id, row in rows.items():
-                ids.setdefault(str(row.data.get(name_field, "")).casefold(), set()).add(row_id)
-            index = _NameIndex(rows, len(rows), ids)
-            self._names[(entity, name_field)] = index
-        wanted = name.casefold()
-        found = [rows[i] for i in sorted(index.ids.get(wanted, ()), key=_id_order) if i in rows]
-        return [r for r in found if str(r.data.get(name_field, "")).casefold() == wanted]
+                index.add(row_id, row.data)
+            self._indexes[(entity, name)] = index
+        found = [rows[i] for i in sorted(index.ids.get(key, ()), key=_id_order) if i in rows]
+        return [r for r in found if key in keys_of(r.data)]
 
     def put(self, entity: str, row: Row, operation: str) -> None:
         entity_id = str(row.data["Id"])
         rows = self.rows.setdefault(entity, {})
         rows[entity_id] = row
-        for (indexed, name_field), index in self._names.items():
+        for (indexed, _), index in self._indexes.items():
             if indexed == entity and index.source is rows:
-                name = str(row.data.get(name_field, "")).casefold()
-                index.ids.setdefault(name, set()).add(entity_id)
+                index.add(entity_id, row.data)
                 index.size = len(rows)
         if self._hidden is not None and operation == "Create":
             self._hidden.add((entity, entity_id))
@@ -112,7 +127,7 @@ class Store:
     def delete(self, entity: str, entity_id: str, at: datetime) -> None:
         rows = self.rows.get(entity, {})
         rows.pop(entity_id, None)
-        for (indexed, _), index in self._names.items():
+        for (indexed, _), index in self._indexes.items():
             if indexed == entity and index.source is rows:
                 index.size = len(rows)  # the id stays listed; lookups skip ids no longer in the rows
         self.tombstones.setdefault(entity, {})[entity_id] = at

@@ -168,12 +168,14 @@ def _payments_for(ctx: Context, invoice_id: str | None) -> tuple[Decimal, list[J
     links: list[JsonDict] = []
     if invoice_id is None:
         return applied, links
-    for row in ctx.store.rows.get("Payment", {}).values():
-        share = applied_amounts(row.data).get(invoice_id)
-        if share is not None:
-            applied += share
-            links.append({"TxnId": str(row.data["Id"]), "TxnType": "Payment"})
+    for row in ctx.store.indexed("Payment", "paid invoices", _paid_invoices, invoice_id):
+        applied += applied_amounts(row.data)[invoice_id]
+        links.append({"TxnId": str(row.data["Id"]), "TxnType": "Payment"})
     return applied, links
+
+
+def _paid_invoices(payment: JsonDict) -> list[str]:
+    return list(applied_amounts(payment))
 
 
 def applied_amounts(payment: JsonDict) -> dict[str, Decimal]:

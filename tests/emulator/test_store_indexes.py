@@ -1,5 +1,6 @@
-"""The emulator's name index: DisplayName and Name checks without a scan of every record, as right as
-the scan was (rows seeded straight into the store, renames, deletes, case)."""
+"""The emulator store's indexes: DisplayName and Name checks, and the payments of an invoice, without
+a scan of every record, as right as the scan was (rows seeded straight into the store, renames,
+deletes, case)."""
 
 from __future__ import annotations
 
@@ -70,3 +71,26 @@ def test_ten_thousand_customers_check_a_name_without_reading_them_all() -> None:
     for n in range(100):  # a new rows dict: indexed once, then looked up
         assert ids(store.named("Customer", "DisplayName", f"CUSTOMER {n}")) == [str(n + 1)]
     assert reads == 1
+
+
+def paid(data: dict[str, object]) -> list[str]:
+    return [str(i) for i in data.get("Pays", [])]  # type: ignore[attr-defined]
+
+
+def payment(row_id: str, *invoices: str) -> Row:
+    return Row({"Id": row_id, "Pays": list(invoices)}, NOW, NOW)
+
+
+def test_rows_under_several_keys_follow_their_updates_and_deletes() -> None:
+    # The payments of an invoice, without a scan of every payment on each payment written.
+    store = Store()
+    store.put("Payment", payment("1", "10", "11"), "Create")
+    store.put("Payment", payment("2", "11"), "Create")
+    assert ids(store.indexed("Payment", "paid", paid, "11")) == ["1", "2"]
+    store.put("Payment", payment("1", "12"), "Update")  # re-applied to another invoice
+    assert ids(store.indexed("Payment", "paid", paid, "11")) == ["2"]
+    assert ids(store.indexed("Payment", "paid", paid, "12")) == ["1"]
+    store.rows["Payment"]["3"] = payment("3", "11")  # straight into the rows
+    assert ids(store.indexed("Payment", "paid", paid, "11")) == ["2", "3"]
+    store.delete("Payment", "2", NOW)
+    assert ids(store.indexed("Payment", "paid", paid, "11")) == ["3"]
