@@ -4,6 +4,7 @@ deletes, case)."""
 
 from __future__ import annotations
 
+from collections.abc import ItemsView, ValuesView
 from datetime import UTC, datetime
 
 from connectors.quickbooks.emulator.store import Row, Store
@@ -57,12 +58,12 @@ def test_ten_thousand_customers_check_a_name_without_reading_them_all() -> None:
     reads = 0
 
     class Counting(dict[str, Row]):
-        def values(self):  # type: ignore[override]
+        def values(self) -> ValuesView[Row]:  # type: ignore[override]
             nonlocal reads
             reads += 1
             return super().values()
 
-        def items(self):  # type: ignore[override]
+        def items(self) -> ItemsView[str, Row]:  # type: ignore[override]
             nonlocal reads
             reads += 1
             return super().items()
