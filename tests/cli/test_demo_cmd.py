@@ -12,10 +12,6 @@ from pathlib import Path
 
 import pytest
 
-# One worker plays the demos: the kept one below is shared by two tests (a module fixture), and the
-# leaves-nothing-behind test looks at /tmp, where only a demo without --keep writes.
-pytestmark = pytest.mark.xdist_group("demo")
-
 SCRIPT = Path(sys.executable).with_name("ledgersync")
 #: The PATH of the kept demo's commands: the venv's scripts, then bash and the coreutils.
 PATH = f"{SCRIPT.parent}:/usr/bin:/bin"
