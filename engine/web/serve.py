@@ -15,7 +15,7 @@ import uvicorn
 @contextmanager
 def serving(app: Any, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     """Run `app` until the block ends; yields its base URL (port 0: a free one)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     bound = sock.getsockname()[1]

@@ -206,7 +206,7 @@ def running_emulator(
 ) -> Iterator[EmulatorHandle]:
     """Start an emulator in a background thread (port 0: a free one), yield its handle, stop it on exit."""
     emulator = Emulator(config or EmulatorConfig())
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     bound_port = sock.getsockname()[1]
