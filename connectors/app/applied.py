@@ -29,6 +29,14 @@ def create_table(engine: sa.Engine) -> None:
     metadata.create_all(engine, checkfirst=True)
 
 
+def table_exists(engine: sa.Engine) -> bool:
+    """Whether the table is there; False too when the database cannot say (it is asked again)."""
+    try:
+        return sa.inspect(engine).has_table(applied_ops.name)
+    except sa.exc.SQLAlchemyError:
+        return False
+
+
 def stored_result(conn: sa.Connection, op_id: str) -> WriteResult | None:
     return stored_results(conn, [op_id]).get(op_id)
 

@@ -206,9 +206,13 @@ class SqlConnector:
         with self._applied_lock:
             try:
                 applied.create_table(self.engine)
-            except exc.SQLAlchemyError:
-                # Another process created it at the same moment; anything else shows on the write.
-                log.debug("ledgersync_applied_ops appeared meanwhile", exc_info=True)
+            except exc.SQLAlchemyError as error:
+                # Another process may have created it at the same moment. If not (the database was
+                # locked, say), the next write tries again: marked ready without the table, every
+                # write after would fail as "unavailable" for as long as the process runs.
+                if not applied.table_exists(self.engine):
+                    log.warning("ledgersync_applied_ops not created (tried on the next write): %s", error)
+                    return
             self._applied_ready = True
 
     def _layout(self, entity: EntityType) -> Layout:

@@ -179,3 +179,33 @@ def test_many_ops_in_one_transaction_each_refused_alone_and_replayed_once(exampl
         again = connector.write_many(good)
         assert again == [results[0], results[4]]
         assert connector.fetch(CUSTOMER, "2").version == results[4].version  # type: ignore[union-attr]
+
+
+def test_an_applied_ops_table_not_created_once_is_created_by_a_later_write(
+    sqlite_example: AppDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first write's CREATE TABLE fails (the app's database was locked, say): that write fails as
+    # retriable, and the next one creates the table and lands. Marked ready without the table, every
+    # later write failed as "unavailable" for as long as the process ran.
+    from connectors.app import applied
+    from engine.errors import UpstreamUnavailableError
+
+    real = applied.create_table
+    calls = 0
+
+    def locked_once(engine: sa.Engine) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise sa.exc.OperationalError("CREATE TABLE ledgersync_applied_ops", {}, Exception("locked"))
+        real(engine)
+
+    monkeypatch.setattr(applied, "create_table", locked_once)
+    with sqlite_example.connector() as connector:
+        edit = op(OpKind.UPDATE, CUSTOMER, {"notes": "after the lock"}, external_id="1")
+        first = connector.write_many([edit])
+        assert isinstance(first[0], UpstreamUnavailableError)
+        second = connector.write_many([edit])
+        assert not isinstance(second[0], Exception), second
+        assert connector.fetch(CUSTOMER, "1").fields["notes"] == "after the lock"
+    assert calls == 2
