@@ -26,7 +26,13 @@ applied_ops = sa.Table(
 
 
 def create_table(engine: sa.Engine) -> None:
-    metadata.create_all(engine, checkfirst=True)
+    with engine.connect() as conn:
+        # A writer's transaction from its first statement (BEGIN IMMEDIATE on SQLite): a deferred
+        # one that reads the schema first can deadlock with a concurrent writer, and SQLite then
+        # answers "database is locked" at once instead of waiting.
+        conn.info["ledgersync_write"] = True
+        with conn.begin():
+            metadata.create_all(conn, checkfirst=True)
 
 
 def table_exists(engine: sa.Engine) -> bool:
