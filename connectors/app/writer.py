@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -117,7 +117,7 @@ class Writer:
         self,
         conn: sa.Connection,
         ops: Sequence[Op],
-        skip: Any,
+        skip: Collection[int],
         current: dict[tuple[EntityType, str | None], Stored],
     ) -> dict[int, WriteResult | Exception]:
         """The outcomes of the plain field changes among `ops` (updates and inactivations of records
@@ -139,11 +139,7 @@ class Writer:
             if _SENT_ALONE & op.fields.keys():
                 continue  # child rows are replaced, references checked: one by one
             try:
-                if op.expected_seq is not None and op.expected_seq != stored.version.seq:
-                    raise VersionConflictError(
-                        f"{layout.entity} {op.external_id} in the app is at version {stored.version.seq}",
-                        detail=f"the write expected {op.expected_seq}",
-                    )
+                _check_version(layout, op, stored)
                 values = self._changed_values(layout, op, stored)
                 spec = layout.spec
                 if spec.version_column is not None and spec.poll_by == "version":
@@ -268,15 +264,10 @@ class Writer:
             state = "was deleted" if current else "does not exist"
             raise NotFoundError(f"{layout.entity} {op.external_id} {state} in the app")
         stored = current[0]
-        if op.expected_seq is not None and op.expected_seq != stored.version.seq:
-            raise VersionConflictError(
-                f"{layout.entity} {op.external_id} in the app is at version {stored.version.seq}",
-                detail=f"the write expected {op.expected_seq}",
-            )
+        _check_version(layout, op, stored)
         if op.kind is OpKind.DELETE:
             return self._delete(conn, layout, key, stored, now)
-        sent = self._sent(layout, op, stored)
-        fields = self._validated(layout.entity, {**stored.fields, **sent})
+        sent, fields = self._sent_fields(layout, op, stored)
         self._check_refs(conn, fields, sent.keys())
         values = self._values(layout, fields, sent.keys(), create=False)
         values.update(self._stamp(conn, layout, stored, now))
@@ -288,9 +279,13 @@ class Writer:
     def _changed_values(self, layout: Layout, op: Op, stored: Stored) -> dict[str, Any]:
         """The columns an update or inactivation of `stored` sets (stamps aside), validated."""
         self._check_kind(layout.entity, op.kind)
-        sent = self._sent(layout, op, stored)
-        fields = self._validated(layout.entity, {**stored.fields, **sent})
+        sent, fields = self._sent_fields(layout, op, stored)
         return self._values(layout, fields, sent.keys(), create=False)
+
+    def _sent_fields(self, layout: Layout, op: Op, stored: Stored) -> tuple[dict[str, Any], dict[str, Any]]:
+        """What the op sends, and the whole record it makes of `stored` (validated)."""
+        sent = self._sent(layout, op, stored)
+        return sent, self._validated(layout.entity, {**stored.fields, **sent})
 
     def _sent(self, layout: Layout, op: Op, stored: Stored) -> dict[str, Any]:
         if op.kind is OpKind.UPDATE:
@@ -455,6 +450,15 @@ class Writer:
         fields = {} if stored.deleted else stored.fields
         return WriteResult(
             external_id=stored.external_id, version=stored.version, fields=fields, deleted=stored.deleted
+        )
+
+
+def _check_version(layout: Layout, op: Op, stored: Stored) -> None:
+    """A write planned from another version than the app holds now is a version conflict."""
+    if op.expected_seq is not None and op.expected_seq != stored.version.seq:
+        raise VersionConflictError(
+            f"{layout.entity} {op.external_id} in the app is at version {stored.version.seq}",
+            detail=f"the write expected {op.expected_seq}",
         )
 
 
