@@ -95,3 +95,12 @@ def test_rows_under_several_keys_follow_their_updates_and_deletes() -> None:
     assert ids(store.indexed("Payment", "paid", paid, "11")) == ["2", "3"]
     store.delete("Payment", "2", NOW)
     assert ids(store.indexed("Payment", "paid", paid, "11")) == ["3"]
+
+
+def test_a_row_seeded_behind_the_index_is_found_even_after_a_put() -> None:
+    store = Store()
+    store.put("Customer", customer("1", "First"), "Create")
+    assert ids(store.named("Customer", "DisplayName", "first")) == ["1"]  # indexed now
+    store.rows["Customer"]["2"] = customer("2", "Seeded")  # behind the index's back
+    store.put("Customer", customer("3", "Third"), "Create")  # then a write through put
+    assert ids(store.named("Customer", "DisplayName", "seeded")) == ["2"]

@@ -51,6 +51,11 @@ class _Index:
         for key in self.keys_of(data):
             self.ids.setdefault(key, set()).add(row_id)
 
+    def keep_up(self, rows: dict[str, Row], before: int) -> None:
+        """After `put` or `delete` changed `rows` from `before` rows: still whole if it was whole
+        then; else (rows written behind its back meanwhile) left to be rebuilt at the next lookup."""
+        self.size = len(rows) if self.source is rows and self.size == before else -1
+
 
 @dataclass
 class Store:
@@ -115,21 +120,23 @@ class Store:
     def put(self, entity: str, row: Row, operation: str) -> None:
         entity_id = str(row.data["Id"])
         rows = self.rows.setdefault(entity, {})
+        before = len(rows)
         rows[entity_id] = row
         for (indexed, _), index in self._indexes.items():
-            if indexed == entity and index.source is rows:
+            if indexed == entity:
                 index.add(entity_id, row.data)
-                index.size = len(rows)
+                index.keep_up(rows, before)
         if self._hidden is not None and operation == "Create":
             self._hidden.add((entity, entity_id))
         self._emit(Change(entity, entity_id, operation, row.updated_at))
 
     def delete(self, entity: str, entity_id: str, at: datetime) -> None:
         rows = self.rows.get(entity, {})
+        before = len(rows)
         rows.pop(entity_id, None)
         for (indexed, _), index in self._indexes.items():
-            if indexed == entity and index.source is rows:
-                index.size = len(rows)  # the id stays listed; lookups skip ids no longer in the rows
+            if indexed == entity:
+                index.keep_up(rows, before)  # the id stays listed; lookups skip ids not in the rows
         self.tombstones.setdefault(entity, {})[entity_id] = at
         self._emit(Change(entity, entity_id, "Delete", at))
 
