@@ -8,6 +8,7 @@ COPY pyproject.toml README.md ./
 COPY engine ./engine
 COPY connectors ./connectors
 COPY policies ./policies
+COPY ledgersync ./ledgersync
 COPY examples ./examples
 RUN pip install '.[postgres]'
 

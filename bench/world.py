@@ -144,7 +144,7 @@ def run_child(argv: list[str], env: dict[str, str], cwd: Path, timeout: float) -
 
 @functools.cache
 def _cli() -> Any:
-    from engine import cli
+    from ledgersync import cli
 
     # main() registers the command groups and then runs them; the first half is wanted, once.
     cli._register()

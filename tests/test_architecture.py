@@ -26,7 +26,7 @@ ONE_PLACE = {
     "alembic": ("engine/store/",),
     "dramatiq": ("engine/broker", "engine/workers"),
     # The composition module wires everything, so it may hold the HTTP client it builds.
-    "httpx": ("connectors/", "engine/bootstrap.py"),
+    "httpx": ("connectors/", "ledgersync/bootstrap.py"),
 }
 
 
@@ -41,7 +41,39 @@ def imports(path: Path) -> set[str]:
 
 
 def package_files() -> list[Path]:
-    return [p for pkg in ("engine", "connectors", "policies") for p in (ROOT / pkg).rglob("*.py")]
+    return [
+        p for pkg in ("engine", "connectors", "policies", "ledgersync") for p in (ROOT / pkg).rglob("*.py")
+    ]
+
+
+#: package -> the packages it may import. Every import points down: ``ledgersync`` (the composition
+#: layer: CLI, wiring, demo) above ``connectors`` and ``policies`` above ``engine``. Imports inside
+#: functions count too, which is why this walks the whole tree rather than the module's top.
+LAYERS = {
+    "engine": {"engine"},
+    "connectors": {"engine", "connectors"},
+    "policies": {"engine", "policies"},
+    "examples": {"engine", "connectors", "policies", "examples"},
+    "ledgersync": {"engine", "connectors", "policies", "examples", "ledgersync"},
+}
+
+
+@pytest.mark.parametrize("package", sorted(LAYERS))
+def test_every_import_points_down(package: str):
+    ours = set(LAYERS)
+    offenders = sorted(
+        f"{path.relative_to(ROOT).as_posix()} imports {name}"
+        for path in (ROOT / package).rglob("*.py")
+        for name in imports(path)
+        if name.split(".")[0] in ours - LAYERS[package]
+    )
+    assert offenders == []
+
+
+def test_the_layer_rule_catches_an_upward_import(tmp_path: Path):
+    upward = tmp_path / "upward.py"
+    upward.write_text("def wire():\n    from ledgersync.bootstrap import Runtime\n")
+    assert "ledgersync.bootstrap" in imports(upward)
 
 
 @pytest.mark.parametrize("module", PURE)

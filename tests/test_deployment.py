@@ -9,9 +9,9 @@ from typing import Any
 
 import yaml
 
-from engine.bootstrap import SECTIONS
-from engine.cli import _register, app
 from engine.settings import load_config
+from ledgersync.bootstrap import SECTIONS
+from ledgersync.cli import _register, app
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

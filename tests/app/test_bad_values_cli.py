@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from connectors.quickbooks.crypto import generate_key
 from connectors.quickbooks.emulator import EmulatorConfig, EmulatorHandle, running_emulator
-from engine.cli import _register, app
+from ledgersync.cli import _register, app
 from tests.app.shop import Shop, create_shop
 from tests.support.stores import postgres_schema, postgres_url
 

@@ -9,11 +9,11 @@ import yaml
 from typer.testing import CliRunner
 
 from connectors.app import SqlConnector, load_mapping
-from engine.bootstrap import SECTIONS
-from engine.cli import app_cmd
 from engine.model import EntityType
 from engine.settings import load_config
 from examples.invoicing import MAPPING, create_example_db
+from ledgersync.bootstrap import SECTIONS
+from ledgersync.cli import app_cmd
 from policies.loader import load_policy
 from tests.contract.suite import read_all
 

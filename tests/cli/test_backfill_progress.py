@@ -8,7 +8,7 @@ import time
 
 from rich.console import Console
 
-from engine.cli.progress import backfill_progress
+from ledgersync.cli.progress import backfill_progress
 
 
 def console(terminal: bool) -> tuple[Console, io.StringIO]:

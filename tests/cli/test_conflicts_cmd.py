@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from engine.cli import _register, app
 from engine.clock import FakeClock
 from engine.model import EntityType, Side
+from ledgersync.cli import _register, app
 from policies import PolicySet
 from tests.support.loop import InProcess, in_process
 from tests.support.sample import CUSTOMERS

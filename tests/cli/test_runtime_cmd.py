@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from engine.cli import _register, app
-from engine.demo import Sandbox, sandbox
+from ledgersync.cli import _register, app
+from ledgersync.demo import Sandbox, sandbox
 
 runner = CliRunner()
 
@@ -84,11 +84,11 @@ def test_a_revoked_connection_makes_sync_exit_3_and_status_say_reconnect(box: Sa
 
 
 def test_a_revoke_mid_run_parks_ops_and_a_reconnect_resumes_them_with_no_duplicate(box: Sandbox):
-    from engine.bootstrap import SECTIONS, Runtime
     from engine.model import Side
     from engine.plan import OpStatus
     from engine.settings import load_config
     from engine.state import ConnectionStatus
+    from ledgersync.bootstrap import SECTIONS, Runtime
 
     assert cli(box, "connect")[0] == 0
     runtime = Runtime(load_config(box.config_path, box.environ, SECTIONS))
@@ -123,10 +123,10 @@ def test_a_revoke_mid_run_parks_ops_and_a_reconnect_resumes_them_with_no_duplica
 
 
 def test_the_daily_sweep_rereads_quickbooks_and_finds_what_polls_missed(box: Sandbox):
-    from engine.bootstrap import SECTIONS, Runtime
     from engine.model import EntityType, Side
     from engine.settings import load_config
     from engine.state import RecordKey
+    from ledgersync.bootstrap import SECTIONS, Runtime
 
     assert cli(box, "connect")[0] == 0 and cli(box, "backfill")[0] == 0
     runtime = Runtime(load_config(box.config_path, box.environ, SECTIONS))
@@ -157,10 +157,10 @@ def test_a_one_shot_sync_reads_what_webhooks_announced(box: Sandbox):
     import time
 
     from connectors.quickbooks.receiver import create_receiver_app
-    from engine.bootstrap import SECTIONS, Runtime
     from engine.model import EntityType, Side
     from engine.settings import load_config
     from engine.web.serve import serving
+    from ledgersync.bootstrap import SECTIONS, Runtime
 
     assert cli(box, "connect")[0] == 0
     assert cli(box, "backfill")[0] == 0
@@ -255,9 +255,9 @@ def test_a_conflict_resolved_from_the_cli_while_run_is_going_is_written_within_s
 
 
 def _linked_quickbooks_customer(box: Sandbox, app_id: str) -> str:
-    from engine.bootstrap import SECTIONS, Runtime
     from engine.model import EntityType, Side
     from engine.settings import load_config
+    from ledgersync.bootstrap import SECTIONS, Runtime
 
     runtime = Runtime(load_config(box.config_path, box.environ, SECTIONS))
     try:

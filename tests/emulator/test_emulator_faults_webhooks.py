@@ -242,7 +242,7 @@ def test_state_file_keeps_data_across_a_restart(tmp_path: Path) -> None:
 
 
 def test_cli_command_documents_every_option_with_its_default() -> None:
-    from engine.cli import _register, app
+    from ledgersync.cli import _register, app
 
     _register()
     result = CliRunner().invoke(app, ["emulator", "--help"], env={"COLUMNS": "200"})

@@ -25,7 +25,6 @@ import sqlalchemy as sa
 
 from connectors.quickbooks.crypto import generate_key
 from connectors.quickbooks.emulator import EmulatorConfig, EmulatorHandle, running_emulator
-from engine.bootstrap import SECTIONS, Runtime
 from engine.compare import differing_fields
 from engine.diff import changed_fields
 from engine.model import EntityType, Side
@@ -34,6 +33,7 @@ from engine.settings import load_config
 from engine.state import Link
 from engine.web.serve import free_port
 from examples.invoicing import MAPPING, create_example_db
+from ledgersync.bootstrap import SECTIONS, Runtime
 from tests.support.stores import postgres_schema, postgres_url
 
 SCRIPT = Path(sys.executable).with_name("ledgersync")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import engine.cli
+import ledgersync.cli
 
 REPO = Path(__file__).parents[2]
 DEFAULT = REPO / "policies" / "default.yaml"
@@ -19,14 +19,14 @@ BAD = "version: 1\nentities:\n  customer:\n    conflict: app_win\n    fields:\n 
 
 @pytest.fixture(scope="module")
 def runner() -> Iterator[CliRunner]:
-    # engine.cli registers its command groups on first use; the app is a module global, so once only.
-    if not engine.cli.app.registered_groups:
-        engine.cli._register()
+    # ledgersync.cli registers its command groups on first use; the app is a module global, so once only.
+    if not ledgersync.cli.app.registered_groups:
+        ledgersync.cli._register()
     yield CliRunner()
 
 
 def test_check_prints_the_effective_policy(runner: CliRunner) -> None:
-    result = runner.invoke(engine.cli.app, ["policy", "check", str(DEFAULT)])
+    result = runner.invoke(ledgersync.cli.app, ["policy", "check", str(DEFAULT)])
     assert result.exit_code == 0, result.output
     assert "valid policy (version 1)" in result.stdout
     for heading in (
@@ -45,7 +45,7 @@ def test_check_prints_the_effective_policy(runner: CliRunner) -> None:
 def test_check_lists_every_problem_on_stderr_and_exits_2(runner: CliRunner, tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(BAD)
-    result = runner.invoke(engine.cli.app, ["policy", "check", str(path)])
+    result = runner.invoke(ledgersync.cli.app, ["policy", "check", str(path)])
     assert result.exit_code == 2
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
@@ -57,7 +57,7 @@ def test_check_lists_every_problem_on_stderr_and_exits_2(runner: CliRunner, tmp_
 
 
 def test_check_of_a_missing_file_exits_2(runner: CliRunner, tmp_path: Path) -> None:
-    result = runner.invoke(engine.cli.app, ["policy", "check", str(tmp_path / "nope.yaml")])
+    result = runner.invoke(ledgersync.cli.app, ["policy", "check", str(tmp_path / "nope.yaml")])
     assert result.exit_code == 2
     assert "nope.yaml: file not found" in result.stderr
 

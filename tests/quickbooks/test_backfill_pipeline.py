@@ -17,11 +17,11 @@ import pytest
 from typer.testing import CliRunner
 
 from connectors.quickbooks.emulator import EmulatorConfig
-from engine.cli import _register, app
-from engine.demo import Sandbox, sandbox
 from engine.pipeline import IN_FLIGHT
 from examples.invoicing.actions import add_customer, add_invoice
 from examples.invoicing.seed import CUSTOMERS, INVOICES, ITEMS, PAYMENTS
+from ledgersync.cli import _register, app
+from ledgersync.demo import Sandbox, sandbox
 
 runner = CliRunner()
 

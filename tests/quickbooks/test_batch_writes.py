@@ -18,10 +18,10 @@ import pytest
 from typer.testing import CliRunner
 
 from connectors.quickbooks.emulator import EmulatorConfig
-from engine.cli import _register, app
-from engine.demo import Sandbox, sandbox
 from examples.invoicing.actions import add_customer
 from examples.invoicing.seed import CUSTOMERS, INVOICES, ITEMS, PAYMENTS
+from ledgersync.cli import _register, app
+from ledgersync.demo import Sandbox, sandbox
 
 runner = CliRunner()
 EXTRA = 60

@@ -16,12 +16,12 @@ from typer.testing import CliRunner
 from connectors.quickbooks.crypto import TokenCipher, generate_key
 from connectors.quickbooks.emulator import EmulatorConfig, running_emulator
 from connectors.quickbooks.emulator.server import EmulatorHandle
-from engine.bootstrap import SECTIONS, Runtime
-from engine.cli import connect_cmd
-from engine.cli.context import config_option
 from engine.settings import load_config
 from engine.state import ConnectionStatus
 from engine.store import SqlStateStore
+from ledgersync.bootstrap import SECTIONS, Runtime
+from ledgersync.cli import connect_cmd
+from ledgersync.cli.context import config_option
 
 
 def cli() -> typer.Typer:

@@ -18,12 +18,12 @@ from starlette.testclient import TestClient
 
 from connectors.quickbooks.receiver import MAX_BODY_BYTES, coalesce, create_receiver_app, process_inbox
 from connectors.quickbooks.webhooks import parse_webhook, sign
-from engine.bootstrap import SECTIONS, Runtime
 from engine.clock import FakeClock
 from engine.errors import UpstreamUnavailableError
 from engine.model import ChangeEvent, EntityType, Side, Version
 from engine.ports import StateStore
 from engine.settings import load_config
+from ledgersync.bootstrap import SECTIONS, Runtime
 from tests.quickbooks.conftest import running_receiver
 from tests.support.stores import fresh_store
 

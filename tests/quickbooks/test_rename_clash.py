@@ -18,10 +18,10 @@ import pytest
 from typer.testing import CliRunner
 
 from connectors.quickbooks.emulator import EmulatorConfig
-from engine.cli import _register, app
-from engine.demo import Sandbox, sandbox
 from examples.invoicing.actions import row
 from examples.invoicing.edit import edit_record
+from ledgersync.cli import _register, app
+from ledgersync.demo import Sandbox, sandbox
 
 runner = CliRunner()
 RENAMED = 1  # the example app's first customer, "Amélie O'Brien"
@@ -73,8 +73,8 @@ def review(box: Sandbox, conflict_id: int) -> tuple[str, dict[str, Any]]:
     """The conflict's review page (text) and JSON, as the web app serves them."""
     from starlette.testclient import TestClient
 
-    from engine.bootstrap import SECTIONS, Runtime
     from engine.settings import load_config
+    from ledgersync.bootstrap import SECTIONS, Runtime
 
     runtime = Runtime(load_config(box.config_path, box.environ, SECTIONS))
     try:

@@ -13,10 +13,10 @@ import pytest
 from pydantic import SecretStr
 from starlette.testclient import TestClient
 
-from engine.bootstrap import Runtime
 from engine.clock import FakeClock
 from engine.model import EntityType, Side
 from engine.settings import Config, Settings, Web
+from ledgersync.bootstrap import Runtime
 from policies import PolicySet
 from tests.support.loop import InProcess, in_process
 from tests.support.sample import CUSTOMERS

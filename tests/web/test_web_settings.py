@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.bootstrap import SECTIONS
 from engine.configfile import ConfigFileError
 from engine.settings import load_config
+from ledgersync.bootstrap import SECTIONS
 
 
 def test_a_public_url_that_is_not_an_address_is_rejected_with_its_position(tmp_path: Path):

@@ -15,11 +15,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from engine.cli.context import EXIT_NOT_FOUND, clean_errors, err, fail, load, out
 from engine.history import record_history, record_label
 from engine.model import EntityType, Side
 from engine.refusals import refusal_reasons
 from engine.state import AuditEntry, Conflict, Link
+from ledgersync.cli.context import EXIT_NOT_FOUND, clean_errors, err, fail, load, out
 
 conflicts = typer.Typer(help="Review the conflicts no policy could decide.", no_args_is_help=True)
 
@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _links(ctx: typer.Context) -> Any:
-    from engine.bootstrap import configured_policy, open_configured_store
+    from ledgersync.bootstrap import configured_policy, open_configured_store
 
     config = load(ctx)
     with clean_errors():

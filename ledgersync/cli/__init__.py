@@ -14,7 +14,7 @@ app = typer.Typer(
 
 def _register() -> None:
     # Each command group lives in its own module and adds itself to `app`.
-    from engine.cli import (
+    from ledgersync.cli import (
         app_cmd,
         conflicts_cmd,
         connect_cmd,
@@ -23,7 +23,7 @@ def _register() -> None:
         policy_cmd,
         runtime_cmd,
     )
-    from engine.cli.context import config_option
+    from ledgersync.cli.context import config_option
 
     app.callback()(config_option)
     for module in (runtime_cmd, connect_cmd, conflicts_cmd, demo_cmd, policy_cmd, emulator_cmd, app_cmd):

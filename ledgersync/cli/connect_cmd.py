@@ -17,10 +17,10 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from engine.cli.context import EXIT_NEEDS_REAUTH, err, fail, load, out
 from engine.errors import ConfigurationError, LedgersyncError, NeedsReauthorizationError
 from engine.plan import OpStatus
 from engine.state import Connection
+from ledgersync.cli.context import EXIT_NEEDS_REAUTH, err, fail, load, out
 
 HARD_EXPIRY_WARNING = timedelta(days=30)
 FIX_IN_APP = "fix the value named in the app; the record syncs by itself once it is read again"
@@ -38,7 +38,7 @@ def connect(ctx: typer.Context) -> None:
     Against the emulator, which consents by itself, this completes without a browser; otherwise open
     the printed address, approve, and paste the address QuickBooks sent your browser back to.
     """
-    from engine.bootstrap import Runtime
+    from ledgersync.bootstrap import Runtime
 
     config = load(ctx)
     try:
@@ -70,7 +70,7 @@ def status(
 ) -> None:
     """Connections (status, token age and expiry, warnings), pending, waiting and parked ops, open
     conflicts, and metered QuickBooks reads this month (with a Redis broker)."""
-    from engine.bootstrap import open_configured_store
+    from ledgersync.bootstrap import open_configured_store
 
     config = load(ctx)
     store = open_configured_store(config)

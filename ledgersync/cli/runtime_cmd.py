@@ -14,10 +14,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from engine.cli.context import EXIT_NEEDS_REAUTH, EXIT_PARKED, fail, load, out
 from engine.errors import ConfigurationError, LedgersyncError, NeedsReauthorizationError
 from engine.plan import OpStatus
 from engine.state import ConnectionStatus
+from ledgersync.cli.context import EXIT_NEEDS_REAUTH, EXIT_PARKED, fail, load, out
 
 Host = Annotated[str | None, typer.Option(help="Address to listen on (default: web.host in the config).")]
 Port = Annotated[int | None, typer.Option(help="Port to listen on (default: web.port in the config).")]
@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _runtime(ctx: typer.Context) -> Any:
-    from engine.bootstrap import Runtime
+    from ledgersync.bootstrap import Runtime
 
     config = load(ctx)
     try:
@@ -361,8 +361,8 @@ def backfill(
     import time
 
     from engine.backfill import read_both_sides, settle, write_pending
-    from engine.cli.progress import backfill_progress
     from engine.runner import RunStats
+    from ledgersync.cli.progress import backfill_progress
 
     runtime = _runtime(ctx)
     try:

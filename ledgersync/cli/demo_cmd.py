@@ -23,7 +23,7 @@ def demo(
 ) -> None:
     """Start the QuickBooks emulator and the example invoicing app, connect, backfill, and play a short
     story of what users do on both sides; ends comparing both sides field by field (exit 1 if they differ)."""
-    from engine.demo import run_demo
+    from ledgersync.demo import run_demo
 
     def step(title: str) -> None:
         console.rule(title)

@@ -20,7 +20,6 @@ from typing import Any
 
 from connectors.quickbooks.crypto import generate_key
 from connectors.quickbooks.emulator import EmulatorConfig, EmulatorHandle, running_emulator
-from engine.bootstrap import SECTIONS, Runtime
 from engine.compare import differing_fields
 from engine.model import EntityType, Side
 from engine.resolve import Choice, resolve
@@ -30,6 +29,7 @@ from engine.web.serve import free_port, serving
 from examples.invoicing import MAPPING, create_example_db
 from examples.invoicing.actions import add_customer, add_invoice, row
 from examples.invoicing.edit import edit_record
+from ledgersync.bootstrap import SECTIONS, Runtime
 
 C, INV = EntityType.CUSTOMER, EntityType.INVOICE
 CONFIG = """\

@@ -48,8 +48,8 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
 
 def load(ctx: typer.Context) -> Config:
     """The configuration, loaded once per command from `--config` and the environment."""
-    from engine.bootstrap import SECTIONS
     from engine.settings import load_config
+    from ledgersync.bootstrap import SECTIONS
 
     obj = ctx.find_root().obj or {}
     if "config" not in obj:
