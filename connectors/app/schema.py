@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,8 @@ from connectors.app.fields import CHILD_FIELDS, ENTITY_FIELDS, REF_TARGETS, Kind
 from connectors.app.mapping import Child, Column, Entity, Mapping, Tombstone, child_column
 from engine.errors import ConfigurationError
 from engine.model import EntityType
+
+log = logging.getLogger(__name__)
 
 #: Column types that can hold each kind of field (NullType: a SQLite column declared without a type).
 _ACCEPTS: dict[Kind | str, tuple[type[TypeEngine[Any]], ...]] = {
@@ -47,6 +50,8 @@ class Checker:
         self.inspector = sa.inspect(engine)
         self.names = set(self.inspector.get_table_names()) | set(self.inspector.get_view_names())
         self.problems: list[str] = []
+        #: What works but will be slow (logged as warnings, never refused), by key path.
+        self.advisories: list[str] = []
         self._cache: dict[str, Reflected] = {}
 
     def table(self, at: str, name: str) -> Reflected | None:
@@ -106,7 +111,20 @@ class Checker:
         else:
             self.column(at, table, spec.column, kind)
 
+    def leads_an_index(self, table: str, column: str) -> bool:
+        """Whether `column` is the first column of an index (or of the primary key) of `table`."""
+        if table in self.inspector.get_view_names():
+            return True  # a view's indexes are its tables': nothing to advise here
+        firsts = [i["column_names"][0] for i in self.inspector.get_indexes(table) if i["column_names"]]
+        firsts += [
+            c["column_names"][0] for c in self.inspector.get_unique_constraints(table) if c["column_names"]
+        ]
+        pk = self.inspector.get_pk_constraint(table).get("constrained_columns") or []
+        return column in firsts or (bool(pk) and pk[0] == column)
+
     def fail_if_any(self, mapping: Mapping) -> None:
+        for advice in self.advisories:
+            log.warning("%s", self._located(mapping, advice))
         if self.problems:
             lines = [self._located(mapping, problem) for problem in self.problems]
             count = "1 problem" if len(lines) == 1 else f"{len(lines)} problems"
@@ -198,6 +216,14 @@ def _check_child(
     if table is None:
         return
     checker.column(f"{at}.parent_key", table, child.parent_key)
+    if child.parent_key in table.types and not checker.leads_an_index(table.name, child.parent_key):
+        # Each page of parents reads its children by parent key: without an index every page scans
+        # the whole child table, so reading N parents costs N x the table (a 100k backfill: minutes).
+        checker.advisories.append(
+            f"{at}.parent_key: no index of {child.table!r} starts with {child.parent_key!r}, so every"
+            f" page read scans the whole table; create one, e.g. CREATE INDEX"
+            f" {child.table}_{child.parent_key} ON {child.table} ({child.parent_key})"
+        )
     checker.column(f"{at}.order_by", table, child.order_by)
     _check_order_by(checker, at, child, table)
     kinds = CHILD_FIELDS[entity][1]

@@ -69,6 +69,8 @@ CREATE TABLE invoice_lines (
     amount      NUMERIC(12, 2) NOT NULL,
     taxable     BOOLEAN NOT NULL DEFAULT FALSE
 );
+-- ledgersync reads an invoice's lines by invoice_id, a page of invoices at a time.
+CREATE INDEX invoice_lines_invoice ON invoice_lines (invoice_id, position);
 
 CREATE TABLE payments (
     id          {pk},
@@ -89,6 +91,7 @@ CREATE TABLE payment_applications (
     invoice_id {fk} NOT NULL REFERENCES invoices (id),
     amount     NUMERIC(12, 2) NOT NULL
 );
+CREATE INDEX payment_applications_payment ON payment_applications (payment_id, position);
 
 -- Invoices and payments are deleted for real; the app leaves a tombstone behind.
 CREATE TABLE deleted_records (

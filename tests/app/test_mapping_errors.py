@@ -224,3 +224,44 @@ def test_problems_in_a_mapping_file_name_their_file_line_and_column(tmp_path: Pa
     assert f"{path}:{line_of(path, 'colour: blue')}:5: entities.customer.colour: Extra inputs" in str(
         raised.value
     )
+
+
+SLOW_CHILD_READ = "entities.invoice.lines.parent_key: no index of 'bill_rows' starts with 'bill'"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_child_table_read_without_an_index_is_named_at_start_up_with_the_fix(
+    backend: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    """Reading a page of parents reads their children by parent key: with no index there, each page
+    scans the whole child table and a big backfill turns quadratic. It still starts (it works), but says
+    so once, with the statement that fixes it."""
+    from tests.support.stores import postgres_schema, postgres_url
+
+    def started(shop: Any) -> list[str]:
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="connectors.app.schema"):
+            shop.connector().close()
+        return [r.getMessage() for r in caplog.records]
+
+    def check(shop: Any) -> None:
+        warned = started(shop)
+        assert any(
+            SLOW_CHILD_READ in m and "CREATE INDEX bill_rows_bill ON bill_rows (bill)" in m for m in warned
+        )
+        shop.run("CREATE INDEX bill_rows_by_bill ON bill_rows (bill, seq_no)")
+        assert not any("no index" in m for m in started(shop))
+
+    if backend == "postgres":
+        with postgres_schema() as schema:
+            check(create_shop(postgres_url(), schema, tmp_path))
+    else:
+        check(create_shop(f"sqlite:///{tmp_path / 'shop.db'}", None, tmp_path))
+
+
+def test_the_example_app_has_the_indexes_its_reads_need(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    create_example_db(url)
+    with caplog.at_level("WARNING", logger="connectors.app.schema"):
+        SqlConnector.open(MAPPING, url).close()
+    assert [r.getMessage() for r in caplog.records if "no index" in r.getMessage()] == []
