@@ -16,7 +16,16 @@ from typing import Any
 import sqlalchemy as sa
 
 from connectors.app.codec import EPOCH, Codec, micros
-from connectors.app.cursor import CursorState, StreamState, decode, encode, finish, lower_bound, prune_seen
+from connectors.app.cursor import (
+    CursorState,
+    StreamState,
+    decode,
+    encode,
+    finish,
+    lower_bound,
+    prune_seen,
+    prune_seen_reading,
+)
 from connectors.app.database import is_postgres
 from connectors.app.layout import Layout
 from connectors.app.records import Reader, Stored
@@ -86,6 +95,8 @@ class Poller:
             state.start = None
             state.rows = StreamState(high=state.rows.high)
             state.tombs = StreamState(high=state.tombs.high)
+        else:
+            state.seen = prune_seen_reading(state, self._overlap(layout), layout.spec.poll_by == "updated_at")
         return ChangePage(
             events=tuple(out.events), rejected=tuple(out.rejected), cursor=encode(state), complete=complete
         )

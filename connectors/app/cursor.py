@@ -92,3 +92,17 @@ def prune_seen(state: CursorState, lows: dict[str, int | None]) -> list[tuple[st
     """Keep the seen pairs a next read can meet again (poll key at or above its stream's lower bound)."""
     kept = [entry for entry in state.seen if (low := lows.get(entry[0])) is None or entry[3] >= low]
     return kept[-SEEN_LIMIT:]
+
+
+def prune_seen_reading(
+    state: CursorState, overlap: int, cap_at_start: bool
+) -> list[tuple[str, str, int, int]]:
+    """`prune_seen` part-way through a paged read: drops what even the read's final lower bound leaves
+    out. Each stream's high-water mark can only rise as its read goes on, so the bound the read ends with
+    is at or above the one its pages so far give; without this the pairs of every row read so far
+    ride in the cursor, which is decoded and encoded on every page (quadratic in a big read's pages)."""
+    lows = {
+        name: lower_bound(finish(getattr(state, name), state.start, cap_at_start), overlap)
+        for name in ("rows", "tombs")
+    }
+    return prune_seen(state, lows)

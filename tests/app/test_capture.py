@@ -241,3 +241,52 @@ def test_polling_by_version_reads_a_table_larger_than_a_page_to_its_end(example_
         events, _ = read_all(connector, CUSTOMER)
         assert sorted({e.external_id for e in events}) == sorted(versions(connector.engine))
         assert len(versions(connector.engine)) > 1
+
+
+@pytest.mark.parametrize("spread_seconds", [60.0, 0.0])
+def test_a_paged_read_carries_only_the_pairs_its_overlap_needs(
+    sqlite_example: AppDb, spread_seconds: float
+) -> None:
+    """The cursor of a read part-way through its pages kept the (id, version) of every row read so far,
+    and was decoded and encoded on every page: a big read slowed quadratically. It now carries what the
+    read's final overlap can meet again (at most SEEN_LIMIT pairs), and still reads every row once."""
+    from connectors.app.cursor import SEEN_LIMIT
+
+    clock = FakeClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
+    start = clock.now() - timedelta(days=1)
+    engine = make_engine(sqlite_example.url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM customers WHERE id NOT IN (SELECT customer_id FROM invoices)"))
+            taken = {r[0] for r in conn.execute(sa.text("SELECT id FROM customers"))}
+            rows = [
+                {
+                    "id": 1000 + i,
+                    "name": f"Paged {i}",
+                    "at": stamp(engine, start + timedelta(seconds=i * spread_seconds)),
+                }
+                for i in range(300)
+            ]
+            conn.execute(
+                sa.text("INSERT INTO customers (id, display_name, updated_at) VALUES (:id, :name, :at)"), rows
+            )
+        with connector_with(
+            sqlite_example, "entities.customer.capture", {"overlap_seconds": 5}, clock=clock, page_size=10
+        ) as c:
+            cursor, seen_sizes, read = None, [], []
+            while True:
+                page = c.read_changes(CUSTOMER, cursor)
+                read += [e.external_id for e in page.events]
+                cursor = page.cursor
+                seen_sizes.append(len(json.loads(cursor).get("seen", [])))
+                if page.complete:
+                    break
+    finally:
+        engine.dispose()
+    assert sorted(read, key=int) == sorted([str(r["id"]) for r in rows] + [str(i) for i in taken], key=int)
+    assert len(read) == len(set(read))
+    if spread_seconds:  # a minute apart, a 5 s overlap: a page's pairs at most, never the whole read
+        assert max(seen_sizes) <= 2 * 10
+    else:  # every row in the overlap: bounded all the same
+        assert max(seen_sizes) <= SEEN_LIMIT
+    assert len(seen_sizes) > 30
