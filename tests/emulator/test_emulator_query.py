@@ -105,3 +105,16 @@ def test_malformed_queries_get_the_query_fault_never_a_500(api: Api, statement: 
     response = api.query(statement)
     assert response.status_code == 400, response.text
     assert fault_code(response) == code
+
+
+def test_paging_sees_a_write_made_between_its_pages(api: Api) -> None:
+    """The emulator keeps a query's answer between pages; a write between them must still show."""
+    marker = "pg-" + str(len(api.query("SELECT COUNT(*) FROM Customer").json()["QueryResponse"]))
+    made = [api.create("Customer", {"DisplayName": f"{marker} {i}", "Notes": marker}) for i in range(3)]
+    statement = f"SELECT * FROM Customer WHERE Notes = '{marker}' ORDERBY DisplayName"
+    first = api.query(f"{statement} STARTPOSITION 1 MAXRESULTS 2").json()["QueryResponse"]["Customer"]
+    assert [c["Id"] for c in first] == [made[0]["Id"], made[1]["Id"]]
+    moved = {**made[0], "sparse": True, "DisplayName": f"{marker} 9"}  # now sorts last
+    assert api.post("/customer", moved).status_code == 200
+    rest = api.query(f"{statement} STARTPOSITION 2 MAXRESULTS 2").json()["QueryResponse"]["Customer"]
+    assert [c["Id"] for c in rest] == [made[2]["Id"], made[0]["Id"]]

@@ -104,3 +104,33 @@ def test_a_row_seeded_behind_the_index_is_found_even_after_a_put() -> None:
     store.rows["Customer"]["2"] = customer("2", "Seeded")  # behind the index's back
     store.put("Customer", customer("3", "Third"), "Create")  # then a write through put
     assert ids(store.named("Customer", "DisplayName", "seeded")) == ["2"]
+
+
+def test_a_query_answer_is_kept_while_its_entity_is_unchanged_and_only_then() -> None:
+    """A client paging with STARTPOSITION asks the same query once a page: the store filters and sorts
+    once, until a write (or rows added behind its back) changes the entity."""
+    store = Store()
+    for i in range(1, 4):
+        store.put("Customer", customer(str(i), f"Name {i}"), "Create")
+    selections: list[int] = []
+
+    def select() -> list[Row]:
+        selections.append(1)
+        return sorted(store.all("Customer"), key=lambda r: str(r.data["DisplayName"]))
+
+    assert ids(store.selected("Customer", "q", select)) == ["1", "2", "3"]
+    assert ids(store.selected("Customer", "q", select)) == ["1", "2", "3"]
+    assert len(selections) == 1
+    store.put("Customer", customer("2", "A first name now"), "Update")
+    assert ids(store.selected("Customer", "q", select)) == ["2", "1", "3"]
+    store.rows["Customer"]["4"] = customer("4", "Seeded")  # behind put's back: the count changed
+    assert ids(store.selected("Customer", "q", select)) == ["2", "1", "3", "4"]
+    store.delete("Customer", "4", NOW)
+    assert ids(store.selected("Customer", "q", select)) == ["2", "1", "3"]
+    store.put("Item", Row({"Id": "9", "Name": "Hours"}, NOW, NOW), "Create")  # another entity
+    assert ids(store.selected("Customer", "q", select)) == ["2", "1", "3"]
+    assert len(selections) == 4
+    with store.isolated_batch():  # a batch hides what it creates item by item: never kept
+        store.selected("Customer", "q", select)
+        store.selected("Customer", "q", select)
+    assert len(selections) == 6

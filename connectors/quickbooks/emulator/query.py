@@ -256,16 +256,26 @@ def run(ctx: Context, text: str) -> JsonDict:
     where = list(query.where)
     if query.entity in NAME_LISTS and not any(c.prop.lower() == "active" for c in where):
         where.append(Condition("Active", "=", (True,)))  # inactive name-list records stay hidden
-    rows = [row for row in ctx.store.all(query.entity) if all(_matches(ctx, row.data, c) for c in where)]
+    rows = ctx.store.selected(
+        query.entity,
+        (tuple(where), tuple(query.order)),
+        functools.partial(_select, ctx, query.entity, where, query.order),
+    )
     if query.count:
         return {"totalCount": len(rows)}
-    rows.sort(key=lambda r: r.created_at)
-    for prop, descending in reversed(query.order):
-        rows.sort(key=functools.partial(_row_sort_key, ctx, prop), reverse=descending)
     page = [r.data for r in rows[query.start - 1 : query.start - 1 + limit]]
     if not page:
         return {}
     return {query.entity: page, "startPosition": query.start, "maxResults": len(page)}
+
+
+def _select(ctx: Context, entity: str, where: list[Condition], order: list[tuple[str, bool]]) -> list[Row]:
+    """The rows of `entity` that meet every condition, in the query's order (creation order first)."""
+    rows = [row for row in ctx.store.all(entity) if all(_matches(ctx, row.data, c) for c in where)]
+    rows.sort(key=lambda r: r.created_at)
+    for prop, descending in reversed(order):
+        rows.sort(key=functools.partial(_row_sort_key, ctx, prop), reverse=descending)
+    return rows
 
 
 def _row_sort_key(ctx: Context, prop: str, row: Row) -> tuple[int, Any]:

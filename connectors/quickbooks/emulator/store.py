@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,6 +32,9 @@ class Change:
     at: datetime
     deleted_id: str | None = None
 
+
+#: Query answers remembered at once (a few clients paging at the same time).
+ANSWERS_KEPT = 16
 
 #: What a row is looked up by in an index: the keys of its data (a name, the invoices it pays...).
 Keys = Callable[[JsonDict], Iterable[str]]
@@ -68,6 +71,9 @@ class Store:
     listeners: list[Callable[[Change], None]] = field(default_factory=list)
     _hidden: set[tuple[str, str]] | None = None
     _indexes: dict[tuple[str, str], _Index] = field(default_factory=dict)
+    #: Writes through `put` and `delete` per entity: a cached query answer is good while it stands.
+    generations: dict[str, int] = field(default_factory=dict)
+    _answers: dict[tuple[str, Hashable], tuple[tuple[int, int, int], list[Row]]] = field(default_factory=dict)
 
     def next_id(self, entity: str) -> str:
         value = self.counters.get(entity, 0) + 1
@@ -117,7 +123,28 @@ class Store:
         found = [rows[i] for i in sorted(index.ids.get(key, ()), key=_id_order) if i in rows]
         return [r for r in found if key in keys_of(r.data)]
 
+    def selected(self, entity: str, key: Hashable, select: Callable[[], list[Row]]) -> list[Row]:
+        """`select()` (the rows of `entity` a query picks, in its order), remembered under `key` until
+        `entity` changes: a client paging through 100k records with STARTPOSITION asks the same query
+        a hundred times, and filtering and sorting every record each time made such a read quadratic.
+        Not remembered inside a batch (what is hidden there changes item by item). A change made
+        behind `put`'s back that adds or drops rows (a company loaded, the benchmark's copies) is seen
+        by the count, as the indexes see it."""
+        if self._hidden is not None:
+            return select()
+        rows = self.rows.get(entity, {})
+        stamp = (self.generations.get(entity, 0), id(rows), len(rows))
+        remembered = self._answers.get((entity, key))
+        if remembered is not None and remembered[0] == stamp:
+            return remembered[1]
+        answer = select()
+        if len(self._answers) >= ANSWERS_KEPT:
+            self._answers.pop(next(iter(self._answers)))
+        self._answers[(entity, key)] = (stamp, answer)
+        return answer
+
     def put(self, entity: str, row: Row, operation: str) -> None:
+        self.generations[entity] = self.generations.get(entity, 0) + 1
         entity_id = str(row.data["Id"])
         rows = self.rows.setdefault(entity, {})
         before = len(rows)
@@ -131,6 +158,7 @@ class Store:
         self._emit(Change(entity, entity_id, operation, row.updated_at))
 
     def delete(self, entity: str, entity_id: str, at: datetime) -> None:
+        self.generations[entity] = self.generations.get(entity, 0) + 1
         rows = self.rows.get(entity, {})
         before = len(rows)
         rows.pop(entity_id, None)
