@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol, cast
 
@@ -12,6 +12,7 @@ from engine.errors import LedgersyncError
 from engine.model import ChangeEvent, EntityType, Frozen, Side, Version
 from engine.plan import ConflictPolicy, DeleteAction, Direction, FieldConflict, Op, OpStatus
 from engine.state import (
+    AlertIncident,
     AppendResult,
     AuditAction,
     AuditEntry,
@@ -24,6 +25,7 @@ from engine.state import (
     JournalEntry,
     LedgerEntry,
     Link,
+    Observed,
     OpRecord,
     ParkedRecord,
     Processed,
@@ -322,6 +324,14 @@ class StoreSession(Protocol):
     def inbox_pending(self, limit: int = 100) -> list[InboxEntry]: ...
     def inbox_kept(self, limit: int = 100) -> list[InboxEntry]: ...
     def inbox_done(self, entry_id: int, error: str | None = None) -> None: ...
+
+    # observability: what /metrics reads, and the alerts sent once per incident
+    def observed(self, connection: str) -> Observed: ...
+    def open_incidents(self, incidents: Sequence[AlertIncident]) -> None: ...
+    def clear_incidents(self, current: Collection[str]) -> int: ...
+    def claim_unsent(self, now: datetime, lease: timedelta) -> list[AlertIncident]: ...
+    def incident_sent(self, key: str, channel: str, now: datetime, error: str | None = None) -> None: ...
+    def incidents(self, connection: str | None = None) -> list[AlertIncident]: ...
 
 
 class StateStore(Protocol):

@@ -9,6 +9,8 @@
     app: {...}                              # validated by the app connector's settings
     schedule: {app_poll_seconds: 5, app_probe_seconds: 1, quickbooks_read_window_seconds: 2, ...}
     web: {host: 127.0.0.1, port: 8000, public_url: https://sync.example.com, api_token: {env: ...}}
+    logging: {format: json, level: INFO}   # default: plain lines at WARNING
+    alerts: {webhook_url: https://hooks.slack.com/..., email: {host: smtp.example.com, ...}}
 
 Any value may be `{env: NAME}` (optionally with `default:`), read from the environment the caller
 passes in; secrets belong there, never inline. The engine knows no connector: the composition module
@@ -22,7 +24,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -67,6 +69,8 @@ class Schedule(_Strict):
     dispatch_seconds: float = Field(2.0, gt=0)
     token_refresh_minutes: float = Field(45.0, gt=0)
     sweep_hours: float = Field(24.0, gt=0)
+    #: How often the alert conditions are checked (and a notification that failed is tried again).
+    alerts_seconds: float = Field(60.0, gt=0)
 
 
 class Web(_Strict):
@@ -99,6 +103,68 @@ class Web(_Strict):
         return f"http://{host}:{self.port}"
 
 
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an absolute http(s) address such as https://hooks.example.com/...")
+    return value
+
+
+class LoggingSettings(_Strict):
+    """`logging:`: plain lines (the message) or JSON lines (the message and its context fields)."""
+
+    format: Literal["plain", "json"] = "plain"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "WARNING"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class Email(_Strict):
+    """`alerts.email:`: an SMTP server to send alerts through (STARTTLS unless `starttls: false`)."""
+
+    host: str = Field(description="the SMTP server's host name")
+    port: int = Field(587, gt=0, lt=65536)
+    starttls: bool = True
+    username: str | None = None
+    password: SecretStr | None = None
+    sender: str = Field(description="the From address, such as ledgersync@example.com")
+    to: list[str] = Field(min_length=1, description="a list of addresses to send alerts to")
+
+    @field_validator("sender", "to")
+    @classmethod
+    def _addresses(cls, value: str | list[str]) -> str | list[str]:
+        for address in [value] if isinstance(value, str) else value:
+            if "@" not in address.strip(" <>"):
+                raise ValueError(f"{address!r} is not an e-mail address")
+        return value
+
+
+class Alerts(_Strict):
+    """`alerts:`: where to say that something needs a person, and when a condition is one."""
+
+    #: Slack-compatible: receives `{"text": "..."}` as JSON.
+    webhook_url: str | None = None
+    email: Email | None = None
+    #: A conflict open longer than this is an incident.
+    conflict_hours: float = Field(24.0, gt=0)
+    #: Metered reads this month at this share of the plan's quota (quickbooks.metered_read_quota).
+    quota_percent: float = Field(80.0, gt=0, le=100)
+    #: How long one notification may take before it counts as failed (tried again at the next check).
+    timeout_seconds: float = Field(10.0, gt=0)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        return None if value is None else _http_url(value)
+
+    @property
+    def enabled(self) -> bool:
+        return self.webhook_url is not None or self.email is not None
+
+
 class Settings(_Strict):
     state_url: str = "sqlite:///ledgersync.db"
     broker_url: str | None = None
@@ -111,6 +177,8 @@ class Settings(_Strict):
     app: dict[str, Any] | None = Field(None, repr=False)
     schedule: Schedule = Schedule()
     web: Web = Web()
+    logging: LoggingSettings = LoggingSettings()
+    alerts: Alerts = Alerts()
 
 
 @dataclass(frozen=True)

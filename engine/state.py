@@ -240,3 +240,28 @@ class Counts(Frozen):
     conflicts: dict[str, int] = Field(default_factory=dict)
     audit: dict[str, int] = Field(default_factory=dict)
     links: int = 0
+
+
+class Observed(Frozen):
+    """How far behind one connection is, read at scrape time for /metrics."""
+
+    #: When the oldest open conflict was opened (None: none open).
+    oldest_open_conflict: AwareDatetime | None = None
+    #: Per side a change came from ("app", "quickbooks"): when the oldest change not yet written to
+    #: the other side was read (journaled and undecided, or planned and not yet applied).
+    oldest_unsynced: dict[str, AwareDatetime] = Field(default_factory=dict)
+    parked_records: int = 0
+
+
+class AlertIncident(Frozen):
+    """One open incident on one alert channel, and whether it was sent there."""
+
+    key: str
+    channel: str
+    kind: str
+    connection: str
+    message: str
+    opened_at: AwareDatetime
+    sent_at: AwareDatetime | None = None
+    attempts: int = 0
+    last_error: str | None = None

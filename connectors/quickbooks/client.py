@@ -26,6 +26,7 @@ import httpx
 from connectors.quickbooks import faults
 from connectors.quickbooks.budget import MeteredRead, RateBudget, Room
 from connectors.quickbooks.settings import QboSettings
+from connectors.quickbooks.telemetry import request_counts, request_labels
 from connectors.quickbooks.tokens import TokenCustodian
 from engine.errors import (
     LedgersyncError,
@@ -33,6 +34,7 @@ from engine.errors import (
     RateLimitedError,
     UpstreamUnavailableError,
 )
+from engine.observe.counters import Counters
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,7 @@ class QboClient:
         budget: RateBudget,
         sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] = random.random,
+        counters: Counters | None = None,
     ) -> None:
         self.http = http
         self.settings = settings
@@ -84,6 +87,8 @@ class QboClient:
         self.budget = budget
         self._sleep = sleep
         self._rand = rand
+        #: Requests by entity, operation and status, 429s and time waited for the budget (/metrics).
+        self.counters = counters
         #: QuickBooks' `time` from the last response (company-local, with offset), for CDC cursors.
         self.last_server_time: str | None = None
 
@@ -240,9 +245,11 @@ class QboClient:
         headers = {"Accept": "application/json"}
         if content is not None:
             headers["Content-Type"] = "application/text"
+        entity, operation = request_labels(method, path, params, content)
         context = {
             "connection": self.connection_id,
             "realm": self.realm_id,
+            "entity": entity,
             "path": path,
             "op_id": request_id,
         }
@@ -252,8 +259,10 @@ class QboClient:
         failures = 0
         spare = _SPARE.get() and not is_batch
         while True:
+            asked, waited = time.monotonic(), 0.0
             try:
                 with self.budget.acquire(self.realm_id, batch=is_batch, spare=spare):
+                    waited = time.monotonic() - asked
                     response = self.http.request(
                         method,
                         self.company_url + path,
@@ -263,6 +272,7 @@ class QboClient:
                         headers={**headers, "Authorization": f"Bearer {token}"},
                     )
             except httpx.TransportError as transport_error:
+                self._count(entity, operation, "transport_error", waited)
                 failures += 1
                 log.warning(
                     "QuickBooks call failed in transit (%s), attempt %d",
@@ -279,6 +289,7 @@ class QboClient:
                 continue
             tid = response.headers.get("intuit_tid")
             status = response.status_code
+            self._count(entity, operation, str(status), waited)
             if status < 300:
                 body = _json(response)
                 if "Fault" in body:  # QuickBooks may put a Fault in a 200
@@ -318,6 +329,10 @@ class QboClient:
                 self._back_off(failures)
                 continue
             raise error
+
+    def _count(self, entity: str, operation: str, status: str, waited: float) -> None:
+        if self.counters is not None:
+            self.counters.add(request_counts(self.connection_id, entity, operation, status, waited))
 
     def _back_off(self, attempt: int) -> None:
         s = self.settings

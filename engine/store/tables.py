@@ -249,3 +249,20 @@ parked_records = sa.Table(
     sa.Column("parked_at", UtcDateTime, nullable=False),
     sa.Column("checked_at", UtcDateTime, nullable=False),
 )
+
+alert_incidents = sa.Table(
+    # One row per open incident and alert channel: inserted when the condition is found, claimed by
+    # the process that sends it, marked sent, deleted when the condition clears (a recurrence sends).
+    "alert_incidents",
+    metadata,
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("channel", sa.String(16), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("connection", _CONNECTION, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("opened_at", UtcDateTime, nullable=False),
+    sa.Column("claimed_until", UtcDateTime),
+    sa.Column("sent_at", UtcDateTime),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text),
+)

@@ -31,13 +31,11 @@ def _register() -> None:
 
 
 def main() -> None:
-    import logging
+    from engine.observe.logs import configure_logging
+    from ledgersync.cli.context import log_settings
 
-    # Warnings from the engine and connectors (a 429 waited out, a token refreshed after a 401) are
-    # worth seeing; set LEDGERSYNC_LOG_LEVEL=INFO or DEBUG for more.
-    import os
-
-    level = os.environ.get("LEDGERSYNC_LOG_LEVEL", "WARNING").upper()
-    logging.basicConfig(level=level, format="  [%(levelname)s %(name)s] %(message)s")
+    # Until the configuration is read (each command reads it once, `context.load`), warnings from the
+    # engine and connectors are shown as plain lines; LEDGERSYNC_LOG_LEVEL=INFO or DEBUG shows more.
+    configure_logging(log_settings(None))
     _register()
     app()

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 
 from engine.errors import ConfigurationError
-from engine.settings import Config
+from engine.settings import Config, LoggingSettings
 
 EXIT_NOT_FOUND = 1
 EXIT_BAD_INPUT = 2
@@ -58,8 +58,26 @@ def load(ctx: typer.Context) -> Config:
         except ConfigurationError as error:
             fail(str(error))
         ctx.find_root().obj = obj
+        from engine.observe.logs import configure_logging, configured
+
+        # `main` set up plain lines until now; a program that runs the commands itself (a test's
+        # CliRunner) keeps its own logging unless the file has a `logging:` section.
+        if configured() or "logging" in obj["config"].settings.model_fields_set:
+            configure_logging(log_settings(obj["config"]))
     config: Config = obj["config"]
     return config
+
+
+def log_settings(config: Config | None) -> LoggingSettings:
+    """The `logging:` settings, with LEDGERSYNC_LOG_LEVEL (when set) overriding the level for one run."""
+    settings = config.settings.logging if config is not None else LoggingSettings()
+    level = os.environ.get("LEDGERSYNC_LOG_LEVEL")
+    if not level:
+        return settings
+    try:
+        return LoggingSettings(format=settings.format, level=level)
+    except ValueError:
+        fail(f"LEDGERSYNC_LOG_LEVEL={level!r}: expected DEBUG, INFO, WARNING, ERROR or CRITICAL")
 
 
 @contextmanager

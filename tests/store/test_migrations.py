@@ -26,6 +26,7 @@ TABLES = {
     "ops",
     "ledger",
     "conflicts",
+    "alert_incidents",
     "cursors",
     "audit",
     "parked_records",

@@ -1,0 +1,1 @@
+"""Observability: log output, metric families, and alerts on incidents that need a person."""
