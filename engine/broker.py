@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from itertools import islice
+from typing import Any, NamedTuple
+
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
@@ -45,3 +48,44 @@ def dead_letters(url: str) -> int:
         return int(client.zcard(f"{NAMESPACE}:{QUEUE}.XQ"))
     finally:
         client.close()
+
+
+#: Messages read per queue for /metrics; a deeper queue is counted whole but aged from these.
+QUEUED_SAMPLE = 10_000
+
+
+class Queued(NamedTuple):
+    """One message waiting in (or being worked off) a queue: `queue` is QUEUE or its delay queue."""
+
+    queue: str
+    actor: str
+    args: tuple[Any, ...]
+    #: When it was enqueued, in milliseconds since the epoch.
+    enqueued_ms: int
+
+
+def queued(broker: dramatiq.Broker) -> tuple[list[Queued], dict[str, int]]:
+    """The messages on our queues (at most QUEUED_SAMPLE of each) and each queue's full length."""
+    names = (QUEUE, f"{QUEUE}.DQ")
+    found: list[Queued] = []
+    lengths: dict[str, int] = {}
+    for name in names:
+        if isinstance(broker, StubBroker):
+            if name not in broker.queues:
+                lengths[name] = 0
+                continue
+            waiting = broker.queues[name]
+            with waiting.mutex:
+                raw: list[bytes] = list(waiting.queue)[:QUEUED_SAMPLE]
+                lengths[name] = len(waiting.queue)
+        elif isinstance(broker, RedisBroker):
+            # Every message not yet acknowledged is in the .msgs hash (waiting or being worked on).
+            key = f"{broker.namespace}:{name}.msgs"
+            lengths[name] = int(broker.client.hlen(key))
+            raw = [value for _, value in islice(broker.client.hscan_iter(key), QUEUED_SAMPLE)]
+        else:
+            continue
+        for data in raw:
+            message = dramatiq.Message.decode(data)
+            found.append(Queued(name, message.actor_name, tuple(message.args), message.message_timestamp))
+    return found, lengths

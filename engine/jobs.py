@@ -27,6 +27,7 @@ def intervals(schedule: Schedule) -> Intervals:
         dispatch=timedelta(seconds=schedule.dispatch_seconds),
         token_refresh=timedelta(minutes=schedule.token_refresh_minutes),
         sweep=timedelta(hours=schedule.sweep_hours),
+        alerts=timedelta(seconds=schedule.alerts_seconds),
     )
 
 
@@ -92,5 +93,7 @@ def send(
         actors.refresh_tokens.send()
     elif job == "sweep":
         actors.sweep.send(connection)
+    elif job == "alerts":
+        actors.alerts.send()
     else:
         raise ValueError(f"unknown job {job!r}")

@@ -4,9 +4,9 @@ Jobs: the app poll (seconds), the app probe (a cheap "anything new?" check, ever
 what moved; on PostgreSQL the outbox listener hurries reads the same way), the QuickBooks CDC poll
 (minutes), the ops of conflicts a reviewer just
 resolved in another process (`dispatch`, seconds), a re-scan of the journal and ops (`kick`, so a lost
-message costs at most one interval), token refresh every 45 minutes, the daily sweep. Only one
-scheduler is active: it holds a lease (Redis `SET NX PX`, renewed each tick); a second one waits and
-takes over when the first stops renewing.
+message costs at most one interval), token refresh every 45 minutes, the daily sweep, the alert
+check (every minute). Only one scheduler is active: it holds a lease (Redis `SET NX PX`, renewed
+each tick); a second one waits and takes over when the first stops renewing.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class Intervals:
     dispatch: timedelta = timedelta(seconds=2)
     token_refresh: timedelta = timedelta(minutes=45)
     sweep: timedelta = timedelta(days=1)
+    alerts: timedelta = timedelta(minutes=1)
 
     def of(self) -> Mapping[str, timedelta]:
         return {
@@ -43,6 +44,7 @@ class Intervals:
             "dispatch": self.dispatch,
             "token_refresh": self.token_refresh,
             "sweep": self.sweep,
+            "alerts": self.alerts,
         }
 
 

@@ -16,10 +16,11 @@ import dramatiq
 
 from engine.apply import Outcome, apply_op
 from engine.backoff import backoff_ms
-from engine.broker import QUEUE
+from engine.broker import QUEUE, queued
 from engine.coalesce import Gate, ReadRequests
 from engine.decide import decide_record
 from engine.model import EntityType, Side
+from engine.observe.families import Family, gauge
 from engine.plan import OpStatus
 from engine.ports import Clock, Connector, Policy, StateStore
 from engine.runner import Runner
@@ -41,6 +42,8 @@ class Services:
     sweep: Callable[[str], object] | None = None
     #: Reads what pending QuickBooks webhooks name and journals it; returns the records that changed.
     ingest: Callable[[], Sequence[RecordKey]] | None = None
+    #: Checks the alert conditions and sends what is new (engine.observe.alerts); None: alerts are off.
+    check_alerts: Callable[[], object] | None = None
     #: Coalesces QuickBooks reads (see engine.coalesce); None: every `ingest` message reads at once.
     reads: ReadRequests | None = None
     _runners: dict[str, Runner] = field(default_factory=dict)
@@ -65,6 +68,7 @@ class Actors:
     sweep: dramatiq.Actor[..., Any]
     ingest: dramatiq.Actor[..., Any]
     dispatch: dramatiq.Actor[..., Any]
+    alerts: dramatiq.Actor[..., Any]
 
 
 #: How far back `dispatch` looks for resolved conflicts; older ones are the kick's (it sweeps every op).
@@ -170,6 +174,11 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:  # noqa
         for op_id in op_ids:
             apply_actor.send(op_id)
 
+    def alerts() -> None:
+        """Check the alert conditions; each incident is sent once, whichever process checks."""
+        if services.check_alerts is not None:
+            services.check_alerts()
+
     poll_actor = actor(poll)
     kick_actor = actor(kick)
     reconcile_actor = actor(reconcile)
@@ -183,6 +192,8 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:  # noqa
         sweep=actor(sweep),
         ingest=actor(ingest),
         dispatch=actor(dispatch),
+        # A failed notification is retried by the next check, not by Dramatiq.
+        alerts=actor(alerts, retries=0),
     )
 
 
@@ -200,3 +211,27 @@ def coalesce_reads(
 
     services.reads = ReadRequests(gate, send, window, delay=delay)
     return services.reads
+
+
+#: The actors whose first argument is a connection id (the others take an op id, or nothing).
+_BY_CONNECTION = frozenset({"poll", "kick", "reconcile", "sweep", "ingest", "dispatch"})
+
+
+def queue_families(broker: dramatiq.Broker, now: datetime) -> list[Family]:
+    """Messages waiting per queue and actor (and connection, where the message names one), and the
+    age of the oldest: a queue that grows, or whose oldest message ages, has too few workers."""
+    labels = ("connection", "queue", "actor")
+    depth = gauge("queue_messages", "Messages waiting or being worked on, by actor", labels)
+    age = gauge("queue_oldest_message_age_seconds", "Age of the oldest message, by actor", labels)
+    messages, lengths = queued(broker)
+    counted: dict[tuple[str, str, str], list[int]] = {}
+    for m in messages:
+        connection = str(m.args[0]) if m.actor in _BY_CONNECTION and m.args else ""
+        counted.setdefault((connection, m.queue, m.actor), []).append(m.enqueued_ms)
+    now_ms = now.timestamp() * 1000
+    for key, stamps in sorted(counted.items()):
+        depth.samples.append((key, len(stamps)))
+        age.samples.append((key, max(0.0, (now_ms - min(stamps)) / 1000)))
+    total = gauge("queue_length", "Messages on each queue (all actors)", ("queue",))
+    total.samples.extend(((name,), n) for name, n in sorted(lengths.items()))
+    return [depth, age, total]

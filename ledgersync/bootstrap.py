@@ -27,14 +27,19 @@ from connectors.quickbooks.match import MatchReport, initial_match
 from connectors.quickbooks.oauth import OAuthClient
 from connectors.quickbooks.receiver import InboxReport, process_inbox, webhook_route
 from connectors.quickbooks.settings import QboSettings
+from connectors.quickbooks.telemetry import COUNTERS, metered_families
 from connectors.quickbooks.tokens import TokenCustodian
 from engine.clock import SystemClock
 from engine.errors import ConfigurationError
 from engine.model import ChangeEvent, Side
+from engine.observe.alerts import AlertCheck, Usage
+from engine.observe.counters import Counters, MemoryCounters, RedisCounters
+from engine.observe.families import Family, Source, counter_families
+from engine.observe.notify import notifiers
 from engine.ports import Clock, Connector
 from engine.runner import Runner, key_of
 from engine.settings import Config
-from engine.state import AppendResult, RecordKey
+from engine.state import AppendResult, Connection, RecordKey
 from engine.store import SqlStateStore, open_store
 from engine.workers import Services
 from policies import PolicySet, load_policy
@@ -87,6 +92,7 @@ class Runtime:
     _http: httpx.Client | None = None
     _custodian: TokenCustodian | None = None
     _budget: RateBudget | None = None
+    _counters: Counters | None = None
     _app: SqlConnector | None = None
     _quickbooks: dict[str, QboConnector] = field(default_factory=dict)
     _runners: dict[str, Runner] = field(default_factory=dict)
@@ -137,6 +143,56 @@ class Runtime:
                 self._budget = MemoryRateBudget(settings)
         return self._budget
 
+    def counters(self) -> Counters:
+        """What the QuickBooks client counts for /metrics: in Redis when there is a broker (every
+        worker adds to the same counters), else in this process."""
+        if self._counters is None:
+            url = self.config.settings.broker_url
+            if url:
+                import redis
+
+                self._counters = RedisCounters(redis.Redis.from_url(url))
+            else:
+                self._counters = MemoryCounters()
+        return self._counters
+
+    def usage(self, connection: Connection) -> Usage | None:
+        """A connection's metered reads this month against the plan's quota (None: no company yet)."""
+        if connection.realm_id is None:
+            return None
+        reads = self.budget().metered_reads(connection.realm_id)
+        month = self.clock.now().strftime("%Y-%m")
+        return Usage(month, reads["total"], self.quickbooks_settings().metered_read_quota)
+
+    def metric_sources(self, broker: Any | None = None) -> list[Source]:
+        """What /metrics shows beside the store: QuickBooks requests, 429s and budget waits, metered
+        reads against the quota (with a quickbooks section), the queue (given the broker)."""
+        sources: list[Source] = [lambda: counter_families(self.counters(), COUNTERS)]
+        if isinstance(self.config.sections.get("quickbooks"), QuickBooksSection):
+
+            def metered() -> list[Family]:
+                with self.store.session() as s:
+                    connections = s.list_connections()
+                quota = self.quickbooks_settings().metered_read_quota
+                return metered_families(connections, self.budget(), quota)
+
+            sources.append(metered)
+        if broker is not None:
+            from engine.workers import queue_families
+
+            sources.append(lambda: queue_families(broker, self.clock.now()))
+        return sources
+
+    def alert_check(self) -> AlertCheck | None:
+        """The alert check the `alerts:` section configures (None: no channel, alerts are off)."""
+        settings = self.config.settings.alerts
+        channels = notifiers(settings)
+        if not channels:
+            return None
+        quickbooks = isinstance(self.config.sections.get("quickbooks"), QuickBooksSection)
+        usage = self.usage if quickbooks else (lambda _: None)
+        return AlertCheck(self.store, channels, settings, self.clock, usage)
+
     def app_connector(self) -> SqlConnector:
         if self._app is None:
             section = self.config.sections.get("app")
@@ -163,7 +219,13 @@ class Runtime:
                 )
             settings = self.quickbooks_settings()
             client = QboClient(
-                self.http(), settings, stored.realm_id, connection, self.custodian(), self.budget()
+                self.http(),
+                settings,
+                stored.realm_id,
+                connection,
+                self.custodian(),
+                self.budget(),
+                counters=self.counters(),
             )
             self._quickbooks[connection] = QboConnector(
                 client, settings.defaults, self.policy, self.clock, connection
@@ -216,7 +278,9 @@ class Runtime:
         return sum(len(runner.poll_new(Side.QUICKBOOKS, e, from_start=True)) for e in runner.entities)
 
     def services(self) -> Services:
+        alerts = self.alert_check()
         return Services(
+            check_alerts=None if alerts is None else alerts.run,
             store=self.store,
             policy=self.policy,
             clock=self.clock,
@@ -253,9 +317,11 @@ class Runtime:
         self,
         checks: dict[str, Callable[[], bool]] | None = None,
         on_webhook: Callable[[], object] | None = None,
+        broker: Any | None = None,
     ) -> Any:
         """The web app (an ASGI app): conflicts, health, metrics and the connectors' routes, with its
-        CSRF key derived from the configured secret_key so restarts and replicas accept each other's."""
+        CSRF key derived from the configured secret_key so restarts and replicas accept each other's;
+        /metrics shows the queue of `broker` when given."""
         from engine.web import WebServices, create_web_app
 
         settings = self.config.settings
@@ -267,10 +333,13 @@ class Runtime:
             checks=checks or {},
             secret_key=settings.secret_key,
             web=settings.web,
+            sources=self.metric_sources(broker),
         )
         return create_web_app(services, self.web_routes(on_webhook))
 
     def close(self) -> None:
+        if isinstance(self._counters, RedisCounters):
+            self._counters.close()
         if self._app is not None:
             self._app.close()
         if self._http is not None:

@@ -74,6 +74,9 @@ class QboSettings(BaseModel):
     #: backfill). A batch is metered (CorePlus) where single writes are free; off: single writes only.
     batch_writes: bool = True
     batch_max_items: int = Field(30, gt=0, le=30)
+    #: Metered (CorePlus) reads the plan includes per month: 500,000 on Intuit's Builder tier. /metrics
+    #: shows the month's reads against it; alerts say when they reach `alerts.quota_percent` of it.
+    metered_read_quota: int = Field(500_000, gt=0)
 
     webhook_verifier_token: SecretStr | None = None
     #: The largest webhook body the receiver parses; a larger signed one is acknowledged and kept unread.

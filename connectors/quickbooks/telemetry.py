@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
+from connectors.quickbooks.budget import RateBudget
 from engine.observe.counters import Increment
+from engine.observe.families import Family, gauge
+from engine.state import Connection
 
 REQUESTS = "quickbooks_requests"
 THROTTLED = "quickbooks_throttled"
 BUDGET_WAIT_SECONDS = "quickbooks_budget_wait_seconds"
 
 #: QuickBooks' entity names as its paths spell them (lower case); others are labelled as spelled.
+#: The counters the client adds to: name -> (help, labels), for /metrics.
+COUNTERS = {
+    REQUESTS: (
+        "QuickBooks API requests by entity, operation and HTTP status (or transport_error)",
+        ("connection", "entity", "operation", "status"),
+    ),
+    THROTTLED: ("QuickBooks answers 429 (throttled)", ("connection",)),
+    BUDGET_WAIT_SECONDS: ("Seconds requests waited for the shared rate budget", ("connection",)),
+}
+
 _KNOWN = ("Customer", "Item", "Invoice", "Payment", "SalesReceipt", "CreditMemo", "Account", "TaxCode")
 _NAMES = {name.lower(): name for name in _KNOWN}
 _FROM = re.compile(rb"(?i)\bfrom\s+(\w+)")
@@ -55,3 +68,16 @@ def request_counts(
     if waited > 0:
         increments.append(Increment(BUDGET_WAIT_SECONDS, {"connection": connection}, waited))
     return increments
+
+
+def metered_families(connections: Sequence[Connection], budget: RateBudget, quota: int) -> list[Family]:
+    """This month's metered reads per connection (by kind, and "total") and the plan's quota."""
+    reads = gauge("quickbooks_metered_reads", "Metered QuickBooks reads this month", ("connection", "kind"))
+    limit = gauge("quickbooks_metered_read_quota", "Metered reads the plan includes per month")
+    for connection in connections:
+        if connection.realm_id is None:
+            continue
+        for kind, n in budget.metered_reads(connection.realm_id).items():
+            reads.samples.append(((connection.id, kind), n))
+        limit.samples.append(((connection.id,), quota))
+    return [reads, limit]

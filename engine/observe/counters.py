@@ -76,6 +76,9 @@ class RedisCounters:
         except redis.RedisError as error:
             log.warning("counters not recorded: %s", error)
 
+    def close(self) -> None:
+        self._redis.close()
+
     def read(self) -> dict[str, dict[Labels, float]]:
         names = sorted(_text(n) for n in self._redis.smembers(f"{self._prefix}:names"))
         found: dict[str, dict[Labels, float]] = {}

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from engine.observe.families import Source
 from engine.ports import Clock, Policy, StateStore
 from engine.settings import Web
 from engine.web import conflicts, metrics
@@ -25,8 +26,9 @@ class WebServices:
     connection: str = "default"
     #: Extra checks for /healthz (e.g. the broker answers), by name; each returns True when healthy.
     checks: dict[str, Callable[[], bool]] = field(default_factory=dict)
-    #: Counters the connectors keep (API calls by class, rate-budget waits, token age), for /metrics.
-    gauges: Callable[[], dict[str, float]] | None = None
+    #: What /metrics shows beside the store's families: counters every process adds to (QuickBooks
+    #: requests, 429s, budget waits), the queue, the metered reads; each called at scrape time.
+    sources: Sequence[Source] = ()
     #: The configured secret_key: the CSRF key is derived from it, so every process built from the same
     #: settings (a restart, another replica) accepts the others' tokens. None: a key per process.
     secret_key: SecretStr | None = field(default=None, repr=False)

@@ -129,7 +129,7 @@ def run(ctx: typer.Context, host: Host = None, port: Port = None) -> None:
         if listener is not None:
             listener.start()
         try:
-            app = runtime.web_app(on_webhook=lambda: reads.request(runtime.connection))
+            app = runtime.web_app(on_webhook=lambda: reads.request(runtime.connection), broker=broker)
             _serve(app, host or settings.web.host, port or settings.web.port)
         finally:
             if listener is not None:
@@ -214,6 +214,7 @@ def web(ctx: typer.Context, host: Host = None, port: Port = None) -> None:
     runtime = _runtime(ctx)
     checks = {}
     on_webhook = None
+    broker = None
     url = runtime.config.settings.broker_url
     if url:
         import redis
@@ -225,14 +226,15 @@ def web(ctx: typer.Context, host: Host = None, port: Port = None) -> None:
         checks["broker"] = lambda: bool(client.ping())
         # A stored webhook asks the workers to read its company now (coalesced, engine.coalesce).
         services = runtime.services()
-        reads = _reads(runtime, services, build_actors(make_broker(url), services))
+        broker = make_broker(url)
+        reads = _reads(runtime, services, build_actors(broker, services))
 
         def on_webhook() -> None:
             reads.request(runtime.connection)
 
     try:
         _serve(
-            runtime.web_app(checks, on_webhook),
+            runtime.web_app(checks, on_webhook, broker),
             host or runtime.config.settings.web.host,
             port or runtime.config.settings.web.port,
         )

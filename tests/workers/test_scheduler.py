@@ -25,6 +25,7 @@ def test_every_job_is_due_at_first_then_each_on_its_own_interval():
         "dispatch",
         "token_refresh",
         "sweep",
+        "alerts",
     }
     last = dict.fromkeys(intervals.of(), T0)
     assert due(T0 + timedelta(milliseconds=500), last, intervals) == []
@@ -38,6 +39,7 @@ def test_every_job_is_due_at_first_then_each_on_its_own_interval():
         "kick",
         "dispatch",
         "token_refresh",
+        "alerts",
     }
 
 
@@ -46,7 +48,7 @@ def test_a_tick_sends_what_is_due_and_remembers_it():
     sent: list[str] = []
     scheduler = Scheduler(sent.append, Intervals(), clock.now)
     scheduler.tick_once()
-    assert len(sent) == 7
+    assert len(sent) == 8
     assert scheduler.active
     clock.advance(6)
     assert scheduler.tick_once() == ["app_poll", "app_probe", "dispatch"]
