@@ -15,6 +15,7 @@ app = typer.Typer(
 def _register() -> None:
     # Each command group lives in its own module and adds itself to `app`.
     from ledgersync.cli import (
+        alerts_cmd,
         app_cmd,
         conflicts_cmd,
         connect_cmd,
@@ -26,7 +27,17 @@ def _register() -> None:
     from ledgersync.cli.context import config_option
 
     app.callback()(config_option)
-    for module in (runtime_cmd, connect_cmd, conflicts_cmd, demo_cmd, policy_cmd, emulator_cmd, app_cmd):
+    modules = (
+        runtime_cmd,
+        connect_cmd,
+        conflicts_cmd,
+        demo_cmd,
+        policy_cmd,
+        emulator_cmd,
+        app_cmd,
+        alerts_cmd,
+    )
+    for module in modules:
         module.register(app)
 
 

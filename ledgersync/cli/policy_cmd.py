@@ -1,7 +1,14 @@
-"""`ledgersync policy ...`: check a policy file and show what it resolves to."""
+"""`ledgersync policy ...`: check a policy file and show what it resolves to.
+
+`check --json` output is stable: `{"valid": true, "policy": {source, version, entities: {name:
+{direction, conflict, match_keys, fill_empty_on_match, duplicate_names, on_delete: {app, quickbooks},
+fields: {field: {direction, conflict, fill_empty_on_match}}}}}}` (exit 0), or `{"valid": false,
+"file": ..., "problems": [...]}` (exit 2), each problem one `file:line:col: key.path: expected ...`.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,14 +26,23 @@ policy_app = typer.Typer(help="Conflict and direction policies.", no_args_is_hel
 
 
 @policy_app.command("check")
-def check(file: Annotated[Path, typer.Argument(help="The policy YAML file.", show_default=False)]) -> None:
+def check(
+    file: Annotated[Path, typer.Argument(help="The policy YAML file.", show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable result.")] = False,
+) -> None:
     """Validate FILE and print the effective policy (exit 2, with every problem listed, if it is bad)."""
     try:
         policy = load_policy(file)
     except PolicyFileError as error:
-        for problem in error.problems:
-            typer.echo(problem, err=True)
+        if as_json:
+            typer.echo(json.dumps({"valid": False, "file": str(file), "problems": list(error.problems)}))
+        else:
+            for problem in error.problems:
+                typer.echo(problem, err=True)
         raise typer.Exit(EXIT_INVALID) from None
+    if as_json:
+        typer.echo(json.dumps({"valid": True, "policy": policy.effective()}, default=str))
+        return
     show(policy.effective(), Console())
 
 

@@ -28,10 +28,10 @@ def test_healthz_answers_ok_and_unhealthy_when_a_check_fails(world: World, clien
 
 def test_metrics_report_conflicts_ops_events_and_echoes(client: TestClient):
     text = client.get("/metrics").text
-    assert "ledgersync_open_conflicts 1.0" in text
-    assert re.search(r'ledgersync_ops\{status="applied"\} [1-9]', text)
-    assert re.search(r'ledgersync_events\{status="processed"\} [1-9]', text)
-    assert "ledgersync_echoes_dropped" in text and "ledgersync_links 1.0" in text
+    assert 'ledgersync_open_conflicts{connection="default"} 1.0' in text
+    assert re.search(r'ledgersync_ops\{connection="default",status="applied"\} [1-9]', text)
+    assert re.search(r'ledgersync_events\{connection="default",status="processed"\} [1-9]', text)
+    assert "ledgersync_echoes_dropped" in text and 'ledgersync_links{connection="default"} 1.0' in text
 
 
 def test_the_review_page_shows_values_side_by_side_and_resolves_through_its_form(
