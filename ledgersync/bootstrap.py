@@ -157,10 +157,14 @@ class Runtime:
         return self._counters
 
     def usage(self, connection: Connection) -> Usage | None:
-        """A connection's metered reads this month against the plan's quota (None: no company yet)."""
+        """A connection's metered reads this month against the plan's quota. None when not known: no
+        company yet, or no Redis broker and no read made by this process (the in-process budget
+        counts this process's reads since it started)."""
         if connection.realm_id is None:
             return None
         reads = self.budget().metered_reads(connection.realm_id)
+        if not self.config.settings.broker_url and not reads["total"]:
+            return None
         month = self.clock.now().strftime("%Y-%m")
         return Usage(month, reads["total"], self.quickbooks_settings().metered_read_quota)
 
@@ -191,7 +195,7 @@ class Runtime:
             return None
         quickbooks = isinstance(self.config.sections.get("quickbooks"), QuickBooksSection)
         usage = self.usage if quickbooks else (lambda _: None)
-        return AlertCheck(self.store, channels, settings, self.clock, usage)
+        return AlertCheck(self.store, channels, settings, self.clock, usage, self.connection)
 
     def app_connector(self) -> SqlConnector:
         if self._app is None:

@@ -156,6 +156,8 @@ class AlertCheck:
     clock: Clock
     #: A connection's metered reads this month and the plan's quota (None: not known here).
     usage: Callable[[Connection], Usage | None] = field(default=lambda _: None)
+    #: The configured connection, checked even before `connect` stored it.
+    connection: str | None = None
 
     def situations(self) -> list[Situation]:
         with self.store.session() as s:
@@ -166,9 +168,14 @@ class AlertCheck:
                     parked_records=s.parked_records(c.id),
                     open_conflicts=s.list_conflicts(c.id, open_only=True),
                 )
-                for c in s.list_connections()
+                for c in self._connections(s.list_connections())
             ]
         return [situation.model_copy(update={"usage": self._usage(situation)}) for situation in found]
+
+    def _connections(self, stored: list[Connection]) -> list[Connection]:
+        if self.connection is None or any(c.id == self.connection for c in stored):
+            return stored
+        return [*stored, Connection(id=self.connection)]
 
     def _usage(self, situation: Situation) -> Usage | None:
         try:
@@ -179,9 +186,12 @@ class AlertCheck:
 
     def run(self) -> AlertReport:
         now = self.clock.now()
-        incidents = [i for s in self.situations() for i in find_incidents(s, self.settings, now)]
+        situations = self.situations()
+        incidents = [i for s in situations for i in find_incidents(s, self.settings, now)]
+        # A quota this check cannot see (no count in this process) is not a quota that cleared.
+        unseen = [f"{QUOTA}:{s.connection.id}:" for s in situations if s.usage is None]
         with self.store.session() as s:
-            s.clear_incidents({i.key for i in incidents})
+            s.clear_incidents({i.key for i in incidents}, keep=unseen)
             s.open_incidents(
                 [
                     AlertIncident(opened_at=now, channel=n.channel, **i.model_dump())

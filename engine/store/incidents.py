@@ -30,11 +30,12 @@ class IncidentsMixin(SessionBase):
         insert = self._insert(t.alert_incidents)
         self._conn.execute(insert.on_conflict_do_nothing(index_elements=["key", "channel"]), rows)
 
-    def clear_incidents(self, current: Collection[str]) -> int:
-        """Delete the incidents whose key is not in `current` (their condition is gone)."""
+    def clear_incidents(self, current: Collection[str], keep: Collection[str] = ()) -> int:
+        """Delete the incidents whose key is not in `current` (their condition is gone), except those
+        whose key starts with one of `keep` (conditions this check could not see)."""
         c = t.alert_incidents.c
         stored = {str(k) for k in self._conn.execute(sa.select(c.key).distinct()).scalars()}
-        gone = sorted(stored - set(current))
+        gone = sorted(k for k in stored - set(current) if not k.startswith(tuple(keep)))
         for start in range(0, len(gone), _CHUNK):
             self._conn.execute(sa.delete(t.alert_incidents).where(c.key.in_(gone[start : start + _CHUNK])))
         return len(gone)
@@ -51,7 +52,7 @@ class IncidentsMixin(SessionBase):
                 .values(claimed_until=now + lease, attempts=c.attempts + 1)
             ).rowcount
             if taken:
-                claimed.append(AlertIncident.model_validate(dict(row)))
+                claimed.append(_incident(row))
         return claimed
 
     def incident_sent(self, key: str, channel: str, now: datetime, error: str | None = None) -> None:
@@ -69,4 +70,8 @@ class IncidentsMixin(SessionBase):
         statement = sa.select(t.alert_incidents).order_by(c.opened_at, c.key, c.channel)
         if connection is not None:
             statement = statement.where(c.connection == connection)
-        return [AlertIncident.model_validate(dict(r)) for r in self._all(statement)]
+        return [_incident(r) for r in self._all(statement)]
+
+
+def _incident(row: sa.RowMapping) -> AlertIncident:
+    return AlertIncident.model_validate({k: v for k, v in row.items() if k != "claimed_until"})
