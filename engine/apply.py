@@ -155,7 +155,10 @@ def _mark(
     outcome: str,
     audit: AuditAction | None = None,
 ) -> str:
-    log.warning("op %s (%s %s on %s) -> %s: %s", op.op_id, op.kind, op.entity, op.side, status, error)
+    context = {"connection": op.connection, "entity": op.entity, "record": op.external_id, "op_id": op.op_id}
+    log.warning(
+        "op %s (%s %s on %s) -> %s: %s", op.op_id, op.kind, op.entity, op.side, status, error, extra=context
+    )
     with store.session() as s:
         s.set_op_status(op.op_id, status, now, error=error, attempt=True)
         if audit is not None:

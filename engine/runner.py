@@ -232,7 +232,18 @@ class Runner:
                     checked_at=now,
                 )
                 if s.park_record(record):
-                    log.warning("%s %s %s parked: %s", side, one.entity, one.external_id, one.reason)
+                    log.warning(
+                        "%s %s %s parked: %s",
+                        side,
+                        one.entity,
+                        one.external_id,
+                        one.reason,
+                        extra={
+                            "connection": self.connection,
+                            "entity": one.entity,
+                            "record": one.external_id,
+                        },
+                    )
                     s.audit(
                         self.connection,
                         one.entity,

@@ -156,7 +156,13 @@ class SqlConnector:
             result = stored
         log.info(
             "app write applied",
-            extra={"entity": op.entity, "op_id": op.op_id, "record": result.external_id, "kind": op.kind},
+            extra={
+                "connection": self.connection,
+                "entity": op.entity,
+                "op_id": op.op_id,
+                "record": result.external_id,
+                "kind": op.kind,
+            },
         )
         return result
 
@@ -195,6 +201,14 @@ class SqlConnector:
         for op, result in zip(ops, results, strict=True):
             assert result is not None, f"op {op.op_id} has a result"
             out.append(result)
+            if isinstance(result, WriteResult):
+                context = {
+                    "entity": op.entity,
+                    "op_id": op.op_id,
+                    "record": result.external_id,
+                    "kind": op.kind,
+                }
+                log.debug("app write applied", extra={"connection": self.connection, **context})
         log.info("app batch written", extra={"ops": len(ops)})
         return out
 

@@ -34,6 +34,9 @@ _SAFE_KEYS = frozenset({"intuit_tid"})
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
 _RESERVED = frozenset(RESERVED_ATTRS)
 _OURS = "_ledgersync_handler"
+#: Libraries whose debug output is transport tracing (every socket event, with headers), kept at
+#: INFO even when ours is at DEBUG.
+_TRACING = ("httpcore", "hpack")
 
 
 def is_secret_key(key: str) -> bool:
@@ -103,4 +106,6 @@ def configure_logging(settings: LoggingSettings, stream: TextIO | None = None) -
     handler.addFilter(Redact())
     root.addHandler(handler)
     root.setLevel(settings.level)
+    for name in _TRACING:
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
     return handler
