@@ -2,6 +2,11 @@
 
 `run` is embedded mode: web app, scheduler and worker threads in one process on the in-process
 broker. `worker`, `scheduler` and `web` are distributed mode, on the Redis broker from the config.
+
+`--json` output is stable. `sync`: {webhooks, captured, decided, applied, conflicts, parked,
+parked_records, waiting}; `sync --dry-run`: {ops: [...], conflicts: [...]}; `backfill`: {linked,
+ambiguous, captured, decided, applied, outcomes: {outcome: n}, conflicts, seconds, phases: {match,
+read, write, settle, analyze}} (seconds each). Errors go to stderr with the exit codes of cli.context.
 """
 
 from __future__ import annotations

@@ -267,3 +267,24 @@ def _linked_quickbooks_customer(box: Sandbox, app_id: str) -> str:
         runtime.close()
     assert link is not None and link.quickbooks_id is not None
     return link.quickbooks_id
+
+
+def test_backfill_json_prints_one_object_with_stable_keys_and_nothing_else(box: Sandbox):
+    assert cli(box, "connect")[0] == 0
+    result = runner.invoke(app, ["--config", str(box.config_path), "backfill", "--json"], env=box.environ)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)  # the whole of stdout: no progress bar, no "linked ..." line
+    assert set(summary) == {
+        "linked",
+        "ambiguous",
+        "captured",
+        "decided",
+        "applied",
+        "outcomes",
+        "conflicts",
+        "seconds",
+        "phases",
+    }
+    assert summary["applied"] > 0 and summary["linked"] == 0 and summary["conflicts"] == 0
+    assert summary["outcomes"].get("applied", 0) > 0
+    assert list(summary["phases"]) == ["match", "read", "write", "settle", "analyze"]

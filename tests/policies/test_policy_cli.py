@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -79,3 +80,36 @@ def test_console_script_end_to_end(tmp_path: Path) -> None:
     assert bad.returncode == 2
     assert "entities.customer.conflict: expected one of" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_check_json_prints_the_effective_policy_as_one_stable_object(runner: CliRunner) -> None:
+    result = runner.invoke(ledgersync.cli.app, ["policy", "check", str(DEFAULT), "--json"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert answer["valid"] is True and set(answer) == {"valid", "policy"}
+    policy = answer["policy"]
+    assert policy["version"] == 1 and set(policy["entities"]) == {"customer", "item", "invoice", "payment"}
+    customer = policy["entities"]["customer"]
+    assert set(customer) == {
+        "direction",
+        "conflict",
+        "match_keys",
+        "fill_empty_on_match",
+        "duplicate_names",
+        "on_delete",
+        "fields",
+    }
+    assert customer["match_keys"] == ["email", "display_name"]
+    assert customer["fields"]["email"]["conflict"] == "manual"
+
+
+def test_check_json_lists_every_problem_and_exits_2(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(BAD)
+    result = runner.invoke(ledgersync.cli.app, ["policy", "check", str(path), "--json"])
+    assert result.exit_code == 2
+    answer = json.loads(result.stdout)
+    assert answer["valid"] is False and answer["file"] == str(path)
+    assert len(answer["problems"]) == 2
+    assert any("entities.customer.conflict" in p and "app_win" in p for p in answer["problems"])
+    assert any("emial" in p for p in answer["problems"])
