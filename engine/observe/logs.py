@@ -31,7 +31,9 @@ _SECRET_WORDS = ("token", "secret", "password", "passwd", "authorization", "cook
 _PAYLOAD_KEYS = frozenset({"payload", "body", "content", "data", "json", "raw"})
 #: Context keys that carry no secret although their names hold a secret word.
 _SAFE_KEYS = frozenset({"intuit_tid"})
-_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
+#: A credential in an Authorization-style phrase ("Bearer eyJ...", "Basic dXNlcjpw..."); a Basic one is
+#: base64 of some length, so "a basic check" stays as it is.
+_BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+|\b(basic)\s+[A-Za-z0-9+/=]{12,}")
 _RESERVED = frozenset(RESERVED_ATTRS)
 _OURS = "_ledgersync_handler"
 #: Libraries whose debug output is transport tracing (every socket event, with headers), kept at
@@ -55,7 +57,7 @@ def redact(value: Any, key: str = "") -> Any:
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
     if isinstance(value, str):
-        return _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", value)
+        return _BEARER.sub(lambda m: f"{m.group(1) or m.group(2)} {REDACTED}", value)
     return value
 
 

@@ -47,6 +47,9 @@ def main() -> None:
 
     # Until the configuration is read (each command reads it once, `context.load`), warnings from the
     # engine and connectors are shown as plain lines; LEDGERSYNC_LOG_LEVEL=INFO or DEBUG shows more.
-    configure_logging(log_settings(None))
+    try:
+        configure_logging(log_settings(None))
+    except typer.Exit as stop:  # LEDGERSYNC_LOG_LEVEL is not a level: said, and exit 2
+        raise SystemExit(stop.exit_code) from None
     _register()
     app()

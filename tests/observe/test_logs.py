@@ -106,8 +106,13 @@ def test_secrets_are_redacted_and_payloads_left_out_whatever_the_format():
 
     plain = io.StringIO()
     configure_logging(LoggingSettings(), plain)
-    logging.getLogger("obs.test").warning("token is Bearer abc123", extra={"access_token": "abc123"})
-    assert plain.getvalue() == f"  [WARNING obs.test] token is Bearer {REDACTED}\n"
+    log = logging.getLogger("obs.test")
+    log.warning("token is Bearer abc123", extra={"access_token": "abc123"})
+    log.warning("sent Basic dXNlcjpwYXNzd29yZA== to a basic check")
+    assert plain.getvalue() == (
+        f"  [WARNING obs.test] token is Bearer {REDACTED}\n"
+        f"  [WARNING obs.test] sent Basic {REDACTED} to a basic check\n"
+    )
 
 
 def test_an_unknown_log_format_or_level_names_the_key(tmp_path: Path):
