@@ -36,6 +36,10 @@ SUBJECTS = {
 }
 #: How long a claimed incident is another process's to send before it counts as abandoned.
 CLAIM = timedelta(minutes=2)
+#: More new incidents than this on one channel in one check go out as one digest...
+DIGEST_OVER = 10
+#: ... which lists this many of them.
+DIGEST_LINES = 25
 
 
 class Usage(NamedTuple):
@@ -199,27 +203,40 @@ class AlertCheck:
                     for n in self.notifiers
                 ]
             )
-            claimed = s.claim_unsent(now, CLAIM)
-        by_channel = {n.channel: n for n in self.notifiers}
+            claimed = s.claim_unsent(now, CLAIM, [n.channel for n in self.notifiers])
         subjects = {i.key: i.subject for i in incidents}
         sent: list[tuple[str, str]] = []
         failed: list[tuple[str, str, str]] = []
-        for incident in claimed:
-            notifier = by_channel.get(incident.channel)
-            if notifier is None:
-                continue  # a channel no longer configured; its row is left alone
-            subject = subjects.get(incident.key, incident.kind)
-            context = {"connection": incident.connection, "alert": incident.key, "channel": incident.channel}
-            try:
-                notifier.send(subject, incident.message)
-            except NotifyError as error:
-                log.warning("alert not sent, will retry: %s", error, extra=context)
-                failed.append((incident.key, incident.channel, str(error)))
-                error_text: str | None = str(error)
-            else:
-                log.info("alert sent: %s", subject, extra=context)
-                sent.append((incident.key, incident.channel))
-                error_text = None
-            with self.store.session() as s:
-                s.incident_sent(incident.key, incident.channel, self.clock.now(), error_text)
+        for notifier in self.notifiers:
+            mine = [i for i in claimed if i.channel == notifier.channel]
+            # Many at once (a backfill that parked a hundred records) is one digest, not a flood.
+            for part in [mine] if len(mine) > DIGEST_OVER else [[one] for one in mine]:
+                problem = self._send(notifier, part, subjects)
+                with self.store.session() as s:
+                    for incident in part:
+                        s.incident_sent(incident.key, incident.channel, self.clock.now(), problem)
+                if problem is None:
+                    sent += [(i.key, i.channel) for i in part]
+                else:
+                    failed += [(i.key, i.channel, problem) for i in part]
         return AlertReport(incidents, sent, failed)
+
+    def _send(self, notifier: Notifier, part: list[AlertIncident], subjects: dict[str, str]) -> str | None:
+        """Send one notification for `part` (one incident, or a digest); the error, if it failed."""
+        if len(part) == 1:
+            subject = subjects.get(part[0].key, part[0].kind)
+            text = part[0].message
+        else:
+            subject = f"{len(part)} incidents need attention"
+            lines = [f"- {subjects.get(i.key, i.kind)}: {i.message}" for i in part[:DIGEST_LINES]]
+            if len(part) > DIGEST_LINES:
+                lines.append(f"... and {len(part) - DIGEST_LINES} more: see `ledgersync status`.")
+            text = "\n".join(lines)
+        context = {"alert": part[0].key, "alerts": len(part), "channel": notifier.channel}
+        try:
+            notifier.send(subject, text)
+        except NotifyError as error:
+            log.warning("alert not sent, will retry: %s", error, extra=context)
+            return str(error)
+        log.info("alert sent: %s", subject, extra=context)
+        return None

@@ -40,10 +40,14 @@ class IncidentsMixin(SessionBase):
             self._conn.execute(sa.delete(t.alert_incidents).where(c.key.in_(gone[start : start + _CHUNK])))
         return len(gone)
 
-    def claim_unsent(self, now: datetime, lease: timedelta) -> list[AlertIncident]:
-        """The unsent incidents no other process is sending, each now claimed for `lease`."""
+    def claim_unsent(self, now: datetime, lease: timedelta, channels: Collection[str]) -> list[AlertIncident]:
+        """The unsent incidents on `channels` no other process is sending, each now claimed for `lease`."""
         c = t.alert_incidents.c
-        free = sa.and_(c.sent_at.is_(None), sa.or_(c.claimed_until.is_(None), c.claimed_until < now))
+        free = sa.and_(
+            c.sent_at.is_(None),
+            c.channel.in_(list(channels)),
+            sa.or_(c.claimed_until.is_(None), c.claimed_until < now),
+        )
         claimed = []
         for row in self._all(sa.select(t.alert_incidents).where(free).order_by(c.opened_at, c.key)):
             taken = self._conn.execute(

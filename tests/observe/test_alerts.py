@@ -299,3 +299,24 @@ def test_alerts_check_on_the_command_line_sends_once_and_says_so_in_json(world: 
     bare.write_text(f"state_url: sqlite:///{tmp_path / 'bare.db'}\n")
     off = runner.invoke(app, ["--config", str(bare), "alerts", "check"])
     assert off.exit_code == 2 and "no alert channel" in off.output
+
+
+def test_many_new_incidents_at_once_are_one_digest_per_channel(world: World):
+    loop = world.loop
+    loop.quickbooks.reject_when(lambda op: op.entity is C)
+    for n in range(30):
+        loop.app.create(C, {**CUSTOMERS[0], "display_name": f"Parked {n}", "email": f"p{n}@example.com"})
+    loop.runner.run_until_quiet()
+    assert world.check() == (1, 1)
+    (digest,) = texts(world)
+    assert digest.startswith("*30 incidents need attention*\n- default: record parked: A create of customer")
+    assert digest.count("\n- default: record parked") == 25 and digest.endswith(
+        "and 5 more: see `ledgersync status`."
+    )
+    assert world.mail.messages[0]["Subject"] == "[ledgersync] 30 incidents need attention"
+    assert world.check() == (1, 1)
+
+    loop.app.create(C, {**CUSTOMERS[0], "display_name": "One more", "email": "one@example.com"})
+    loop.runner.run_until_quiet()
+    assert world.check() == (2, 2)
+    assert texts(world)[-1].startswith("*default: record parked*")
