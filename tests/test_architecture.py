@@ -27,6 +27,8 @@ ONE_PLACE = {
     "dramatiq": ("engine/broker", "engine/workers"),
     # The composition module wires everything, so it may hold the HTTP client it builds.
     "httpx": ("connectors/", "ledgersync/bootstrap.py"),
+    "pythonjsonlogger": ("engine/observe/logs.py",),
+    "prometheus_client": ("engine/web/metrics.py",),
 }
 
 
