@@ -4,9 +4,10 @@ Jobs: the app poll (seconds), the app probe (a cheap "anything new?" check, ever
 what moved; on PostgreSQL the outbox listener hurries reads the same way), the QuickBooks CDC poll
 (minutes), the ops of conflicts a reviewer just
 resolved in another process (`dispatch`, seconds), a re-scan of the journal and ops (`kick`, so a lost
-message costs at most one interval), token refresh every 45 minutes, the daily sweep, the alert
-check (every minute). Only one scheduler is active: it holds a lease (Redis `SET NX PX`, renewed
-each tick); a second one waits and takes over when the first stops renewing.
+message costs at most one interval), token refresh (`schedule.token_refresh_minutes`), the daily
+sweep, the alert check (`schedule.alerts_seconds`). Only one scheduler is active: it holds a lease
+(Redis `SET NX PX`, renewed each tick); a second one waits and takes over when the first stops
+renewing.
 """
 
 from __future__ import annotations
@@ -21,19 +22,28 @@ from typing import Protocol
 
 import redis
 
+from engine.settings import Schedule
+
 log = logging.getLogger(__name__)
+
+
+#: The configuration's defaults, so the intervals have no numbers of their own to drift from them.
+_DEFAULTS = Schedule()
 
 
 @dataclass(frozen=True)
 class Intervals:
-    app_poll: timedelta = timedelta(seconds=5)
-    app_probe: timedelta = timedelta(seconds=1)
-    quickbooks_poll: timedelta = timedelta(minutes=5)
-    kick: timedelta = timedelta(minutes=1)
-    dispatch: timedelta = timedelta(seconds=2)
-    token_refresh: timedelta = timedelta(minutes=45)
-    sweep: timedelta = timedelta(days=1)
-    alerts: timedelta = timedelta(minutes=1)
+    """How often each job is sent: as configured (`engine.jobs.intervals`), the configuration's
+    defaults when built with no arguments."""
+
+    app_poll: timedelta = timedelta(seconds=_DEFAULTS.app_poll_seconds)
+    app_probe: timedelta = timedelta(seconds=_DEFAULTS.app_probe_seconds)
+    quickbooks_poll: timedelta = timedelta(seconds=_DEFAULTS.quickbooks_poll_seconds)
+    kick: timedelta = timedelta(seconds=_DEFAULTS.kick_seconds)
+    dispatch: timedelta = timedelta(seconds=_DEFAULTS.dispatch_seconds)
+    token_refresh: timedelta = timedelta(minutes=_DEFAULTS.token_refresh_minutes)
+    sweep: timedelta = timedelta(hours=_DEFAULTS.sweep_hours)
+    alerts: timedelta = timedelta(seconds=_DEFAULTS.alerts_seconds)
 
     def of(self) -> Mapping[str, timedelta]:
         return {

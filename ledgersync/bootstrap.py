@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -28,9 +28,10 @@ from connectors.quickbooks.oauth import OAuthClient
 from connectors.quickbooks.receiver import InboxReport, process_inbox, webhook_route
 from connectors.quickbooks.settings import QboSettings
 from connectors.quickbooks.telemetry import COUNTERS, metered_families
-from connectors.quickbooks.tokens import TokenCustodian
+from connectors.quickbooks.tokens import RefreshReport, TokenCustodian
 from engine.clock import SystemClock
 from engine.errors import ConfigurationError
+from engine.jobs import intervals
 from engine.model import ChangeEvent, Side
 from engine.observe.alerts import AlertCheck, Usage
 from engine.observe.counters import Counters, MemoryCounters, RedisCounters
@@ -45,9 +46,6 @@ from engine.workers import Services
 from policies import PolicySet, load_policy
 
 log = logging.getLogger(__name__)
-
-#: How often the scheduler refreshes tokens; the job refreshes what would expire before its next run.
-TOKEN_JOB = timedelta(minutes=45)
 
 
 class QuickBooksSection(QboSettings):
@@ -273,8 +271,11 @@ class Runtime:
         self.ingest_webhooks(new)
         return new
 
-    def refresh_tokens(self, now: Any) -> object:
-        return self.custodian().refresh_due(now, within=TOKEN_JOB + self.quickbooks_settings().refresh_margin)
+    def refresh_tokens(self, now: datetime) -> RefreshReport:
+        """The scheduled token job: refresh every token that would expire before the job's next run
+        (`schedule.token_refresh_minutes` from now, plus the refresh margin)."""
+        every = intervals(self.config.settings.schedule).token_refresh
+        return self.custodian().refresh_due(now, within=every + self.quickbooks_settings().refresh_margin)
 
     def sweep(self, connection: str) -> int:
         """The daily sweep: re-read all QuickBooks has (inactive records too); duplicates are no-ops."""

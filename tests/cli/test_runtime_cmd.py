@@ -152,6 +152,28 @@ def test_the_daily_sweep_rereads_quickbooks_and_finds_what_polls_missed(box: San
         runtime.close()
 
 
+def test_the_token_job_renews_what_expires_before_its_configured_next_run(box: Sandbox):
+    from datetime import UTC, datetime, timedelta
+
+    from engine.clock import FakeClock
+    from engine.settings import load_config
+    from ledgersync.bootstrap import SECTIONS, Runtime
+
+    # Every 30 minutes: the job renews what expires within 30 + 15 (the margin) minutes, no more.
+    with box.config_path.open("a", encoding="utf-8") as config:
+        config.write("schedule:\n  token_refresh_minutes: 30\n")
+    assert cli(box, "connect")[0] == 0  # the access token lasts an hour from now
+    clock = FakeClock(datetime.now(UTC) + timedelta(minutes=10))
+    runtime = Runtime(load_config(box.config_path, box.environ, SECTIONS), clock=clock)
+    try:
+        # 50 minutes left: it outlives the next run (a 45-minute job would have renewed it now).
+        assert runtime.refresh_tokens(clock.now()).refreshed == ()
+        clock.advance(10 * 60)  # 40 minutes left: it would expire before the run after next
+        assert runtime.refresh_tokens(clock.now()).refreshed == (runtime.connection,)
+    finally:
+        runtime.close()
+
+
 def test_a_one_shot_sync_reads_what_webhooks_announced(box: Sandbox):
     import sqlite3
     import time

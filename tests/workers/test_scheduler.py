@@ -43,6 +43,18 @@ def test_every_job_is_due_at_first_then_each_on_its_own_interval():
     }
 
 
+def test_the_intervals_are_the_configured_schedule_and_default_to_its_defaults():
+    from engine.jobs import intervals
+    from engine.settings import Schedule
+
+    assert Intervals() == intervals(Schedule())
+    configured = intervals(Schedule(token_refresh_minutes=20))
+    assert configured.token_refresh == timedelta(minutes=20)
+    last = dict.fromkeys(configured.of(), T0)
+    assert "token_refresh" in due(T0 + timedelta(minutes=20), last, configured)
+    assert "token_refresh" not in due(T0 + timedelta(minutes=19), last, configured)
+
+
 def test_a_tick_sends_what_is_due_and_remembers_it():
     clock = FakeClock(T0)
     sent: list[str] = []
