@@ -138,7 +138,7 @@ def decide_many(
         mine = states[link.id]
         base = fields_from_json(link.entity, snapshot.base) if snapshot.base is not None else None
         ledger = ledgers[link.id]
-        plan = reconcile(link.entity, base, mine[Side.APP], mine[Side.QUICKBOOKS], policy, ledger, now)
+        plan = reconcile(link.entity, base, mine[Side.APP], mine[Side.QUICKBOOKS], policy, ledger)
         # A value a side refused (a name another record holds) waits for the reviewer: sent again, it
         # would only be refused again.
         open_here = open_conflicts.get(link.id, [])

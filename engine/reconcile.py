@@ -78,10 +78,9 @@ def reconcile(
     qbo: SideState | None,
     policy: Policy,
     ledger: Ledger,
-    now: datetime,
 ) -> Plan:
-    """Decide what to write where for one record. Pure: no I/O, no clock but `now`."""
-    del now  # decisions depend on versions, not on wall time; kept for a stable signature
+    """Decide what to write where for one record. Pure: no I/O, no clock (decisions depend on
+    versions and the ledger, never on wall time)."""
     dirs = directions(entity, policy)
     states = {Side.APP: app, Side.QUICKBOOKS: qbo}
     live = {side: s for side, s in states.items() if s is not None and not s.deleted}

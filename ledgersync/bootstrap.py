@@ -315,7 +315,7 @@ class Runtime:
             from engine.web.csrf import derive_key
 
             secret = derive_key(self.config.settings.secret_key, "web/oauth-state")
-            routes += connect_routes(self.oauth, self.custodian, self.connection, self.clock, secret)
+            routes += connect_routes(self.oauth, self.custodian, self.connection, secret)
         return routes
 
     def web_app(

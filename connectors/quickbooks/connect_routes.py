@@ -21,7 +21,6 @@ from connectors.quickbooks.oauth import OAuthClient
 from connectors.quickbooks.settings import CALLBACK_PATH
 from connectors.quickbooks.tokens import TokenCustodian
 from engine.errors import LedgersyncError
-from engine.ports import Clock
 
 log = logging.getLogger(__name__)
 COOKIE = "ledgersync_oauth_state"
@@ -31,7 +30,6 @@ def connect_routes(
     oauth: Callable[[], OAuthClient],
     custodian: Callable[[], TokenCustodian],
     connection: str,
-    clock: Clock,
     secret: bytes | None = None,
 ) -> list[Route]:
     """`secret` signs the state cookie: give one derived from the configured secret_key, so a restart

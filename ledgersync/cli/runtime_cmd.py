@@ -249,14 +249,12 @@ def web(ctx: typer.Context, host: Host = None, port: Port = None) -> None:
 
 def sync(
     ctx: typer.Context,
-    once: Annotated[bool, typer.Option("--once", help="Run until nothing is pending, then exit.")] = True,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan; write nothing anywhere.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary.")] = False,
 ) -> None:
     """Sync in this process until nothing is pending (`--dry-run`: only show what would be written)."""
-    del once  # the only mode: a continuous sync is `ledgersync run`
     from engine.dryrun import dry_run as plan_only
 
     runtime = _runtime(ctx)

@@ -1,4 +1,4 @@
-"""`ledgersync sync --once --dry-run` prints the plan and writes nothing: not to QuickBooks, not to the
+"""`ledgersync sync --dry-run` prints the plan and writes nothing: not to QuickBooks, not to the
 app's database, not to the state store. The same sync without --dry-run then writes, which shows the
 checks would have seen a write."""
 
@@ -48,7 +48,7 @@ def test_sync_dry_run_prints_the_plan_and_writes_nothing_anywhere(tmp_path: Path
         app_before, state_before = database(w.app_url), database(state_url)
         writes_before = quickbooks_writes(w)
 
-        done = w.processes.run("sync", "--once", "--dry-run", "--json")
+        done = w.processes.run("sync", "--dry-run", "--json")
 
         assert done.returncode == 0, done.stdout + done.stderr
         plan = json.loads(done.stdout)
@@ -59,7 +59,7 @@ def test_sync_dry_run_prints_the_plan_and_writes_nothing_anywhere(tmp_path: Path
         assert database(w.app_url) == app_before
         assert database(state_url) == state_before
 
-        done = w.processes.run("sync", "--once", "--json")
+        done = w.processes.run("sync", "--json")
 
         assert done.returncode == 0, done.stdout + done.stderr
         assert json.loads(done.stdout)["applied"] >= len(plan["ops"])

@@ -136,7 +136,7 @@ def check(
     entity: EntityType, policy: Rules, base: dict[str, Any] | None, app: dict[str, Any], qbo: dict[str, Any]
 ) -> None:
     synced = directions(entity, policy)
-    plan = reconcile(entity, base, state(app, 2, 1), state(qbo, 2, 2), policy, {}, T0)
+    plan = reconcile(entity, base, state(app, 2, 1), state(qbo, 2, 2), policy, {})
     done = accounted(plan)
     for name in synced:
         by_app, by_qbo = differs_from_base(name, base, app), differs_from_base(name, base, qbo)
@@ -162,7 +162,6 @@ def check(
         state(sides[Side.QUICKBOOKS], seqs[Side.QUICKBOOKS], 2),
         policy,
         ledger,
-        T0,
     )
     assert again.writes == ()
 

@@ -68,7 +68,7 @@ class World:
 
     def plan(self, policy: Rules, ledger: Ledger | None = None) -> Plan:
         states = self.state(Side.APP), self.state(Side.QUICKBOOKS)
-        return reconcile(CUSTOMER, self.base, *states, policy, self.ledger if ledger is None else ledger, T0)
+        return reconcile(CUSTOMER, self.base, *states, policy, self.ledger if ledger is None else ledger)
 
     def apply(self, plan: Plan) -> None:
         self.base = {**self.base, **plan.settled}
@@ -209,8 +209,8 @@ def test_a_later_write_of_ours_on_either_side_changes_no_decision(
             update={"version": Version(seq=3, at=T0 + timedelta(minutes=30)), "user_at": users[side]}
         )
         ledger[(side, 3)] = written
-    planned = reconcile(CUSTOMER, base, before[Side.APP], before[Side.QUICKBOOKS], policy, {}, T0)
-    again = reconcile(CUSTOMER, base, after[Side.APP], after[Side.QUICKBOOKS], policy, ledger, T0)
+    planned = reconcile(CUSTOMER, base, before[Side.APP], before[Side.QUICKBOOKS], policy, {})
+    again = reconcile(CUSTOMER, base, after[Side.APP], after[Side.QUICKBOOKS], policy, ledger)
     assert {(w.side, tuple(sorted(w.fields.items()))) for w in again.writes} == {
         (w.side, tuple(sorted(w.fields.items()))) for w in planned.writes
     }

@@ -45,7 +45,7 @@ DEFAULT_RULES = Rules()
 
 
 def run(base, app, qbo, rules=DEFAULT_RULES, ledger=None, entity=CUSTOMER):  # type: ignore[no-untyped-def]
-    return reconcile(entity, base, app, qbo, rules, ledger or {}, T0)
+    return reconcile(entity, base, app, qbo, rules, ledger or {})
 
 
 def writes_to(plan, side):  # type: ignore[no-untyped-def]

@@ -98,7 +98,7 @@ class WriteHandler:
             return self._change(op, op.external_id)
         except RecordRejectedError as exc:
             if exc.code == "610":
-                self._raise_if_gone(op.entity, op.external_id, exc)
+                self._raise_if_gone(op.entity, op.external_id)
             raise
 
     # the same writes as /batch items (sync.batch sends them)
@@ -143,7 +143,7 @@ class WriteHandler:
             changed = op.kind is not OpKind.CREATE and op.external_id is not None
             if changed and isinstance(error, RecordRejectedError) and error.code == "610":
                 assert op.external_id is not None
-                self._raise_if_gone(op.entity, op.external_id, error)
+                self._raise_if_gone(op.entity, op.external_id)
             raise error
         written = answer.get(name)
         if not isinstance(written, dict):
@@ -325,7 +325,7 @@ class WriteHandler:
             raise
         return int(found["SyncToken"])
 
-    def _raise_if_gone(self, entity: EntityType, external_id: str, error: RecordRejectedError) -> None:
+    def _raise_if_gone(self, entity: EntityType, external_id: str) -> None:
         """A 610 on a write names either the target or something it references: tell them apart."""
         self._current_token(entity, external_id)  # NotFoundError when the target itself is gone
 
