@@ -15,7 +15,7 @@ from typing import Any
 import dramatiq
 
 from engine.apply import Outcome, apply_op
-from engine.backoff import backoff_ms
+from engine.backoff import OP_BASE_SECONDS, OP_CAP_SECONDS, backoff_delay
 from engine.broker import QUEUE, queued
 from engine.coalesce import Gate, ReadRequests
 from engine.decide import decide_record
@@ -129,7 +129,8 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:  # noqa
             apply_actor.send(next_op)
         if outcome == Outcome.RETRY:
             # A rate limit says how long to wait; anything else backs off exponentially.
-            delay = int(retry_after * 1000) if retry_after else backoff_ms(record.attempts)
+            wait = retry_after or backoff_delay(record.attempts, OP_BASE_SECONDS, OP_CAP_SECONDS)
+            delay = int(wait * 1000)
             apply_actor.send_with_options(args=(op_id,), delay=delay)
         elif outcome in (Outcome.APPLIED, Outcome.SUPERSEDED):
             # Our echo (fields QuickBooks computed), or the record re-read after a stale version.

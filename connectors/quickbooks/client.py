@@ -2,8 +2,9 @@
 the shared rate budget, `requestid` on every write, and faults mapped through `faults.py`.
 
 Retries inside one call: once after a 401 (a refreshed token), a bounded number of times after a 429
-(the budget holds the whole realm meanwhile) and after 5xx or timeouts (exponential backoff with jitter,
-the same requestid, so QuickBooks replays a write it already committed instead of doing it twice).
+(the budget holds the whole realm meanwhile) and after 5xx or timeouts (`engine.backoff`: exponential,
+capped, jittered; the same requestid, so QuickBooks replays a write it already committed instead of
+doing it twice).
 
 Calls made inside `spare()` are spare for the rate budget: they leave the minute's batches their room.
 """
@@ -28,6 +29,7 @@ from connectors.quickbooks.budget import MeteredRead, RateBudget, Room
 from connectors.quickbooks.settings import QboSettings
 from connectors.quickbooks.telemetry import request_counts, request_labels
 from connectors.quickbooks.tokens import TokenCustodian
+from engine.backoff import backoff_delay
 from engine.errors import (
     LedgersyncError,
     NeedsReauthorizationError,
@@ -45,11 +47,6 @@ BATCH_REQUEST_ID_MAX = 36
 _VOID_BY_UPDATE = frozenset({"Payment", "SalesReceipt", "BillPayment"})
 #: Whether this thread's calls are spare (see `QboClient.spare`).
 _SPARE: ContextVar[bool] = ContextVar("qbo_spare_calls", default=False)
-
-
-def backoff_delay(attempt: int, base: float, cap: float, rand: Callable[[], float] = random.random) -> float:
-    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**attempt)]."""
-    return float(rand() * min(cap, base * (2**attempt)))
 
 
 def new_http_client(settings: QboSettings, transport: httpx.BaseTransport | None = None) -> httpx.Client:

@@ -64,6 +64,8 @@ class QboSettings(BaseModel):
     throttle_retries: int = Field(3, ge=0)
     #: 5xx and timeouts retried (same requestid) before UpstreamUnavailableError.
     server_error_retries: int = Field(4, ge=0)
+    #: The wait before retry n (from 0): between half of and all of min(max, base * 2**n)
+    #: (`engine.backoff.backoff_delay`).
     backoff_base_seconds: float = Field(0.5, ge=0)
     backoff_max_seconds: float = Field(30.0, ge=0)
     #: Per-request timeout; QuickBooks gives up after 120 s itself.

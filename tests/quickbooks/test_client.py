@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from connectors.quickbooks.budget import MemoryRateBudget
-from connectors.quickbooks.client import backoff_delay
 from connectors.quickbooks.emulator import EmulatorConfig
 from engine.errors import (
     DuplicateNameError,
@@ -111,9 +110,14 @@ def test_a_burst_of_5xx_is_retried_with_backoff_and_the_same_requestid(rig: Rig)
     assert rig.count() == 2
 
 
-def test_backoff_is_exponential_capped_and_jittered():
-    assert [backoff_delay(n, 0.5, 4.0, lambda: 1.0) for n in range(5)] == [0.5, 1.0, 2.0, 4.0, 4.0]
-    assert backoff_delay(3, 0.5, 4.0, lambda: 0.25) == 1.0
+def test_a_5xx_burst_waits_as_engine_backoff_says_between_attempts(qbo, sqlite_store):
+    with ExitStack() as stack:
+        rig = Rig(qbo, sqlite_store, stack, backoff_base_seconds=0.5, backoff_max_seconds=1.5)
+        rig.connect("c1")
+        client = rig.client("c1", rand=lambda: 0.0)
+        rig.qbo.inject_fault("server_error", count=3, status=503)
+        client.create("Customer", {"DisplayName": "Ann"}, "op-ann")
+    assert rig.slept == [0.25, 0.5, 0.75]  # half of 0.5, 1.0, then the 1.5 cap
 
 
 def test_a_timeout_after_quickbooks_committed_is_retried_without_a_duplicate(qbo, sqlite_store):

@@ -12,7 +12,6 @@ import dramatiq
 import pytest
 import redis
 
-from engine.backoff import backoff_ms
 from engine.broker import QUEUE, in_process_worker, make_broker, wait_until_idle
 from engine.clock import FakeClock
 from engine.errors import UpstreamUnavailableError
@@ -104,11 +103,6 @@ def test_a_repeated_message_is_harmless(world: World):
     writes = world.sides[Side.QUICKBOOKS].writes + world.sides[Side.APP].writes
     run_embedded(world, rounds=2)
     assert world.sides[Side.QUICKBOOKS].writes + world.sides[Side.APP].writes == writes
-
-
-def test_backoff_grows_and_is_capped():
-    assert backoff_ms(0) <= 500 < backoff_ms(5)
-    assert all(backoff_ms(40) <= 300_000 for _ in range(20))
 
 
 def test_workers_on_the_real_redis_broker(world: World):
