@@ -162,7 +162,7 @@ def _mark(
     with store.session() as s:
         s.set_op_status(op.op_id, status, now, error=error, attempt=True)
         if audit is not None:
-            s.audit(
+            line = AuditLine(
                 op.connection,
                 op.entity,
                 audit,
@@ -172,6 +172,7 @@ def _mark(
                 external_id=op.external_id,
                 detail={"op_id": op.op_id, "error": error},
             )
+            s.audit_many([line])
     return outcome
 
 
@@ -223,7 +224,7 @@ def _superseded(store: StateStore, connector: Connector, op: Op, error: str, now
 
 def _audit_op(s: StoreSession, op: Op, now: datetime, **detail: Any) -> None:
     """A line in the record's history about what became of `op` (refused, superseded)."""
-    s.audit(
+    line = AuditLine(
         op.connection,
         op.entity,
         AuditAction.DECIDED,
@@ -233,6 +234,7 @@ def _audit_op(s: StoreSession, op: Op, now: datetime, **detail: Any) -> None:
         external_id=op.external_id,
         detail={"op_id": op.op_id, **detail},
     )
+    s.audit_many([line])
 
 
 def _restates(entity: EntityType, base: dict[str, Any] | None, result: WriteResult) -> bool:

@@ -14,7 +14,6 @@ from engine.plan import ConflictPolicy, DeleteAction, Direction, FieldConflict, 
 from engine.state import (
     AlertIncident,
     AppendResult,
-    AuditAction,
     AuditEntry,
     AuditLine,
     Conflict,
@@ -229,18 +228,6 @@ class StoreSession(Protocol):
     def save_cursor(self, cursor: Cursor) -> None: ...
 
     # audit
-    def audit(
-        self,
-        connection: str,
-        entity: EntityType,
-        action: AuditAction,
-        now: datetime,
-        *,
-        link_id: str | None = None,
-        side: Side | None = None,
-        external_id: str | None = None,
-        detail: dict[str, Any] | None = None,
-    ) -> None: ...
     def history(
         self,
         connection: str | None = None,

@@ -16,7 +16,7 @@ from engine.model import EntityType, Side, fields_to_json
 from engine.normalize import normalize_value
 from engine.plan import ConflictPolicy, FieldConflict, Op, Plan
 from engine.ports import StoreSession
-from engine.state import AuditAction, Conflict, Link
+from engine.state import AuditAction, AuditLine, Conflict, Link
 
 #: The audit detail keys that make a conflict a refusal.
 REFUSED_BY = "refused_by"
@@ -61,20 +61,14 @@ def open_refusal(
         ),
         now,
     )
-    s.audit(
-        link.connection,
-        link.entity,
-        AuditAction.CONFLICT,
-        now,
-        link_id=link.id,
-        detail={
-            "conflict_id": conflict.id,
-            "field": field,
-            "policy": ConflictPolicy.MANUAL.value,
-            REFUSED_BY: op.side.value,
-            REASON: reason,
-        },
-    )
+    detail = {
+        "conflict_id": conflict.id,
+        "field": field,
+        "policy": ConflictPolicy.MANUAL.value,
+        REFUSED_BY: op.side.value,
+        REASON: reason,
+    }
+    s.audit_many([AuditLine(link.connection, link.entity, AuditAction.CONFLICT, now, link.id, detail=detail)])
     return conflict
 
 

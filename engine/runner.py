@@ -244,7 +244,7 @@ class Runner:
                             "record": one.external_id,
                         },
                     )
-                    s.audit(
+                    line = AuditLine(
                         self.connection,
                         one.entity,
                         AuditAction.PARKED,
@@ -253,6 +253,7 @@ class Runner:
                         external_id=one.external_id,
                         detail={"version": one.version.seq, "reason": one.reason},
                     )
+                    s.audit_many([line])
         if stats is not None:
             stats.rejected += len(rejected)
 

@@ -203,7 +203,7 @@ class AuditEntry(Frozen):
 
 
 class AuditLine(NamedTuple):
-    """One line to append to the audit trail (what `StoreSession.audit` and `audit_many` take)."""
+    """One line to append to the audit trail (`StoreSession.audit_many` writes them)."""
 
     connection: str
     entity: EntityType

@@ -104,3 +104,37 @@ def test_modules_stay_small():
         if (n := len(p.read_text().splitlines())) > 600
     }
     assert big == {}
+
+
+def audit_writers(source: str) -> list[str]:
+    """The function (or `<module>`) of each insert, update or delete aimed at the audit table."""
+    found: list[str] = []
+
+    def visit(node: ast.AST, where: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            inner = child.name if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef) else where
+            if isinstance(child, ast.Call) and child.args:
+                func = child.func
+                verb = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                if verb in {"insert", "update", "delete"} and getattr(child.args[0], "attr", "") == "audit":
+                    found.append(where)
+            visit(child, inner)
+
+    visit(ast.parse(source), "<module>")
+    return found + [f"raw SQL: {sql}" for sql in ("into audit", "update audit") if sql in source.lower()]
+
+
+def test_one_function_writes_audit_rows():
+    # The trail is append-only, and every line of it goes through StoreSession.audit_many.
+    writers = [
+        f"{p.relative_to(ROOT).as_posix()}:{where}"
+        for p in package_files()
+        for where in audit_writers(p.read_text())
+    ]
+    assert writers == ["engine/store/meta.py:audit_many"]
+
+
+def test_the_audit_rule_catches_a_second_writer():
+    source = "def note(conn):\n    conn.execute(sa.insert(t.audit).values(action='x'))\n"
+    assert audit_writers(source) == ["note"]
+    assert audit_writers("conn.exec_driver_sql('INSERT INTO audit VALUES (1)')") == ["raw SQL: into audit"]

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from engine.model import EntityType, Side
-from engine.state import AuditAction, AuditEntry, AuditLine, Connection, Counts, Cursor
+from engine.state import AuditEntry, AuditLine, Connection, Counts, Cursor
 from engine.store import rows
 from engine.store import tables as t
 from engine.store.base import SessionBase
@@ -67,23 +66,9 @@ class MetaMixin(SessionBase):
 
     # audit
 
-    def audit(
-        self,
-        connection: str,
-        entity: EntityType,
-        action: AuditAction,
-        now: datetime,
-        *,
-        link_id: str | None = None,
-        side: Side | None = None,
-        external_id: str | None = None,
-        detail: dict[str, Any] | None = None,
-    ) -> None:
-        """Append one line to the audit trail (never updated, never deleted)."""
-        self.audit_many([AuditLine(connection, entity, action, now, link_id, side, external_id, detail)])
-
     def audit_many(self, lines: Sequence[AuditLine]) -> None:
-        """Append lines to the audit trail, in their order: the one place audit rows are written."""
+        """Append lines to the audit trail, in their order (never updated, never deleted): the one
+        function that writes audit rows, whether one line or a page's."""
         if lines:
             self._conn.execute(sa.insert(t.audit), [_audit_values(line) for line in lines])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 from engine.model import EntityType, Side
-from engine.state import AuditAction, Connection, ConnectionStatus, Cursor
+from engine.state import AuditAction, AuditLine, Connection, ConnectionStatus, Cursor
 from engine.store import SqlStateStore
 from tests.support.samples import CONNECTION, at
 
@@ -65,27 +65,44 @@ def test_cursors_move_per_side_and_entity(store: SqlStateStore) -> None:
 def test_history_filters_and_keeps_the_newest_in_order(store: SqlStateStore) -> None:
     with store.session() as s:
         link = s.create_link(CONNECTION, EntityType.CUSTOMER, "app-1", "qb-1").id
-        s.audit(
-            CONNECTION,
-            EntityType.CUSTOMER,
-            AuditAction.CAPTURED,
-            at(1),
-            side=Side.QUICKBOOKS,
-            external_id="qb-1",
+        s.audit_many(
+            [
+                AuditLine(
+                    CONNECTION,
+                    EntityType.CUSTOMER,
+                    AuditAction.CAPTURED,
+                    at(1),
+                    side=Side.QUICKBOOKS,
+                    external_id="qb-1",
+                )
+            ]
         )
-        s.audit(
-            CONNECTION, EntityType.CUSTOMER, AuditAction.DECIDED, at(2), link_id=link, detail={"writes": 1}
+        s.audit_many(
+            [
+                AuditLine(
+                    CONNECTION,
+                    EntityType.CUSTOMER,
+                    AuditAction.DECIDED,
+                    at(2),
+                    link_id=link,
+                    detail={"writes": 1},
+                )
+            ]
         )
-        s.audit(
-            CONNECTION,
-            EntityType.CUSTOMER,
-            AuditAction.WRITTEN,
-            at(3),
-            link_id=link,
-            side=Side.APP,
-            external_id="app-1",
+        s.audit_many(
+            [
+                AuditLine(
+                    CONNECTION,
+                    EntityType.CUSTOMER,
+                    AuditAction.WRITTEN,
+                    at(3),
+                    link_id=link,
+                    side=Side.APP,
+                    external_id="app-1",
+                )
+            ]
         )
-        s.audit("other", EntityType.ITEM, AuditAction.ECHO_DROPPED, at(4))
+        s.audit_many([AuditLine("other", EntityType.ITEM, AuditAction.ECHO_DROPPED, at(4))])
     with store.session() as s:
         everything = s.history()
         ours = s.history(connection=CONNECTION)
@@ -112,7 +129,7 @@ def test_history_filters_and_keeps_the_newest_in_order(store: SqlStateStore) -> 
 def test_aware_times_come_back_in_utc(store: SqlStateStore) -> None:
     local = datetime(2026, 5, 1, 20, 30, 15, 123456, tzinfo=PACIFIC)
     with store.session() as s:
-        s.audit(CONNECTION, EntityType.ITEM, AuditAction.CAPTURED, local)
+        s.audit_many([AuditLine(CONNECTION, EntityType.ITEM, AuditAction.CAPTURED, local)])
     with store.session() as s:
         (entry,) = s.history()
     assert entry.at == local
@@ -128,7 +145,7 @@ def test_counts_group_rows_by_status_and_action(store: SqlStateStore) -> None:
         s.append_event(customer_event(seq=1), at(1))
         s.append_event(customer_event(seq=2), at(2))
         s.create_link(CONNECTION, EntityType.CUSTOMER, "app-1", "qb-1")
-        s.audit(CONNECTION, EntityType.CUSTOMER, AuditAction.ECHO_DROPPED, at(3))
+        s.audit_many([AuditLine(CONNECTION, EntityType.CUSTOMER, AuditAction.ECHO_DROPPED, at(3))])
         counts = s.counts(CONNECTION)
         assert s.counts("someone-else").links == 0
     assert counts.journal == {"new": 2} and counts.links == 1

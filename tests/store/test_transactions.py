@@ -9,7 +9,7 @@ from sqlalchemy.exc import StatementError
 
 from engine.model import EntityType, Side
 from engine.plan import FieldConflict, Op, OpKind
-from engine.state import AuditAction, Snapshot
+from engine.state import AuditAction, AuditLine, Snapshot
 from engine.store import NotStoredError, SqlStateStore
 from tests.support.samples import CONNECTION, at, customer_event
 
@@ -32,7 +32,7 @@ def test_a_session_rolls_back_everything_on_an_exception(store: SqlStateStore) -
         link = s.create_link(CONNECTION, CUSTOMER, "app-1", "qb-1")
         s.save_snapshot(Snapshot(link_id=link.id, base={"display_name": "Ada"}))
         s.append_event(customer_event(), at(1))
-        s.audit(CONNECTION, CUSTOMER, AuditAction.CAPTURED, at(1), link_id=link.id)
+        s.audit_many([AuditLine(CONNECTION, CUSTOMER, AuditAction.CAPTURED, at(1), link_id=link.id)])
         s.inbox_add(b"{}", at(1))
         raise BoomError
     with store.session() as s:
@@ -65,6 +65,6 @@ def test_ops_and_conflicts_need_a_stored_link(store: SqlStateStore) -> None:
 
 def test_naive_times_are_refused(store: SqlStateStore) -> None:
     with pytest.raises(StatementError, match="naive datetime"), store.session() as s:
-        s.audit(CONNECTION, CUSTOMER, AuditAction.CAPTURED, datetime(2026, 5, 1, 12, 0))
+        s.audit_many([AuditLine(CONNECTION, CUSTOMER, AuditAction.CAPTURED, datetime(2026, 5, 1, 12, 0))])
     with store.session() as s:
         assert s.history() == []
