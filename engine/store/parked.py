@@ -6,6 +6,7 @@ import sqlalchemy as sa
 
 from engine.model import EntityType, Side
 from engine.state import ParkedRecord, RecordKey
+from engine.store import rows
 from engine.store import tables as t
 from engine.store.base import SessionBase, record_filter
 
@@ -53,4 +54,4 @@ class ParkedMixin(SessionBase):
         if entity is not None:
             statement = statement.where(c.entity == entity.value)
         ordered = statement.order_by(c.checked_at, c.entity, c.external_id)
-        return [ParkedRecord.model_validate(dict(row)) for row in self._all(ordered)]
+        return [rows.to_parked_record(row) for row in self._all(ordered)]

@@ -1,31 +1,70 @@
-"""Translation between table rows and the frozen values of engine.state (rows never leave the store)."""
+"""Translation between table rows and the frozen values of engine.state (rows never leave the store).
+
+A value is built from its row by pydantic (`from_row`): each field from the column of the same name,
+validated and converted as the model says (enums, aware datetimes), so no column is copied by hand
+and a column that stops fitting its field fails loudly. Only the fields no column holds as is (the
+journal's event, an op record's op, a ledger entry's field names and values, an inbox body) are
+passed in.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from pydantic import BaseModel
 
-from engine.model import ChangeEvent, EntityType, Side
-from engine.plan import ConflictPolicy, Op, OpKind, OpStatus
+from engine.model import ChangeEvent
+from engine.plan import Op
 from engine.state import (
-    AuditAction,
     AuditEntry,
     Conflict,
-    ConflictStatus,
     Connection,
-    ConnectionStatus,
     Cursor,
     InboxEntry,
     JournalEntry,
-    JournalStatus,
     LedgerEntry,
     Link,
     OpRecord,
+    ParkedRecord,
     Snapshot,
 )
 
 Row = sa.RowMapping
+M = TypeVar("M", bound=BaseModel)
+
+
+def columns(model: type[BaseModel], *derived: str) -> tuple[str, ...]:
+    """The fields of `model` that the columns of the same name hold (all but the `derived` ones)."""
+    return tuple(name for name in model.model_fields if name not in derived)
+
+
+def from_row(model: type[M], names: tuple[str, ...], row: Row, **derived: Any) -> M:
+    """`model` validated by pydantic from the row's `names` columns (its other columns ignored) and
+    the `derived` fields.
+
+    Validation, not `model_construct`: the latter skips the conversions (enums, frozensets), which
+    would have to be written out by hand again, and measured slower besides. A dict of the fields
+    validated in one call costs what the hand-written constructors did (bench notes in the commit).
+    """
+    values = {name: row[name] for name in names}
+    if derived:
+        values.update(derived)
+    return model.model_validate(values)
+
+
+_CONNECTION = columns(Connection)
+_LINK = columns(Link)
+_SNAPSHOT = columns(Snapshot)
+_JOURNAL_ENTRY = columns(JournalEntry, "event")
+_OP = columns(Op)
+_OP_RECORD = columns(OpRecord, "op")
+_LEDGER_ENTRY = columns(LedgerEntry, "fields", "values")
+_CONFLICT = columns(Conflict)
+_CURSOR = columns(Cursor)
+_AUDIT_ENTRY = columns(AuditEntry)
+_INBOX_ENTRY = columns(InboxEntry, "body")
+_PARKED_RECORD = columns(ParkedRecord)
 
 
 def connection_values(connection: Connection) -> dict[str, Any]:
@@ -35,48 +74,19 @@ def connection_values(connection: Connection) -> dict[str, Any]:
 
 
 def to_connection(row: Row) -> Connection:
-    return Connection(
-        id=row["id"],
-        realm_id=row["realm_id"],
-        app_tenant=row["app_tenant"],
-        environment=row["environment"],
-        status=ConnectionStatus(row["status"]),
-        tokens_encrypted=row["tokens_encrypted"],
-        access_expires_at=row["access_expires_at"],
-        refresh_expires_at=row["refresh_expires_at"],
-        refresh_hard_expires_at=row["refresh_hard_expires_at"],
-        updated_at=row["updated_at"],
-    )
+    return from_row(Connection, _CONNECTION, row)
 
 
 def to_link(row: Row) -> Link:
-    return Link(
-        id=row["id"],
-        connection=row["connection"],
-        entity=EntityType(row["entity"]),
-        app_id=row["app_id"],
-        quickbooks_id=row["quickbooks_id"],
-    )
+    return from_row(Link, _LINK, row)
 
 
 def to_snapshot(row: Row) -> Snapshot:
-    return Snapshot(
-        link_id=row["link_id"],
-        base=row["base"],
-        app_seq=row["app_seq"],
-        quickbooks_seq=row["quickbooks_seq"],
-        tombstone=row["tombstone"],
-        revision=row["revision"],
-    )
+    return from_row(Snapshot, _SNAPSHOT, row)
 
 
 def to_journal_entry(row: Row) -> JournalEntry:
-    return JournalEntry(
-        id=row["id"],
-        event=ChangeEvent.model_validate(row["payload"]),
-        status=JournalStatus(row["status"]),
-        received_at=row["received_at"],
-    )
+    return from_row(JournalEntry, _JOURNAL_ENTRY, row, event=ChangeEvent.model_validate(row["payload"]))
 
 
 def op_values(op: Op) -> dict[str, Any]:
@@ -85,89 +95,35 @@ def op_values(op: Op) -> dict[str, Any]:
 
 
 def to_op_record(row: Row) -> OpRecord:
-    op = Op(
-        op_id=row["op_id"],
-        connection=row["connection"],
-        link_id=row["link_id"],
-        entity=EntityType(row["entity"]),
-        side=Side(row["side"]),
-        kind=OpKind(row["kind"]),
-        external_id=row["external_id"],
-        fields=row["fields"],
-        expected_seq=row["expected_seq"],
-        reason=row["reason"],
-    )
-    return OpRecord(
-        op=op,
-        status=OpStatus(row["status"]),
-        attempts=row["attempts"],
-        last_error=row["last_error"],
-        sent_as=row["sent_as"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+    return from_row(OpRecord, _OP_RECORD, row, op=from_row(Op, _OP, row))
 
 
 def to_ledger_entry(row: Row) -> LedgerEntry:
-    return LedgerEntry(
-        connection=row["connection"],
-        side=Side(row["side"]),
-        entity=EntityType(row["entity"]),
-        external_id=row["external_id"],
-        seq=row["seq"],
-        fields=frozenset(row["fields"]),
-        values=dict(row["fields"]) if isinstance(row["fields"], dict) else {},
+    fields = row["fields"]
+    return from_row(
+        LedgerEntry,
+        _LEDGER_ENTRY,
+        row,
+        fields=frozenset(fields),
+        values=dict(fields) if isinstance(fields, dict) else {},
     )
 
 
 def to_conflict(row: Row) -> Conflict:
-    return Conflict(
-        id=row["id"],
-        connection=row["connection"],
-        link_id=row["link_id"],
-        entity=EntityType(row["entity"]),
-        field=row["field"],
-        base=row["base"],
-        app=row["app"],
-        quickbooks=row["quickbooks"],
-        policy=ConflictPolicy(row["policy"]),
-        status=ConflictStatus(row["status"]),
-        resolution=row["resolution"],
-        resolved_by=row["resolved_by"],
-        resolved_at=row["resolved_at"],
-        created_at=row["created_at"],
-    )
+    return from_row(Conflict, _CONFLICT, row)
 
 
 def to_cursor(row: Row) -> Cursor:
-    return Cursor(
-        connection=row["connection"],
-        side=Side(row["side"]),
-        entity=EntityType(row["entity"]),
-        position=row["position"],
-        updated_at=row["updated_at"],
-    )
+    return from_row(Cursor, _CURSOR, row)
 
 
 def to_audit_entry(row: Row) -> AuditEntry:
-    return AuditEntry(
-        id=row["id"],
-        connection=row["connection"],
-        entity=EntityType(row["entity"]),
-        link_id=row["link_id"],
-        side=None if row["side"] is None else Side(row["side"]),
-        external_id=row["external_id"],
-        action=AuditAction(row["action"]),
-        detail=row["detail"],
-        at=row["at"],
-    )
+    return from_row(AuditEntry, _AUDIT_ENTRY, row)
 
 
 def to_inbox_entry(row: Row) -> InboxEntry:
-    return InboxEntry(
-        id=row["id"],
-        body=bytes(row["body"]),
-        received_at=row["received_at"],
-        processed=row["processed"],
-        error=row["error"],
-    )
+    return from_row(InboxEntry, _INBOX_ENTRY, row, body=bytes(row["body"]))
+
+
+def to_parked_record(row: Row) -> ParkedRecord:
+    return from_row(ParkedRecord, _PARKED_RECORD, row)
