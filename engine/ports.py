@@ -21,6 +21,7 @@ from engine.state import (
     Counts,
     Cursor,
     InboxEntry,
+    InboxReport,
     JournalEntry,
     LedgerEntry,
     Link,
@@ -341,3 +342,13 @@ class StateStore(Protocol):
         ...
 
     def dispose(self) -> None: ...
+
+
+class Inbox(Protocol):
+    """Stored notifications that name changed records (QuickBooks webhooks), implemented by the
+    connector that understands them (`connectors.quickbooks.receiver.QuickBooksInbox`)."""
+
+    def ingest(self, limit: int = 100) -> InboxReport:
+        """Read the records the pending notifications name, journal them, mark the notifications read
+        (those whose records could not be read stay pending); the report names the records changed."""
+        ...

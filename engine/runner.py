@@ -21,6 +21,7 @@ from engine.errors import (
     RetriableError,
     VersionConflictError,
 )
+from engine.journal import journal_events, key_of
 from engine.model import DEPENDS_ON, ChangeEvent, EntityType, Side
 from engine.plan import OpStatus
 from engine.ports import Clock, Connector, Policy, Rejection, StateStore, StoreSession
@@ -70,12 +71,6 @@ class RunStats:
             self.applied += 1
 
 
-def key_of(event: ChangeEvent) -> RecordKey:
-    return RecordKey(
-        connection=event.connection, side=event.side, entity=event.entity, external_id=event.external_id
-    )
-
-
 class Runner:
     """Runs the whole sync loop for one connection with the connectors it is given."""
 
@@ -112,38 +107,13 @@ class Runner:
     def journal_many(
         self, s: StoreSession, events: Sequence[ChangeEvent], stats: RunStats | None = None
     ) -> list[AppendResult]:
-        """Journal a page of events in the caller's transaction, in a few statements: one read of
-        what is journaled already, one insert, one insert of their audit lines."""
-        if not events:
-            return []
-        now = self.clock.now()
-        results = s.append_events(events, now)
-        lines: list[AuditLine] = []
-        # Read well at (or past) the version that was parked: the record is fixed. (One look per
-        # entity and side: most have nothing parked.)
-        groups = {(e.connection, e.side, e.entity) for e in events}
-        parked = {(side, entity) for c, side, entity in groups if s.any_parked(c, side, entity)}
-        for event, result in zip(events, results, strict=True):
-            if result is not AppendResult.STALE and (event.side, event.entity) in parked:
-                s.unpark_record(key_of(event), event.version.seq)
-            if result is not AppendResult.DUPLICATE:
-                action = AuditAction.CAPTURED if result is AppendResult.NEW else AuditAction.STALE
-                lines.append(
-                    AuditLine(
-                        event.connection,
-                        event.entity,
-                        action,
-                        now,
-                        side=event.side,
-                        external_id=event.external_id,
-                        detail={"version": event.version.seq},
-                    )
-                )
-            if stats is not None:
+        """Journal a page of events in the caller's transaction (`engine.journal`), counted in `stats`."""
+        results = journal_events(s, events, self.clock.now())
+        if stats is not None:
+            for result in results:
                 stats.captured += result is AppendResult.NEW
                 stats.duplicates += result is AppendResult.DUPLICATE
                 stats.stale += result is AppendResult.STALE
-        s.audit_many(lines)
         return results
 
     def poll(self, side: Side, entity: EntityType, stats: RunStats | None = None) -> int:

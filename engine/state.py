@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -230,6 +231,20 @@ class InboxEntry(Frozen):
     received_at: AwareDatetime
     processed: bool = False
     error: str | None = None
+
+
+@dataclass
+class InboxReport:
+    """What one read of the webhook inbox did (`ports.Inbox.ingest`)."""
+
+    entries: int = 0
+    events: int = 0
+    #: The records that got a new version in the journal, to decide next.
+    changed: list[RecordKey] = field(default_factory=list)
+    #: Realm -> why its records could not be read now (those entries stay pending, to retry).
+    failed: dict[str, str] = field(default_factory=dict)
+    #: Realms no connector is configured for (their notifications are dropped, with a warning).
+    unknown_realms: set[str] = field(default_factory=set)
 
 
 class Counts(Frozen):

@@ -22,7 +22,7 @@ from engine.decide import decide_record
 from engine.model import EntityType, Side
 from engine.observe.families import Family, gauge
 from engine.plan import OpStatus
-from engine.ports import Clock, Connector, Policy, StateStore
+from engine.ports import Clock, Connector, Inbox, Policy, StateStore
 from engine.runner import Runner
 from engine.state import RecordKey
 
@@ -40,8 +40,8 @@ class Services:
     connectors: Callable[[str], Mapping[Side, Connector]]
     refresh_tokens: Callable[[datetime], object] | None = None
     sweep: Callable[[str], object] | None = None
-    #: Reads what pending QuickBooks webhooks name and journals it; returns the records that changed.
-    ingest: Callable[[], Sequence[RecordKey]] | None = None
+    #: The stored webhooks (QuickBooks'): the `ingest` actor journals what they name, then decides it.
+    inbox: Inbox | None = None
     #: Checks the alert conditions and sends what is new (engine.observe.alerts); None: alerts are off.
     check_alerts: Callable[[], object] | None = None
     #: Coalesces QuickBooks reads (see engine.coalesce); None: every `ingest` message reads at once.
@@ -156,7 +156,7 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:  # noqa
 
         The inbox serves every connection; `connection` names the read gate this message was sent
         for (engine.coalesce), released before the inbox is read so no later body waits."""
-        if services.ingest is None:
+        if services.inbox is None:
             return
         reads = services.reads
         if reads is not None:
@@ -165,7 +165,7 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:  # noqa
                 if not s.inbox_pending(1):
                     return  # nothing to read: the window does not start
             reads.done(connection)
-        decide_each(services.ingest())
+        decide_each(services.inbox.ingest().changed)
 
     def dispatch(connection: str) -> None:
         """Apply the ops of conflicts resolved in another process (the CLI, another web replica),

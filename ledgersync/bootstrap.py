@@ -14,6 +14,10 @@ from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from connectors.app.connector import SqlConnector
 from connectors.app.database import make_engine as make_app_engine
@@ -25,22 +29,23 @@ from connectors.quickbooks.crypto import TokenCipher
 from connectors.quickbooks.mapping import MappingContext
 from connectors.quickbooks.match import MatchReport, initial_match
 from connectors.quickbooks.oauth import OAuthClient
-from connectors.quickbooks.receiver import InboxReport, process_inbox, webhook_route
+from connectors.quickbooks.receiver import DEFAULT_PATH as WEBHOOK_PATH
+from connectors.quickbooks.receiver import QuickBooksInbox, receive_webhook, secret_text
 from connectors.quickbooks.settings import QboSettings
 from connectors.quickbooks.telemetry import COUNTERS, metered_families
 from connectors.quickbooks.tokens import RefreshReport, TokenCustodian
 from engine.clock import SystemClock
 from engine.errors import ConfigurationError
 from engine.jobs import intervals
-from engine.model import ChangeEvent, Side
+from engine.model import Side
 from engine.observe.alerts import AlertCheck, Usage
 from engine.observe.counters import Counters, MemoryCounters, RedisCounters
 from engine.observe.families import Family, Source, counter_families
 from engine.observe.notify import notifiers
 from engine.ports import Clock, Connector
-from engine.runner import Runner, key_of
+from engine.runner import Runner
 from engine.settings import Config
-from engine.state import AppendResult, Connection, RecordKey
+from engine.state import Connection, InboxReport
 from engine.store import SqlStateStore, open_store
 from engine.workers import Services
 from policies import PolicySet, load_policy
@@ -253,23 +258,13 @@ class Runtime:
             self.store, connection, sides[Side.APP], sides[Side.QUICKBOOKS], self.policy, self.clock
         )
 
-    def ingest_webhooks(self, new: list[RecordKey] | None = None) -> InboxReport:
-        """Read what pending QuickBooks webhooks name (one CDC call per realm) and journal it; the
-        records that got a new version are appended to `new`."""
-        with self.store.session() as s:
-            realms = {c.realm_id: c.id for c in s.list_connections() if c.realm_id}
-        readers = {realm: self.quickbooks_connector(conn) for realm, conn in realms.items()}
+    def inbox(self) -> QuickBooksInbox:
+        """The stored QuickBooks webhooks, each realm read by its connection's QuickBooks connector."""
+        return QuickBooksInbox(self.store, self.clock, self.quickbooks_connector)
 
-        def ingest(event: ChangeEvent) -> None:
-            if self.runner(event.connection).ingest(event) is AppendResult.NEW and new is not None:
-                new.append(key_of(event))
-
-        return process_inbox(self.store, readers, ingest)
-
-    def ingest_webhook_keys(self) -> list[RecordKey]:
-        new: list[RecordKey] = []
-        self.ingest_webhooks(new)
-        return new
+    def ingest_webhooks(self) -> InboxReport:
+        """Read what pending QuickBooks webhooks name (one CDC call per realm) and journal it."""
+        return self.inbox().ingest()
 
     def refresh_tokens(self, now: datetime) -> RefreshReport:
         """The scheduled token job: refresh every token that would expire before the job's next run
@@ -292,31 +287,43 @@ class Runtime:
             connectors=self.sides,
             refresh_tokens=self.refresh_tokens,
             sweep=self.sweep,
-            ingest=self.ingest_webhook_keys,
+            inbox=self.inbox(),
         )
 
     def web_routes(self, on_webhook: Callable[[], object] | None = None) -> list[Any]:
-        """The connectors' routes for the web app: the QuickBooks webhook receiver (calling
-        `on_webhook` after each stored delivery), OAuth connect."""
+        """The connectors' routes for the web app: the QuickBooks webhook receiver (then `on_webhook`
+        after each delivery stored whole: the runtime asks for a read there), OAuth connect."""
         routes: list[Any] = []
         section = self.config.sections.get("quickbooks")
         if isinstance(section, QuickBooksSection):
             if section.webhook_verifier_token is not None:
-                routes.append(
-                    webhook_route(
-                        self.store,
-                        section.webhook_verifier_token,
-                        self.clock,
-                        max_body=section.webhook_max_body_bytes,
-                        on_stored=on_webhook,
-                    )
-                )
+                routes.append(self._webhook_route(section, on_webhook))
             from connectors.quickbooks.connect_routes import connect_routes
             from engine.web.csrf import derive_key
 
             secret = derive_key(self.config.settings.secret_key, "web/oauth-state")
             routes += connect_routes(self.oauth, self.custodian, self.connection, secret)
         return routes
+
+    def _webhook_route(self, section: QuickBooksSection, on_webhook: Callable[[], object] | None) -> Route:
+        """The webhook path's first two steps, in order: store the delivery, then ask for its read."""
+        assert section.webhook_verifier_token is not None
+        token = secret_text(section.webhook_verifier_token)
+        max_body = section.webhook_max_body_bytes
+
+        async def webhook(request: Request) -> Response:
+            received = await receive_webhook(request, self.store, token, self.clock, max_body)
+            if received.complete and on_webhook is not None:
+                try:
+                    await run_in_threadpool(on_webhook)
+                except Exception:
+                    # The body is in the inbox: the scheduled inbox check reads it.
+                    log.exception(
+                        "reading QuickBooks now failed; the inbox check reads webhook %d", received.entry_id
+                    )
+            return received.response
+
+        return Route(WEBHOOK_PATH, webhook, methods=["POST"])
 
     def web_app(
         self,

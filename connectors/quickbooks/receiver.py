@@ -1,4 +1,4 @@
-"""The QuickBooks webhook endpoint (verify, store the raw body, answer 200 at once) and the inbox worker.
+"""The QuickBooks webhook endpoint (verify, store the raw body, answer 200 at once) and the inbox reader.
 
 QuickBooks wants a 200 within 3 seconds and holds every later event behind one it could not deliver,
 so the endpoint does nothing but check the signature and store the body:
@@ -12,22 +12,21 @@ so the endpoint does nothing but check the signature and store the body:
   that head is kept as malformed with the reason and acknowledged, never parsed; unsigned, 401;
 - the store is down: 503, so QuickBooks delivers it again later (nothing acknowledged is ever lost).
 
-Once a body is stored the route calls `on_stored` (when given): the runtime asks for a read of the
-company at once there (coalesced over a short window, `engine.coalesce`), so a change is read in
-seconds rather than at the next poll. A failure there is logged and the delivery still acknowledged:
-the body is in the inbox, and the scheduled inbox check reads it.
+`receive_webhook` does that and says what it stored; it calls nothing else. The composition layer
+(`ledgersync.bootstrap`) mounts it and, after a stored delivery, asks for a read of the company
+(coalesced, `engine.coalesce`), so a change is read in seconds rather than at the next poll.
 
-`process_inbox` then reads the pending bodies, groups their ids by realm (one body may carry several
-companies) and reads each realm's records with one CDC call (a read per id where CDC cannot help),
-hands the events to `ingest` (the runner's, so they are journaled and audited), and marks the bodies
-done. Re-running it is harmless: the journal drops duplicate events.
+`ingest_inbox` then reads the pending bodies, groups their ids by realm (one body may carry several
+companies), reads each realm's records with one CDC call (a read per id where CDC cannot help),
+journals them (`engine.journal`) and marks the bodies done. Re-running it is harmless: the journal
+drops duplicate events. `QuickBooksInbox` is the engine's `Inbox` port over it, for the workers.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -47,8 +46,10 @@ from connectors.quickbooks.webhooks import (
     parse_webhook,
 )
 from engine.errors import LedgersyncError
+from engine.journal import journal_events, key_of
 from engine.model import ChangeEvent, EntityType
 from engine.ports import Clock, StateStore
+from engine.state import AppendResult, InboxReport
 
 log = logging.getLogger(__name__)
 
@@ -71,46 +72,66 @@ class NotifiedReader(Protocol):
     ) -> list[ChangeEvent]: ...
 
 
+@dataclass(frozen=True)
+class Received:
+    """What `receive_webhook` did with one delivery."""
+
+    response: Response
+    #: The inbox entry the body went to, if it was stored.
+    entry_id: int | None = None
+    #: Stored whole (not cut at the size limit): worth reading now.
+    complete: bool = False
+
+
+async def receive_webhook(
+    request: Request,
+    store: StateStore,
+    token: str,
+    clock: Clock,
+    max_body: int = MAX_BODY_BYTES,
+) -> Received:
+    """Check the signature over the streamed body and store it (see the module doc)."""
+    signature = request.headers.get(SIGNATURE_HEADER)
+    if decode_signature(signature) is None:
+        return Received(_refused())  # nothing could match: not worth reading the body
+    check = SignatureCheck(token)
+    head = bytearray()
+    size = 0
+    async for chunk in request.stream():
+        check.update(chunk)
+        size += len(chunk)
+        if len(head) < max_body:
+            head += chunk[: max_body - len(head)]
+    if not check.matches(signature):
+        return Received(_refused())
+    problem = None if size <= max_body else f"body of {size} bytes is over the {max_body}-byte limit"
+    try:
+        entry_id = await run_in_threadpool(store_delivery, store, bytes(head), clock.now(), problem)
+    except Exception:
+        # Unacknowledged, QuickBooks delivers it again: better a held feed than a lost event.
+        log.exception("QuickBooks webhook could not be stored; asking for a retry")
+        return Received(PlainTextResponse("try again", status_code=503))
+    log.debug("QuickBooks webhook stored as inbox entry %d", entry_id)
+    return Received(PlainTextResponse("ok"), entry_id, complete=problem is None)
+
+
+def secret_text(token: SecretStr | str) -> str:
+    return token.get_secret_value() if isinstance(token, SecretStr) else token
+
+
 def webhook_route(
     store: StateStore,
     verifier_token: SecretStr | str,
     clock: Clock,
     path: str = DEFAULT_PATH,
     max_body: int = MAX_BODY_BYTES,
-    on_stored: Callable[[], object] | None = None,
 ) -> Route:
-    """The POST route QuickBooks delivers to; mount it in the web app. `on_stored` is called after
-    each usable body is stored (to ask for a read now)."""
-    token = verifier_token.get_secret_value() if isinstance(verifier_token, SecretStr) else verifier_token
+    """The POST route QuickBooks delivers to, storing and nothing more (a receiver run on its own,
+    tests); the runtime mounts its own, which also asks for a read (`ledgersync.bootstrap`)."""
+    token = secret_text(verifier_token)
 
     async def receive(request: Request) -> Response:
-        signature = request.headers.get(SIGNATURE_HEADER)
-        if decode_signature(signature) is None:
-            return _refused()  # nothing could match: not worth reading the body
-        check = SignatureCheck(token)
-        head = bytearray()
-        size = 0
-        async for chunk in request.stream():
-            check.update(chunk)
-            size += len(chunk)
-            if len(head) < max_body:
-                head += chunk[: max_body - len(head)]
-        if not check.matches(signature):
-            return _refused()
-        problem = None if size <= max_body else f"body of {size} bytes is over the {max_body}-byte limit"
-        try:
-            entry_id = await run_in_threadpool(store_delivery, store, bytes(head), clock.now(), problem)
-        except Exception:
-            # Unacknowledged, QuickBooks delivers it again: better a held feed than a lost event.
-            log.exception("QuickBooks webhook could not be stored; asking for a retry")
-            return PlainTextResponse("try again", status_code=503)
-        log.debug("QuickBooks webhook stored as inbox entry %d", entry_id)
-        if on_stored is not None and problem is None:
-            try:
-                await run_in_threadpool(on_stored)
-            except Exception:
-                log.exception("reading QuickBooks now failed; the inbox check reads webhook %d", entry_id)
-        return PlainTextResponse("ok")
+        return (await receive_webhook(request, store, token, clock, max_body)).response
 
     return Route(path, receive, methods=["POST"])
 
@@ -126,10 +147,9 @@ def create_receiver_app(
     clock: Clock,
     path: str = DEFAULT_PATH,
     max_body: int = MAX_BODY_BYTES,
-    on_stored: Callable[[], object] | None = None,
 ) -> Starlette:
     """A Starlette app with just the webhook route (tests, or a receiver run on its own)."""
-    return Starlette(routes=[webhook_route(store, verifier_token, clock, path, max_body, on_stored)])
+    return Starlette(routes=[webhook_route(store, verifier_token, clock, path, max_body)])
 
 
 def store_delivery(store: StateStore, body: bytes, now: datetime, problem: str | None = None) -> int:
@@ -153,24 +173,15 @@ def store_delivery(store: StateStore, body: bytes, now: datetime, problem: str |
     return entry_id
 
 
-@dataclass
-class InboxReport:
-    entries: int = 0
-    events: int = 0
-    #: Realm -> why its records could not be read now (those entries stay pending, to retry).
-    failed: dict[str, str] = field(default_factory=dict)
-    #: Realms no connector is configured for (their notifications are dropped, with a warning).
-    unknown_realms: set[str] = field(default_factory=set)
-
-
-def process_inbox(
+def ingest_inbox(
     store: StateStore,
     readers: Mapping[str, NotifiedReader],
-    ingest: Callable[[ChangeEvent], object],
+    clock: Clock,
     *,
     limit: int = 100,
 ) -> InboxReport:
-    """Read the records pending webhooks name, per realm (`readers` by realm id), and `ingest` them."""
+    """Read the records pending webhooks name, per realm (`readers` by realm id), journal them, and
+    mark the webhooks done (those of a realm whose read failed stay pending, to retry)."""
     with store.session() as s:
         entries = s.inbox_pending(limit)
     report = InboxReport(entries=len(entries))
@@ -199,8 +210,10 @@ def process_inbox(
             log.warning("reading notified records of realm %s failed, will retry: %s", realm, exc)
             report.failed[realm] = str(exc)
             continue
-        for event in events:
-            ingest(event)
+        for event in events:  # one transaction each, as a poll's page would be
+            with store.session() as s:
+                if journal_events(s, [event], clock.now()) == [AppendResult.NEW]:
+                    report.changed.append(key_of(event))
         report.events += len(events)
     with store.session() as s:
         for entry in entries:
@@ -208,6 +221,22 @@ def process_inbox(
                 continue
             s.inbox_done(entry.id, error=problems.get(entry.id))
     return report
+
+
+class QuickBooksInbox:
+    """The engine's `Inbox` port over the stored webhooks: each realm's records are read by the
+    QuickBooks connector of the connection that holds the realm (`connector(connection id)`)."""
+
+    def __init__(self, store: StateStore, clock: Clock, connector: Callable[[str], NotifiedReader]) -> None:
+        self.store = store
+        self.clock = clock
+        self.connector = connector
+
+    def ingest(self, limit: int = 100) -> InboxReport:
+        with self.store.session() as s:
+            realms = {c.realm_id: c.id for c in s.list_connections() if c.realm_id}
+        readers = {realm: self.connector(connection) for realm, connection in realms.items()}
+        return ingest_inbox(self.store, readers, self.clock, limit=limit)
 
 
 def coalesce(notes: list[Notification]) -> tuple[dict[EntityType, set[str]], datetime | None]:

@@ -17,7 +17,7 @@ from connectors.quickbooks.connector import QboConnector
 from connectors.quickbooks.emulator import EmulatorConfig, running_emulator
 from connectors.quickbooks.mapping import MappingContext
 from connectors.quickbooks.match import initial_match
-from connectors.quickbooks.receiver import create_receiver_app, process_inbox
+from connectors.quickbooks.receiver import create_receiver_app, ingest_inbox
 from engine.fakes import FakeConnector
 from engine.model import EntityType, Side
 from engine.ports import StateStore
@@ -60,7 +60,7 @@ class Loop:
             return [dict(row.data) for row in store.all(entity)]
 
     def process_webhooks(self) -> int:
-        return process_inbox(self.store, {self.rig.qbo.realm_id: self.qbo}, self.runner.ingest).events
+        return ingest_inbox(self.store, {self.rig.qbo.realm_id: self.qbo}, self.rig.clock).events
 
 
 def make_loop(stack: ExitStack, tmp_path: Path, policy: PolicySet = POLICY, **config: Any) -> Loop:

@@ -1,4 +1,4 @@
-"""The webhook endpoint (verify, store raw, answer at once) and the inbox worker (coalesce, read, ingest)."""
+"""The webhook endpoint (verify, store raw, answer at once) and the inbox reader (coalesce, read, journal)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,13 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from connectors.quickbooks.receiver import MAX_BODY_BYTES, coalesce, create_receiver_app, process_inbox
+from connectors.quickbooks.receiver import (
+    MAX_BODY_BYTES,
+    QuickBooksInbox,
+    coalesce,
+    create_receiver_app,
+    ingest_inbox,
+)
 from connectors.quickbooks.webhooks import parse_webhook, sign
 from engine.clock import FakeClock
 from engine.errors import UpstreamUnavailableError
@@ -99,7 +105,7 @@ class TestEndpoint:
         assert post(http, body, sign(body, TOKEN)) == 200
         assert pending(state) == []
         # Kept for a person: the worker finds nothing to do with it, and it did not block the feed.
-        assert process_inbox(state, {}, lambda event: None).entries == 0
+        assert ingest_inbox(state, {}, FakeClock(T0)).entries == 0
 
 
 class RecordingReader:
@@ -137,12 +143,14 @@ class TestInbox:
         self.add(
             state, [cloudevent("Customer", "2", time="2026-05-01T11:58:00Z"), cloudevent("Customer", "1")]
         )
-        reader, ingested = RecordingReader(), []
-        report = process_inbox(state, {"111": reader}, ingested.append)
+        reader = RecordingReader()
+        report = ingest_inbox(state, {"111": reader}, FakeClock(T0))
         assert reader.calls == [({EntityType.CUSTOMER: {"1", "2"}}, datetime(2026, 5, 1, 11, 58, tzinfo=UTC))]
-        assert sorted(e.external_id for e in ingested) == ["1", "2"]
+        assert sorted(key.external_id for key in report.changed) == ["1", "2"]
         assert (report.entries, report.events) == (2, 2)
         assert pending(state) == []
+        with state.session() as s:  # journaled, to be decided
+            assert {key.external_id for key in s.pending_records("c1")} == {"1", "2"}
 
     def test_each_realm_goes_to_its_own_connector_and_unknown_realms_are_reported(
         self, state: StateStore
@@ -150,7 +158,7 @@ class TestInbox:
         self.add(state, [cloudevent("Customer", "1", realm="111"), cloudevent("Customer", "5", realm="222")])
         self.add(state, [cloudevent("Customer", "7", realm="333")])
         one, two = RecordingReader(), RecordingReader()
-        report = process_inbox(state, {"111": one, "222": two}, lambda event: None)
+        report = ingest_inbox(state, {"111": one, "222": two}, FakeClock(T0))
         assert [c[0] for c in one.calls] == [{EntityType.CUSTOMER: {"1"}}]
         assert [c[0] for c in two.calls] == [{EntityType.CUSTOMER: {"5"}}]
         assert report.unknown_realms == {"333"}
@@ -158,12 +166,12 @@ class TestInbox:
     def test_a_failed_read_leaves_its_bodies_pending_for_the_next_run(self, state: StateStore) -> None:
         self.add(state, [cloudevent("Customer", "1", realm="111")])
         self.add(state, [cloudevent("Customer", "2", realm="222")])
-        report = process_inbox(
-            state, {"111": RecordingReader(fail=True), "222": RecordingReader()}, lambda e: None
+        report = ingest_inbox(
+            state, {"111": RecordingReader(fail=True), "222": RecordingReader()}, FakeClock(T0)
         )
         assert report.failed == {"111": "QuickBooks is down"}
         assert [json.loads(b)[0]["intuitaccountid"] for b in pending(state)] == ["111"]
-        assert len(process_inbox(state, {"111": RecordingReader()}, lambda e: None).failed) == 0
+        assert len(ingest_inbox(state, {"111": RecordingReader()}, FakeClock(T0)).failed) == 0
         assert pending(state) == []
 
 
@@ -351,24 +359,61 @@ def test_the_configured_body_limit_is_the_one_the_web_app_keeps(tmp_path: Path) 
         runtime.close()
 
 
-def test_a_stored_delivery_asks_for_a_read_at_once_and_a_refused_one_does_not(state: StateStore) -> None:
+def runtime_with_webhooks(tmp_path: Path) -> Runtime:
+    config = tmp_path / "ledgersync.yaml"
+    config.write_text(
+        f"state_url: sqlite:///{tmp_path / 'state.db'}\n"
+        "quickbooks:\n"
+        "  client_id: app\n"
+        "  client_secret: {env: QBO_CLIENT_SECRET}\n"
+        "  webhook_verifier_token: {env: QBO_WEBHOOK_VERIFIER}\n"
+    )
+    return Runtime(load_config(config, {"QBO_CLIENT_SECRET": "s", "QBO_WEBHOOK_VERIFIER": TOKEN}, SECTIONS))
+
+
+def test_a_stored_delivery_asks_for_a_read_at_once_and_a_refused_one_does_not(tmp_path: Path) -> None:
+    runtime = runtime_with_webhooks(tmp_path)
     asked: list[int] = []
 
-    def on_stored() -> None:
-        asked.append(len(pending(state)))  # called once the body is in the inbox
+    def on_webhook() -> None:
+        asked.append(len(pending(runtime.store)))  # called once the body is in the inbox
 
-    with TestClient(create_receiver_app(state, TOKEN, FakeClock(T0), on_stored=on_stored)) as client:
-        body = body_of([cloudevent("Customer", "1")])
-        assert post(client, body, sign(body, TOKEN)) == 200
-        assert post(client, body, "bm90IGl0") == 401
-    assert asked == [1]
+    try:
+        with TestClient(Starlette(routes=runtime.web_routes(on_webhook))) as client:
+            body = body_of([cloudevent("Customer", "1")])
+            assert post(client, body, sign(body, TOKEN)) == 200
+            assert post(client, body, "bm90IGl0") == 401
+        assert asked == [1]
+    finally:
+        runtime.close()
 
 
-def test_a_failed_read_request_still_acknowledges_the_stored_delivery(state: StateStore) -> None:
-    def on_stored() -> None:
+def test_a_failed_read_request_still_acknowledges_the_stored_delivery(tmp_path: Path) -> None:
+    runtime = runtime_with_webhooks(tmp_path)
+
+    def on_webhook() -> None:
         raise ConnectionError("broker down")
 
-    with TestClient(create_receiver_app(state, TOKEN, FakeClock(T0), on_stored=on_stored)) as client:
-        body = body_of([cloudevent("Customer", "2")])
-        assert post(client, body, sign(body, TOKEN)) == 200  # kept: the scheduled inbox check reads it
-    assert len(pending(state)) == 1
+    try:
+        with TestClient(Starlette(routes=runtime.web_routes(on_webhook))) as client:
+            body = body_of([cloudevent("Customer", "2")])
+            assert post(client, body, sign(body, TOKEN)) == 200  # kept: the scheduled inbox check reads it
+        assert len(pending(runtime.store)) == 1
+    finally:
+        runtime.close()
+
+
+def test_the_inbox_port_reads_each_realm_with_the_connector_of_its_connection(state: StateStore) -> None:
+    from engine.state import Connection
+
+    with state.session() as s:
+        s.save_connection(Connection(id="c1", realm_id="111", updated_at=T0))
+        s.save_connection(Connection(id="c2", updated_at=T0))  # not connected: no realm, no reader
+        s.inbox_add(body_of([cloudevent("Customer", "4", realm="111")]), T0)
+    readers: dict[str, RecordingReader] = {}
+    inbox = QuickBooksInbox(
+        state, FakeClock(T0), lambda connection: readers.setdefault(connection, RecordingReader())
+    )
+    report = inbox.ingest()
+    assert list(readers) == ["c1"] and [key.external_id for key in report.changed] == ["4"]
+    assert inbox.ingest().changed == []  # read: nothing pending

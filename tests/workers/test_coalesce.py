@@ -15,6 +15,7 @@ from engine.broker import in_process_worker, make_broker, wait_until_idle
 from engine.coalesce import Gate, LocalGate, ReadRequests, RedisGate
 from engine.jobs import Jobs
 from engine.model import EntityType
+from engine.state import InboxReport
 from engine.workers import build_actors, coalesce_reads
 from tests.workers.test_actors import World
 
@@ -104,13 +105,13 @@ class Inbox:
         with self.world.store.session() as s:
             s.inbox_add(b"[]", self.world.clock.now())
 
-    def ingest(self) -> list[object]:
+    def ingest(self, limit: int = 100) -> InboxReport:
         with self.lock:
             self.reads += 1
         with self.world.store.session() as s:
-            for entry in s.inbox_pending(100):
+            for entry in s.inbox_pending(limit):
                 s.inbox_done(entry.id)
-        return []
+        return InboxReport()
 
 
 @pytest.fixture
@@ -123,7 +124,7 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 def test_deliveries_within_a_window_cost_one_read_and_none_waits_for_a_poll(world: World) -> None:
     inbox = Inbox(world)
-    world.services.ingest = inbox.ingest  # type: ignore[assignment]
+    world.services.inbox = inbox
     broker = make_broker(None)
     actors = build_actors(broker, world.services)
     reads = coalesce_reads(world.services, actors, LocalGate(), window=0.5)
