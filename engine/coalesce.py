@@ -1,9 +1,10 @@
 """Coalesced reads: every request to read a company's QuickBooks changes within a window becomes one read.
 
-A webhook delivery (or the scheduled inbox check) asks for a read with `ReadRequests.request`. The
-first request claims the company's gate and sends one `ingest` message, due at once if the company
-was last read `window` seconds ago or more, else when that window ends; every request while the gate
-is held adds nothing (its webhook body is already in the inbox). The `ingest` actor releases the gate
+A webhook delivery (or the scheduled inbox check) asks for a read (`engine.jobs.read_quickbooks`,
+which asks `ReadRequests.request` when to send it). The first request claims the company's gate and
+sends one `ingest` message, due at once if the company was last read `window` seconds ago or more,
+else when that window ends; every request while the gate is held adds nothing (its webhook body is
+already in the inbox). The `ingest` actor releases the gate
 *before* it reads the inbox, so a body stored after the release is read by the next read (its request
 claims the gate again) and a body stored before it is read by this one: none waits for a poll.
 
@@ -94,37 +95,36 @@ class RedisGate:
 
 
 class ReadRequests:
-    """Turns read requests into at most one `send(key, delay_ms)` per gate hold (see the module doc)."""
+    """Turns read requests into at most one read per gate hold, and says when it is due (see the
+    module doc). It sends nothing itself: the caller sends the read it is told to."""
 
     def __init__(
         self,
         gate: Gate,
-        send: Callable[[str, int], object],
         window: float,
         clock: Callable[[], float] = time.time,
         hold: float = HOLD,
         delay: float = 0.0,
     ) -> None:
         self.gate = gate
-        self.send = send
         self.window = window
         self.delay = delay
         self.clock = clock
         self.hold = max(hold, window + 1.0, delay + 1.0)
 
-    def request(self, key: str) -> bool:
-        """Ask for a read of `key`; True if this request scheduled it (False: one is already due)."""
+    def request(self, key: str) -> int | None:
+        """Ask for a read of `key`: in how many milliseconds the caller is to send it, or None when
+        one is already due (it will read this request's changes too). A caller that fails to send
+        the read calls `cancel`, so the next request tries again."""
         if not self.gate.claim(key, self.hold):
-            return False
+            return None
         last = self.gate.last_read(key)
         due = 0.0 if last is None else last + self.window - self.clock()
-        delay = max(self.delay, due, 0.0)
-        try:
-            self.send(key, round(delay * 1000))
-        except Exception:
-            self.gate.release(key)  # the next request tries again
-            raise
-        return True
+        return round(max(self.delay, due, 0.0) * 1000)
+
+    def cancel(self, key: str) -> None:
+        """The read this request was to send could not be sent."""
+        self.gate.release(key)
 
     def begin(self, key: str) -> None:
         """The read is starting: later requests schedule the next one."""

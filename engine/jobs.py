@@ -41,10 +41,18 @@ def poll_app(actors: Actors, connection: str, entities: Iterable[EntityType] = O
 
 def read_quickbooks(actors: Actors, connection: str, reads: ReadRequests | None) -> None:
     """Ask for a read of what the inbox's webhooks name: coalesced when `reads`, else at once."""
-    if reads is not None:
-        reads.request(connection)
-    else:
-        actors.ingest.send(connection)
+    delay_ms = 0 if reads is None else reads.request(connection)
+    if delay_ms is None:
+        return  # a read is already due
+    try:
+        if delay_ms > 0:
+            actors.ingest.send_with_options(args=(connection,), delay=delay_ms)
+        else:
+            actors.ingest.send(connection)
+    except Exception:
+        if reads is not None:
+            reads.cancel(connection)  # the next request tries again
+        raise
 
 
 @dataclass

@@ -17,7 +17,7 @@ import dramatiq
 from engine.apply import Outcome, apply_op
 from engine.backoff import OP_BASE_SECONDS, OP_CAP_SECONDS, backoff_delay
 from engine.broker import QUEUE, queued
-from engine.coalesce import Gate, ReadRequests
+from engine.coalesce import ReadRequests
 from engine.decide import decide_record
 from engine.model import EntityType, Side
 from engine.observe.families import Family, gauge
@@ -44,7 +44,8 @@ class Services:
     inbox: Inbox | None = None
     #: Checks the alert conditions and sends what is new (engine.observe.alerts); None: alerts are off.
     check_alerts: Callable[[], object] | None = None
-    #: Coalesces QuickBooks reads (see engine.coalesce); None: every `ingest` message reads at once.
+    #: Coalesces QuickBooks reads (engine.coalesce, engine.jobs.read_quickbooks); None: every `ingest`
+    #: message reads at once.
     reads: ReadRequests | None = None
     _runners: dict[str, Runner] = field(default_factory=dict)
 
@@ -196,22 +197,6 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:  # noqa
         # A failed notification is retried by the next check, not by Dramatiq.
         alerts=actor(alerts, retries=0),
     )
-
-
-def coalesce_reads(
-    services: Services, actors: Actors, gate: Gate, window: float, *, delay: float = 0.0
-) -> ReadRequests:
-    """Coalesced QuickBooks reads for this process: requests send `ingest`, due at the window's end
-    (and no sooner than `delay` after the first request)."""
-
-    def send(connection: str, delay_ms: int) -> None:
-        if delay_ms > 0:
-            actors.ingest.send_with_options(args=(connection,), delay=delay_ms)
-        else:
-            actors.ingest.send(connection)
-
-    services.reads = ReadRequests(gate, send, window, delay=delay)
-    return services.reads
 
 
 #: The actors whose first argument is a connection id (the others take an op id, or nothing).

@@ -35,6 +35,7 @@ from connectors.quickbooks.settings import QboSettings
 from connectors.quickbooks.telemetry import COUNTERS, metered_families
 from connectors.quickbooks.tokens import RefreshReport, TokenCustodian
 from engine.clock import SystemClock
+from engine.coalesce import ReadRequests
 from engine.errors import ConfigurationError
 from engine.jobs import intervals
 from engine.model import Side
@@ -277,7 +278,8 @@ class Runtime:
         runner = self.runner(connection)
         return sum(len(runner.poll_new(Side.QUICKBOOKS, e, from_start=True)) for e in runner.entities)
 
-    def services(self) -> Services:
+    def services(self, reads: ReadRequests | None = None) -> Services:
+        """What this process's actors use; `reads` coalesces QuickBooks reads (engine.coalesce)."""
         alerts = self.alert_check()
         return Services(
             check_alerts=None if alerts is None else alerts.run,
@@ -288,6 +290,7 @@ class Runtime:
             refresh_tokens=self.refresh_tokens,
             sweep=self.sweep,
             inbox=self.inbox(),
+            reads=reads,
         )
 
     def web_routes(self, on_webhook: Callable[[], object] | None = None) -> list[Any]:

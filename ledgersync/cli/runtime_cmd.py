@@ -57,10 +57,9 @@ def _serve(app: Any, host: str, port: int) -> None:
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
-def _reads(runtime: Any, services: Any, actors: Any) -> Any:
+def _reads(runtime: Any) -> Any:
     """Coalesced QuickBooks reads (engine.coalesce): one gate per broker, in Redis when there is one."""
-    from engine.coalesce import LocalGate, RedisGate
-    from engine.workers import coalesce_reads
+    from engine.coalesce import LocalGate, ReadRequests, RedisGate
 
     settings = runtime.config.settings
     if settings.broker_url:
@@ -70,12 +69,8 @@ def _reads(runtime: Any, services: Any, actors: Any) -> Any:
     else:
         gate = LocalGate()
     schedule = settings.schedule
-    return coalesce_reads(
-        services,
-        actors,
-        gate,
-        schedule.quickbooks_read_window_seconds,
-        delay=schedule.quickbooks_read_delay_seconds,
+    return ReadRequests(
+        gate, schedule.quickbooks_read_window_seconds, delay=schedule.quickbooks_read_delay_seconds
     )
 
 
@@ -118,9 +113,8 @@ def run(ctx: typer.Context, host: Host = None, port: Port = None) -> None:
     settings = runtime.config.settings
     try:
         broker = make_broker(None)
-        services = runtime.services()
-        actors = build_actors(broker, services)
-        reads = _reads(runtime, services, actors)
+        reads = _reads(runtime)
+        actors = build_actors(broker, runtime.services(reads))
         probe, listener = _app_watch(runtime, actors, lambda: True)
         worker = in_process_worker(broker, threads=2)
         scheduler = Scheduler(
@@ -134,7 +128,11 @@ def run(ctx: typer.Context, host: Host = None, port: Port = None) -> None:
         if listener is not None:
             listener.start()
         try:
-            app = runtime.web_app(on_webhook=lambda: reads.request(runtime.connection), broker=broker)
+            # The webhook path: store the delivery, ask for its company's read (coalesced); the ingest
+            # actor journals what it names and sends each changed record to reconcile, then apply.
+            app = runtime.web_app(
+                on_webhook=lambda: jobs.read_quickbooks(actors, runtime.connection, reads), broker=broker
+            )
             _serve(app, host or settings.web.host, port or settings.web.port)
         finally:
             if listener is not None:
@@ -157,8 +155,7 @@ def worker(
     if not runtime.config.settings.broker_url:
         fail("a worker needs broker_url (Redis) in the config; for one process use `ledgersync run`")
     broker = make_broker(runtime.config.settings.broker_url)
-    services = runtime.services()
-    _reads(runtime, services, build_actors(broker, services))  # the ingest actor opens the read gate
+    build_actors(broker, runtime.services(_reads(runtime)))  # the ingest actor opens the read gate
     consumer = in_process_worker(broker, threads=threads)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -187,9 +184,8 @@ def scheduler(ctx: typer.Context) -> None:
     if not url:
         fail("the scheduler needs broker_url (Redis) in the config; for one process use `ledgersync run`")
     broker = make_broker(url)
-    services = runtime.services()
-    actors = build_actors(broker, services)
-    reads = _reads(runtime, services, actors)
+    reads = _reads(runtime)
+    actors = build_actors(broker, runtime.services(reads))
     lease = RedisLease(redis.Redis.from_url(url))
     holder: list[Scheduler] = []
     probe, listener = _app_watch(runtime, actors, lambda: bool(holder) and holder[0].active)
@@ -224,18 +220,19 @@ def web(ctx: typer.Context, host: Host = None, port: Port = None) -> None:
     if url:
         import redis
 
+        from engine import jobs
         from engine.broker import make_broker
         from engine.workers import build_actors
 
         client = redis.Redis.from_url(url)
         checks["broker"] = lambda: bool(client.ping())
         # A stored webhook asks the workers to read its company now (coalesced, engine.coalesce).
-        services = runtime.services()
         broker = make_broker(url)
-        reads = _reads(runtime, services, build_actors(broker, services))
+        reads = _reads(runtime)
+        actors = build_actors(broker, runtime.services(reads))
 
         def on_webhook() -> None:
-            reads.request(runtime.connection)
+            jobs.read_quickbooks(actors, runtime.connection, reads)
 
     try:
         _serve(

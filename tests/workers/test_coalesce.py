@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import secrets
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
 from engine.broker import in_process_worker, make_broker, wait_until_idle
 from engine.coalesce import Gate, LocalGate, ReadRequests, RedisGate
-from engine.jobs import Jobs
+from engine.fakes.inbox import FakeInbox
+from engine.jobs import Jobs, read_quickbooks
 from engine.model import EntityType
-from engine.state import InboxReport
-from engine.workers import build_actors, coalesce_reads
+from engine.workers import build_actors
+from tests.support.samples import customer_event
 from tests.workers.test_actors import World
 
 
@@ -44,74 +45,75 @@ def gate(request: pytest.FixtureRequest) -> Iterator[Gate]:
 
 
 def test_requests_within_the_window_send_one_read_due_at_its_end(gate: Gate) -> None:
-    clock, sent = Clock(), []
-    reads = ReadRequests(gate, lambda key, delay: sent.append((key, delay)), window=2.0, clock=clock)
-    assert reads.request("default")  # never read: at once
-    assert not reads.request("default") and not reads.request("default")
-    assert sent == [("default", 0)]
+    clock = Clock()
+    reads = ReadRequests(gate, window=2.0, clock=clock)
+    assert reads.request("default") == 0  # never read: at once
+    assert reads.request("default") is None and reads.request("default") is None
     reads.begin("default")  # the read starts: a request now is for the next read
     reads.done("default")
     clock.now += 0.5
-    assert reads.request("default")
-    assert not reads.request("default")
-    assert sent[-1] == ("default", 1500)  # the rest of the window
+    assert reads.request("default") == 1500  # the rest of the window
+    assert reads.request("default") is None
     reads.begin("default")
     clock.now += 5
-    assert reads.request("default")
-    assert sent[-1] == ("default", 0)  # idle longer than the window: at once
+    assert reads.request("default") == 0  # idle longer than the window: at once
+
+
+class Ingest:
+    """Stands in for the ingest actor: keeps what is sent to it, or fails like a broker that is down."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, int]] = []
+        self.failing = False
+
+    def send(self, connection: str) -> None:
+        self.send_with_options(args=(connection,), delay=0)
+
+    def send_with_options(self, args: tuple[str], delay: int) -> None:
+        if self.failing:
+            raise ConnectionError("broker down")
+        self.sent.append((args[0], delay))
 
 
 def test_companies_are_gated_apart_and_a_failed_send_releases_the_gate(gate: Gate) -> None:
-    sent: list[str] = []
-    failing = [True]
+    from types import SimpleNamespace
 
-    def send(key: str, delay: int) -> None:
-        del delay
-        if failing[0]:
-            raise ConnectionError("broker down")
-        sent.append(key)
-
-    reads = ReadRequests(gate, send, window=1.0)
+    ingest = Ingest()
+    actors: Any = SimpleNamespace(ingest=ingest)
+    reads = ReadRequests(gate, window=1.0)
+    ingest.failing = True
     with pytest.raises(ConnectionError):
-        reads.request("one")
-    failing[0] = False
-    assert reads.request("one")  # not stuck behind the send that failed
-    assert reads.request("two")
-    assert sent == ["one", "two"]
+        read_quickbooks(actors, "one", reads)
+    ingest.failing = False
+    read_quickbooks(actors, "one", reads)  # not stuck behind the send that failed
+    read_quickbooks(actors, "two", reads)
+    read_quickbooks(actors, "two", reads)  # already due
+    assert ingest.sent == [("one", 0), ("two", 0)]
 
 
 def test_a_lost_read_holds_the_gate_only_for_a_while() -> None:
     clock = Clock()
-    reads = ReadRequests(LocalGate(clock), lambda key, delay: None, window=1.0, clock=clock, hold=5.0)
-    assert reads.request("default")
+    reads = ReadRequests(LocalGate(clock), window=1.0, clock=clock, hold=5.0)
+    assert reads.request("default") is not None
     clock.now += 4
-    assert not reads.request("default")
+    assert reads.request("default") is None
     clock.now += 2
-    assert reads.request("default")  # the message never ran: the gate expired
+    assert reads.request("default") is not None  # the message never ran: the gate expired
 
 
 # the ingest actor, on the in-process broker
 
 
-class Inbox:
-    """The inbox the ingest actor reads: counts the reads (each one CDC call per realm)."""
+class Deliveries:
+    """QuickBooks delivering webhooks to the fake inbox: one change of its own each."""
 
-    def __init__(self, world: World) -> None:
-        self.world = world
-        self.reads = 0
-        self.lock = threading.Lock()
+    def __init__(self, inbox: FakeInbox) -> None:
+        self.inbox = inbox
+        self.count = 0
 
     def deliver(self) -> None:
-        with self.world.store.session() as s:
-            s.inbox_add(b"[]", self.world.clock.now())
-
-    def ingest(self, limit: int = 100) -> InboxReport:
-        with self.lock:
-            self.reads += 1
-        with self.world.store.session() as s:
-            for entry in s.inbox_pending(limit):
-                s.inbox_done(entry.id)
-        return InboxReport()
+        self.count += 1
+        self.inbox.notify(customer_event(str(self.count), connection="default"))
 
 
 @pytest.fixture
@@ -123,33 +125,37 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 
 def test_deliveries_within_a_window_cost_one_read_and_none_waits_for_a_poll(world: World) -> None:
-    inbox = Inbox(world)
-    world.services.inbox = inbox
+    inbox = world.services.inbox = FakeInbox(world.store, world.clock)
+    webhooks = Deliveries(inbox)
+    reads = world.services.reads = ReadRequests(LocalGate(), window=0.5)
     broker = make_broker(None)
     actors = build_actors(broker, world.services)
-    reads = coalesce_reads(world.services, actors, LocalGate(), window=0.5)
     worker = in_process_worker(broker)
     worker.start()
     try:
-        inbox.deliver()  # a company idle for long: read at once
-        reads.request("default")
+        webhooks.deliver()  # a company idle for long: read at once
+        read_quickbooks(actors, "default", reads)
         wait_until_idle(broker, worker)
         assert inbox.reads == 1
         for _ in range(10):  # ten deliveries within the window of that read: one read, at its end
-            inbox.deliver()
-            reads.request("default")
+            webhooks.deliver()
+            read_quickbooks(actors, "default", reads)
         wait_until_idle(broker, worker)
         assert inbox.reads == 2
         with world.store.session() as s:
             assert s.inbox_pending(10) == []  # none of them waits for a poll
         time.sleep(0.6)
-        reads.request("default")  # the scheduled inbox check with nothing pending: no read
+        read_quickbooks(actors, "default", reads)  # the scheduled inbox check, nothing pending: no read
         wait_until_idle(broker, worker)
         assert inbox.reads == 2
-        inbox.deliver()
-        reads.request("default")
+        webhooks.deliver()
+        read_quickbooks(actors, "default", reads)
         wait_until_idle(broker, worker)
         assert inbox.reads == 3
+        with world.store.session() as s:  # every change journaled, and each one decided
+            assert s.pending_records("default") == []
+            counts = s.counts("default")
+        assert set(counts.journal) == {"processed"} and counts.links == 12
     finally:
         worker.stop()
         broker.close()
@@ -193,16 +199,14 @@ def test_the_probe_job_polls_only_what_moved_and_a_failed_probe_polls_nothing() 
 
 def test_a_read_delay_lets_a_trickle_share_one_read_even_from_idle(gate: Gate) -> None:
     # Cost-minded: every read waits `delay` after the first request it answers, idle or not.
-    clock, sent = Clock(), []
-    reads = ReadRequests(gate, lambda key, d: sent.append((key, d)), window=30.0, clock=clock, delay=30.0)
-    assert reads.request("default")
+    clock = Clock()
+    reads = ReadRequests(gate, window=30.0, clock=clock, delay=30.0)
+    assert reads.request("default") == 30_000
     for _ in range(24):  # one change a second: all wait for the read already due
         clock.now += 1
-        assert not reads.request("default")
-    assert sent == [("default", 30_000)]
+        assert reads.request("default") is None
     clock.now += 6  # the read runs: the gate opens, and the next request waits a whole delay again
     reads.begin("default")
     reads.done("default")
     clock.now += 100
-    assert reads.request("default")
-    assert sent[-1] == ("default", 30_000)
+    assert reads.request("default") == 30_000
