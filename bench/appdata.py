@@ -89,12 +89,17 @@ def customer_row(codec: Codec, n: int, name: str, stamp: Any) -> dict[str, Any]:
     }
 
 
-def insert_mix(url: str, mix: Mix, at: datetime | None = None) -> None:
-    """The whole mix, ids from 1 in each table; the app's timestamps are `at` (default: now)."""
+def insert_mix(url: str, mix: Mix, at: datetime | None = None, spread: timedelta = timedelta(0)) -> None:
+    """The whole mix, ids from 1 in each table; the app's timestamps are `at` (default: now), or, with a
+    `spread`, from `at` to `at + spread`, row n of a table of N at n/N of the way (books kept over time)."""
     engine = make_engine(url)
     codec = Codec(engine.dialect.name)
-    stamp = codec.write_timestamp(at or datetime.now(UTC))
-    kept: dict[str, Any] = {"version": 1, "updated_at": stamp, "changed_by": "user"}
+    start = at or datetime.now(UTC)
+    stamp = codec.write_timestamp(start)
+
+    def kept_at(n: int, count: int) -> dict[str, Any]:
+        when = codec.write_timestamp(start + spread * n / max(count, 1)) if spread else stamp
+        return {"version": 1, "updated_at": when, "changed_by": "user"}
 
     def money(value: Any) -> Any:
         return codec.write(Kind.MONEY, Decimal(value))
@@ -104,7 +109,10 @@ def insert_mix(url: str, mix: Mix, at: datetime | None = None) -> None:
             _insert(
                 conn,
                 "customers",
-                [customer_row(codec, n, f"Customer {n:06d}", stamp) for n in range(1, mix.customers + 1)],
+                [
+                    customer_row(codec, n, f"Customer {n:06d}", kept_at(n, mix.customers)["updated_at"])
+                    for n in range(1, mix.customers + 1)
+                ],
             )
             items = [
                 {
@@ -115,7 +123,7 @@ def insert_mix(url: str, mix: Mix, at: datetime | None = None) -> None:
                     "price": money(f"{10 + n % 90}.50"),
                     "taxable": codec.write(Kind.BOOL, n % 2 == 0),
                     "active": codec.write(Kind.BOOL, True),
-                    **kept,
+                    **kept_at(n, mix.items),
                 }
                 for n in range(1, mix.items + 1)
             ]
@@ -134,7 +142,7 @@ def insert_mix(url: str, mix: Mix, at: datetime | None = None) -> None:
                         "due_on": codec.write(Kind.DATE, date(2026, 4, 1) + timedelta(days=n % 28)),
                         "total": money(total),
                         "balance": money(total),
-                        **kept,
+                        **kept_at(n, mix.invoices),
                     }
                 )
                 for position, (item, quantity, amount) in enumerate(
@@ -164,7 +172,7 @@ def insert_mix(url: str, mix: Mix, at: datetime | None = None) -> None:
                         "received_on": codec.write(Kind.DATE, date(2026, 4, 2)),
                         "amount": invoice["total"],
                         "reference": f"P-{n:06d}",
-                        **kept,
+                        **kept_at(n, mix.payments),
                     }
                 )
                 applications.append(
