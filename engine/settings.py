@@ -7,6 +7,7 @@
     secret_key: {env: LEDGERSYNC_SECRET_KEY}
     quickbooks: {...}                       # validated by the QuickBooks connector's settings
     app: {...}                              # validated by the app connector's settings
+    oidc: {issuer: ..., client_id: ...}     # optional "Sign in with ..." for the console (connectors/oidc)
     schedule: {app_poll_seconds: 5, app_probe_seconds: 1, quickbooks_read_window_seconds: 2, ...}
     web: {host: 127.0.0.1, port: 8000, public_url: https://sync.example.com, api_token: {env: ...},
           time_zone: America/New_York, currency: USD, app_record_url: https://app.example.com/{entity}s/{id}}
@@ -196,6 +197,8 @@ class Settings(_Strict):
     #: they hold secrets resolved from the environment).
     quickbooks: dict[str, Any] | None = Field(None, repr=False)
     app: dict[str, Any] | None = Field(None, repr=False)
+    #: The console's single sign-on (OpenID Connect), validated by connectors/oidc's settings.
+    oidc: dict[str, Any] | None = Field(None, repr=False)
     schedule: Schedule = Schedule()
     web: Web = Web()
     logging: LoggingSettings = LoggingSettings()

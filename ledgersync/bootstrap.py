@@ -23,6 +23,7 @@ from starlette.routing import Route
 from connectors.app.connector import SqlConnector
 from connectors.app.database import make_engine as make_app_engine
 from connectors.app.mapping import load_mapping
+from connectors.oidc import OidcClient, OidcSettings
 from connectors.quickbooks.budget import MemoryRateBudget, RateBudget, RedisRateBudget
 from connectors.quickbooks.client import QboClient, new_http_client
 from connectors.quickbooks.connector import QboConnector
@@ -76,7 +77,11 @@ class AppSection(BaseModel):
 
 
 #: The configuration file's connector sections and the models that validate them.
-SECTIONS: dict[str, type[BaseModel]] = {"quickbooks": QuickBooksSection, "app": AppSection}
+SECTIONS: dict[str, type[BaseModel]] = {
+    "quickbooks": QuickBooksSection,
+    "app": AppSection,
+    "oidc": OidcSettings,
+}
 
 
 def open_configured_store(config: Config) -> SqlStateStore:
@@ -103,6 +108,7 @@ class Runtime:
     _app: SqlConnector | None = None
     _quickbooks: dict[str, QboConnector] = field(default_factory=dict)
     _runners: dict[str, Runner] = field(default_factory=dict)
+    _oidc_http: httpx.Client | None = None
 
     def __post_init__(self) -> None:
         self.policy = configured_policy(self.config)
@@ -354,9 +360,19 @@ class Runtime:
             web=settings.web,
             sources=self.metric_sources(broker),
             present=self.presenter(),
+            identity=self.identity(),
             reconnect_path="/connect" if isinstance(section, QuickBooksSection) else None,
         )
         return create_web_app(services, self.web_routes(on_webhook))
+
+    def identity(self) -> OidcClient | None:
+        """The console's "Sign in with ..." provider, when the configuration has an `oidc:` section."""
+        section = self.config.sections.get("oidc")
+        if not isinstance(section, OidcSettings):
+            return None
+        if self._oidc_http is None:
+            self._oidc_http = httpx.Client(follow_redirects=False)
+        return OidcClient(self._oidc_http, section)
 
     def presenter(self) -> Presenter:
         """How the console shows values: the company's currency and time zone, QuickBooks' own field
@@ -382,4 +398,6 @@ class Runtime:
             self._app.close()
         if self._http is not None:
             self._http.close()
+        if self._oidc_http is not None:
+            self._oidc_http.close()
         self.store.dispose()

@@ -43,6 +43,9 @@ ONE_PLACE = {
     "prometheus_client": ("engine/web/metrics.py",),
     # The console's password hashes.
     "argon2": ("engine/passwords.py",),
+    # The console's single sign-on (OpenID Connect).
+    "authlib": ("connectors/oidc/",),
+    "joserfc": ("connectors/oidc/",),
 }
 
 

@@ -16,11 +16,12 @@ from starlette.routing import BaseRoute, Route
 from engine.observe.families import Source
 from engine.ports import Clock, Policy, StateStore
 from engine.settings import Web
-from engine.web import auth, conflicts, connections, history, metrics, parked
+from engine.web import auth, conflicts, connections, history, metrics, parked, sso
 from engine.web.csrf import Guard, derive_key
 from engine.web.pages import Pages
 from engine.web.present import Presenter
 from engine.web.sessions import SessionSigner
+from engine.web.sso import IdentityProvider
 
 
 @dataclass
@@ -43,6 +44,8 @@ class WebServices:
     present: Presenter | None = None
     #: Where the "Reconnect to QuickBooks" button goes (None: no QuickBooks section is configured).
     reconnect_path: str | None = None
+    #: "Sign in with ..." through this identity provider (None: passwords only).
+    identity: IdentityProvider | None = None
 
 
 def create_web_app(services: WebServices, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
@@ -70,6 +73,11 @@ def create_web_app(services: WebServices, extra_routes: Sequence[BaseRoute] = ()
         Route("/healthz", healthz),
         Route("/metrics", metrics.endpoint(services)),
         *auth.routes(pages, signer),
+        *(
+            sso.routes(pages, signer, services.identity, derive_key(services.secret_key, "web/sso"))
+            if services.identity
+            else []
+        ),
         *conflicts.routes(pages),
         *parked.routes(pages),
         *connections.routes(pages, services.reconnect_path),

@@ -23,15 +23,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from engine.accounts import SignInRefused, sign_in
 from engine.web.pages import SESSION, Pages, current_session, local_path
-from engine.web.sessions import COOKIE, LIFETIME, Session, SessionSigner, fingerprint
+from engine.web.sessions import COOKIE, Session, SessionSigner, fingerprint
 
 if TYPE_CHECKING:
     from engine.web.app import WebServices
 
 log = logging.getLogger(__name__)
 
-#: Paths anyone may reach: health checks, QuickBooks' webhook deliveries (signed by QuickBooks), sign-in.
-OPEN = ("/healthz", "/login")
+#: Paths anyone may reach: health checks, QuickBooks' webhook deliveries (signed by QuickBooks), sign-in
+#: (with a password, or through the identity provider: engine/web/sso.py).
+OPEN = ("/healthz", "/login", "/login/sso", "/login/sso/callback")
 OPEN_PREFIXES = ("/webhooks/",)
 #: Paths that take an admin: reconnecting a company starts a new grant for the whole sync.
 ADMIN = ("/connect",)
@@ -141,17 +142,8 @@ def routes(pages: Pages, signer: SessionSigner) -> list[BaseRoute]:
 
         assert isinstance(result, User)
         response = RedirectResponse(target, status_code=303)
-        response.set_cookie(
-            COOKIE,
-            signer.seal(result, services.clock.now()),
-            max_age=int(LIFETIME.total_seconds()),
-            httponly=True,
-            # Lax: the session rides along when QuickBooks sends the browser back to /callback (a
-            # top-level GET from another site); a POST from another site never carries it.
-            samesite="lax",
-            secure=_secure(request, services),
-            path="/",
-        )
+        secure = secure_cookies(request, services)
+        response.set_cookie(**signer.cookie(result, services.clock.now(), secure=secure))
         return response
 
     async def logout(request: Request) -> Response:
@@ -170,5 +162,6 @@ def routes(pages: Pages, signer: SessionSigner) -> list[BaseRoute]:
     ]
 
 
-def _secure(request: Request, services: WebServices) -> bool:
+def secure_cookies(request: Request, services: WebServices) -> bool:
+    """Cookies only over https when the browser reaches us over https (directly or through a proxy)."""
     return request.url.scheme == "https" or (services.web.public_url or "").startswith("https:")

@@ -53,6 +53,7 @@ class Pages:
             "nav": NAV,
             "path": request.url.path,
             "fmt": self.present,
+            "sso": self.services.identity.label if self.services.identity else None,
         }
         response = templates.TemplateResponse(request, name, {**common, **context}, status_code=status)
         self.guard.set_cookie(request, response, nonce)

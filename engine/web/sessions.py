@@ -13,6 +13,7 @@ import hmac
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from engine.state import Role, User
 
@@ -46,6 +47,20 @@ class SessionSigner:
         payload = {"u": user.login, "r": user.role.value, "t": int(now.timestamp()), "p": fingerprint(user)}
         body = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode()
         return f"{body}.{self._mac(body)}"
+
+    def cookie(self, user: User, now: datetime, *, secure: bool) -> dict[str, Any]:
+        """`Response.set_cookie` arguments for a new session of `user`."""
+        return {
+            "key": COOKIE,
+            "value": self.seal(user, now),
+            "max_age": int(LIFETIME.total_seconds()),
+            "httponly": True,
+            # Lax: the session rides along when QuickBooks or an identity provider sends the browser
+            # back (a top-level GET from another site); a POST from another site never carries it.
+            "samesite": "lax",
+            "secure": secure,
+            "path": "/",
+        }
 
     def open(self, cookie: str | None, now: datetime) -> Session | None:
         """The session in `cookie`, or None when it is missing, forged, malformed or expired."""

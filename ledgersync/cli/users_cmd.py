@@ -2,12 +2,14 @@
 
 The first user added is an admin unless told otherwise (that is how a new installation gets its first
 admin). Passwords are asked for twice on the terminal, or read from standard input with
-`--password-stdin` (scripts, containers); they are stored as Argon2 hashes, never in clear.
+`--password-stdin` (scripts, containers); they are stored as Argon2 hashes, never in clear. `--sso`
+makes a login (an e-mail address) that signs in only through the identity provider (`oidc:`).
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import sys
 from typing import Annotated, Any
 
@@ -61,6 +63,12 @@ def add(
         typer.Option(help="reviewer: resolves conflicts, retries parked work; admin: also reconnects."),
     ] = None,
     password_stdin: PasswordStdin = False,
+    sso: Annotated[
+        bool,
+        typer.Option(
+            "--sso", help="Signs in only with the identity provider (oidc:); LOGIN is the e-mail address."
+        ),
+    ] = False,
 ) -> None:
     """Add a login to the review console (the first one is an admin)."""
     store = _store(ctx)
@@ -68,7 +76,9 @@ def add(
         with store.session() as s:
             first = not s.list_users()
         chosen = role or (Role.ADMIN if first else Role.REVIEWER)
-        password = _password(password_stdin)
+        # A single sign-on login gets a password nobody knows: it can only come in through the provider.
+        password = secrets.token_urlsafe(32) if sso else _password(password_stdin)
+        login = login.strip().lower() if sso else login
         with clean_errors(), store.session() as s:
             user = add_user(s, login, chosen, password, _now())
     finally:

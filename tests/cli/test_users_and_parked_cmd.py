@@ -69,6 +69,13 @@ def test_the_first_login_is_an_admin_the_next_a_reviewer_and_passwords_are_asked
     ]
 
 
+def test_a_single_sign_on_login_needs_no_password_and_has_none_anyone_knows(config: Path):
+    code, output = cli(config, "users", "add", "Maria@Example.com", "--sso")
+    assert code == 0 and "added maria@example.com as admin" in output and "Password" not in output
+    stored = user(config, "maria@example.com")
+    assert stored is not None and stored.password_hash.startswith("$argon2id$")
+
+
 @pytest.mark.parametrize(
     ("args", "stdin", "says"),
     [

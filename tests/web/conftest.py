@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 from starlette.testclient import TestClient
 
 from engine.accounts import add_user
@@ -53,6 +53,8 @@ class World:
     runtimes: list[Runtime]
     #: The `quickbooks:` section, for tests that connect (and reconnect) through the emulator.
     quickbooks: QuickBooksSection | None = None
+    #: Other sections of the configuration (an `oidc:` one, say), by name.
+    sections: dict[str, BaseModel] = field(default_factory=dict)
 
     def config(self, secret: str | None = SECRET, **web: Any) -> Config:
         web.setdefault("api_token", SecretStr(API_TOKEN))
@@ -61,7 +63,8 @@ class World:
             secret_key=None if secret is None else SecretStr(secret),
             web=Web(**web),
         )
-        return Config(settings, {"quickbooks": self.quickbooks} if self.quickbooks else {})
+        quickbooks = {"quickbooks": self.quickbooks} if self.quickbooks else {}
+        return Config(settings, {**quickbooks, **self.sections})
 
     def app(self, secret: str | None = SECRET, **web: Any) -> Any:
         """The web app of one ledgersync process (a restart or another replica is another call)."""

@@ -20,12 +20,15 @@ from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
+from connectors.oidc import OidcSettings
 from connectors.quickbooks.emulator import EmulatorConfig, running_emulator
+from engine.accounts import add_user
 from engine.model import EntityType
 from engine.plan import OpStatus
-from engine.state import ConnectionStatus
+from engine.state import ConnectionStatus, Role
 from engine.web.serve import free_port, serving
 from ledgersync.bootstrap import QuickBooksSection
+from tests.support.fake_oidc import CLIENT_ID, CLIENT_SECRET, FakeProvider
 from tests.web.conftest import ADMIN, PASSWORD, REVIEWER, World
 from tests.web.console_world import Parked, park_two_ops, quickbooks_id, several_conflicts
 
@@ -282,3 +285,25 @@ def test_the_screenshots_are_taken_at_a_laptops_size(world: World, browser: Brow
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= VIEWPORT["width"], "the conflict list scrolls sideways on a laptop"
         assert quickbooks_id(world, C, "1") is not None
+
+
+def test_a_reviewer_signs_in_with_the_company_account(world: World, browser: Browser, shots: Path):
+    provider = FakeProvider()
+    with serving(provider.app()) as issuer:
+        provider.issuer = issuer
+        world.sections["oidc"] = OidcSettings(
+            issuer=issuer, client_id=CLIENT_ID, client_secret=SecretStr(CLIENT_SECRET), label="Acme SSO"
+        )
+        with world.loop.store.session() as s:
+            add_user(
+                s, provider.email, Role.REVIEWER, "an unused long password", world.loop.runner.clock.now()
+            )
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        with serving(world.app(public_url=base, **WEB), port=port):
+            page = browser.new_page(viewport=VIEWPORT)
+            page.goto(f"{base}/conflicts")
+            snap(page, shots, "00-login")
+            page.click("text=Sign in with Acme SSO")  # to the provider, which consents, and back
+            page.wait_for_url(f"{base}/conflicts")
+            assert f"Signed in as {provider.email}" in page.inner_text("header")
