@@ -31,6 +31,7 @@ from engine.state import (
     Processed,
     RecordKey,
     Snapshot,
+    User,
 )
 
 
@@ -252,6 +253,25 @@ class StoreSession(Protocol):
     ) -> list[ParkedRecord]:
         """Parked records, least recently checked first."""
         ...
+
+    def last_synced(self, connection: str) -> dict[tuple[Side, str], datetime]:
+        """When each side was last read from ("read") and written to ("written"), by (side, kind)."""
+        ...
+
+    # the review console's local users
+    def add_user(self, user: User) -> bool:
+        """Insert the user; False when the login exists already."""
+        ...
+
+    def save_user(self, user: User) -> None: ...
+    def get_user(self, login: str) -> User | None: ...
+    def list_users(self) -> list[User]: ...
+    def delete_user(self, login: str) -> bool: ...
+    def record_failed_login(self, login: str, now: datetime, limit: int, lock_for: timedelta) -> User | None:
+        """Count a failed sign-in; at `limit` in a row, lock the login for `lock_for`."""
+        ...
+
+    def record_login(self, login: str, now: datetime) -> None: ...
 
     def counts(self, connection: str) -> Counts:
         """Rows per status and audit actions per kind, for metrics and `status`."""

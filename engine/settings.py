@@ -7,8 +7,10 @@
     secret_key: {env: LEDGERSYNC_SECRET_KEY}
     quickbooks: {...}                       # validated by the QuickBooks connector's settings
     app: {...}                              # validated by the app connector's settings
+    oidc: {issuer: ..., client_id: ...}     # optional "Sign in with ..." for the console (connectors/oidc)
     schedule: {app_poll_seconds: 5, app_probe_seconds: 1, quickbooks_read_window_seconds: 2, ...}
-    web: {host: 127.0.0.1, port: 8000, public_url: https://sync.example.com, api_token: {env: ...}}
+    web: {host: 127.0.0.1, port: 8000, public_url: https://sync.example.com, api_token: {env: ...},
+          time_zone: America/New_York, currency: USD, app_record_url: https://app.example.com/{entity}s/{id}}
     logging: {format: json, level: INFO}   # default: plain lines at WARNING
     alerts: {webhook_url: https://hooks.slack.com/..., email: {host: smtp.example.com, ...}}
 
@@ -81,6 +83,26 @@ class Web(_Strict):
     #: Lets scripts use the JSON API: they send `Authorization: Bearer <api_token>` instead of the
     #: page's CSRF token. None: only the app's own pages can change anything.
     api_token: SecretStr | None = None
+    #: The company's time zone (an IANA name): the console shows dates and times in it.
+    time_zone: str = "UTC"
+    #: The company's home currency: the console shows amounts with it.
+    currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
+    #: Opens a record in the app: an address with {entity} and {id}, e.g.
+    #: https://app.example.com/{entity}s/{id}. None: the console shows no link to the app.
+    app_record_url: str | None = None
+    #: Opens a record in QuickBooks, with {entity} and {id}; None: QuickBooks Online's own pages.
+    quickbooks_record_url: str | None = None
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("must be a time zone name such as America/New_York or Europe/London") from None
+        return value
 
     @field_validator("public_url")
     @classmethod
@@ -175,6 +197,8 @@ class Settings(_Strict):
     #: they hold secrets resolved from the environment).
     quickbooks: dict[str, Any] | None = Field(None, repr=False)
     app: dict[str, Any] | None = Field(None, repr=False)
+    #: The console's single sign-on (OpenID Connect), validated by connectors/oidc's settings.
+    oidc: dict[str, Any] | None = Field(None, repr=False)
     schedule: Schedule = Schedule()
     web: Web = Web()
     logging: LoggingSettings = LoggingSettings()

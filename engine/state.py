@@ -189,6 +189,9 @@ class AuditAction(StrEnum):
     RESOLVED = "resolved"
     PARKED = "parked"
     STALE = "stale"
+    #: A person sent a parked op again, or set it aside (detail: op_id, by).
+    RETRIED = "retried"
+    SKIPPED = "skipped"
 
 
 class AuditEntry(Frozen):
@@ -280,3 +283,24 @@ class AlertIncident(Frozen):
     sent_at: AwareDatetime | None = None
     attempts: int = 0
     last_error: str | None = None
+
+
+class Role(StrEnum):
+    """What a console user may do: a reviewer resolves conflicts and retries parked work; an admin also
+    reconnects companies."""
+
+    REVIEWER = "reviewer"
+    ADMIN = "admin"
+
+
+class User(Frozen):
+    """A local login of the review console. `password_hash` is an Argon2 hash (engine/passwords.py)."""
+
+    login: str
+    role: Role = Role.REVIEWER
+    password_hash: str = Field(repr=False)
+    #: Failed sign-ins in a row (reset by a good one); at the limit the login is locked for a while.
+    failed_logins: int = 0
+    locked_until: AwareDatetime | None = None
+    created_at: AwareDatetime
+    last_login_at: AwareDatetime | None = None

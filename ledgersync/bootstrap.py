@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ConfigDict
@@ -22,10 +23,12 @@ from starlette.routing import Route
 from connectors.app.connector import SqlConnector
 from connectors.app.database import make_engine as make_app_engine
 from connectors.app.mapping import load_mapping
+from connectors.oidc import OidcClient, OidcSettings
 from connectors.quickbooks.budget import MemoryRateBudget, RateBudget, RedisRateBudget
 from connectors.quickbooks.client import QboClient, new_http_client
 from connectors.quickbooks.connector import QboConnector
 from connectors.quickbooks.crypto import TokenCipher
+from connectors.quickbooks.labels import LABELS, record_page
 from connectors.quickbooks.mapping import MappingContext
 from connectors.quickbooks.match import MatchReport, initial_match
 from connectors.quickbooks.oauth import OAuthClient
@@ -38,7 +41,7 @@ from engine.clock import SystemClock
 from engine.coalesce import ReadRequests
 from engine.errors import ConfigurationError
 from engine.jobs import intervals
-from engine.model import Side
+from engine.model import EntityType, Side
 from engine.observe.alerts import AlertCheck, Usage
 from engine.observe.counters import Counters, MemoryCounters, RedisCounters
 from engine.observe.families import Family, Source, counter_families
@@ -48,6 +51,7 @@ from engine.runner import Runner
 from engine.settings import Config
 from engine.state import Connection, InboxReport
 from engine.store import SqlStateStore, open_store
+from engine.web.present import Presenter
 from engine.workers import Services
 from policies import PolicySet, load_policy
 
@@ -73,7 +77,11 @@ class AppSection(BaseModel):
 
 
 #: The configuration file's connector sections and the models that validate them.
-SECTIONS: dict[str, type[BaseModel]] = {"quickbooks": QuickBooksSection, "app": AppSection}
+SECTIONS: dict[str, type[BaseModel]] = {
+    "quickbooks": QuickBooksSection,
+    "app": AppSection,
+    "oidc": OidcSettings,
+}
 
 
 def open_configured_store(config: Config) -> SqlStateStore:
@@ -100,6 +108,7 @@ class Runtime:
     _app: SqlConnector | None = None
     _quickbooks: dict[str, QboConnector] = field(default_factory=dict)
     _runners: dict[str, Runner] = field(default_factory=dict)
+    _oidc_http: httpx.Client | None = None
 
     def __post_init__(self) -> None:
         self.policy = configured_policy(self.config)
@@ -340,6 +349,7 @@ class Runtime:
         from engine.web import WebServices, create_web_app
 
         settings = self.config.settings
+        section = self.config.sections.get("quickbooks")
         services = WebServices(
             store=self.store,
             policy=self.policy,
@@ -349,8 +359,37 @@ class Runtime:
             secret_key=settings.secret_key,
             web=settings.web,
             sources=self.metric_sources(broker),
+            present=self.presenter(),
+            identity=self.identity(),
+            reconnect_path="/connect" if isinstance(section, QuickBooksSection) else None,
         )
         return create_web_app(services, self.web_routes(on_webhook))
+
+    def identity(self) -> OidcClient | None:
+        """The console's "Sign in with ..." provider, when the configuration has an `oidc:` section."""
+        section = self.config.sections.get("oidc")
+        if not isinstance(section, OidcSettings):
+            return None
+        if self._oidc_http is None:
+            self._oidc_http = httpx.Client(follow_redirects=False)
+        return OidcClient(self._oidc_http, section)
+
+    def presenter(self) -> Presenter:
+        """How the console shows values: the company's currency and time zone, QuickBooks' own field
+        labels, and record links from the `web:` templates (QuickBooks Online's pages by default)."""
+        web = self.config.settings.web
+        section = self.config.sections.get("quickbooks")
+        environment = section.environment if isinstance(section, QuickBooksSection) else None
+
+        def record_url(side: Side, entity: EntityType, external_id: str) -> str | None:
+            template = web.app_record_url if side is Side.APP else web.quickbooks_record_url
+            if template:
+                return template.format(entity=entity.value, id=quote(external_id, safe=""))
+            if side is Side.QUICKBOOKS and environment is not None:
+                return record_page(environment, entity, quote(external_id, safe=""))
+            return None
+
+        return Presenter(currency=web.currency, time_zone=web.time_zone, labels=LABELS, record_url=record_url)
 
     def close(self) -> None:
         if isinstance(self._counters, RedisCounters):
@@ -359,4 +398,6 @@ class Runtime:
             self._app.close()
         if self._http is not None:
             self._http.close()
+        if self._oidc_http is not None:
+            self._oidc_http.close()
         self.store.dispose()

@@ -8,23 +8,30 @@ webhook receiver; only QuickBooks is the emulator.
 
 from __future__ import annotations
 
+import re
+import secrets
 import shlex
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
+from http.cookiejar import CookieJar
 from pathlib import Path
 from typing import Any
 
 from connectors.quickbooks.crypto import generate_key
 from connectors.quickbooks.emulator import EmulatorConfig, EmulatorHandle, running_emulator
+from engine.accounts import add_user
 from engine.compare import differing_fields
 from engine.model import EntityType, Side
 from engine.resolve import Choice, resolve
 from engine.runner import RunStats
 from engine.settings import load_config
+from engine.state import Role
 from engine.web.serve import free_port, serving
 from examples.invoicing import MAPPING, create_example_db
 from examples.invoicing.actions import add_customer, add_invoice, row
@@ -51,6 +58,8 @@ web:
 """
 #: With `--keep`: the values the config's `{env: ...}` references need, for using the directory again.
 ENV_FILE = "ledgersync.env"
+#: The review console's login the demo makes (an admin); its password is new each run.
+CONSOLE_LOGIN = "demo"
 #: With `--keep`: the emulated company, saved after every change (`ledgersync emulator --state`).
 EMULATOR_STATE = "quickbooks.json"
 
@@ -64,6 +73,9 @@ class Story:
     app_url: str
     say: Callable[[str], None]
     step: Callable[[str], None]
+    #: The review console's address while the demo plays, and the password of its login.
+    console: str = ""
+    password: str = ""
     writes: int = 0
     webhooks_read: int = 0
 
@@ -139,6 +151,8 @@ class Sandbox:
                 f' --client-id {emulator.client_id} --client-secret "$QBO_CLIENT_SECRET"'
                 f' --verifier-token "$QBO_WEBHOOK_VERIFIER" --webhook-url {emulator.webhook_url} &',
                 "  ledgersync --config ledgersync.yaml status     # or sync, conflicts list, run",
+                f"  ledgersync --config ledgersync.yaml web &      # http://localhost:{self.web_port}/",
+                f"  (the review console: sign in as {CONSOLE_LOGIN}, password $LEDGERSYNC_CONSOLE_PASSWORD)",
             ]
         )
 
@@ -172,6 +186,7 @@ def sandbox(
             "LEDGERSYNC_SECRET_KEY": generate_key(),
             "QBO_CLIENT_SECRET": qbo.client_secret,
             "QBO_WEBHOOK_VERIFIER": settings.verifier_token,
+            "LEDGERSYNC_CONSOLE_PASSWORD": secrets.token_urlsafe(12),
         }
         if keep:
             env_file = workdir / ENV_FILE
@@ -192,8 +207,9 @@ def run_demo(
         qbo, app_url, port = box.qbo, box.app_url, box.web_port
         runtime = Runtime(load_config(box.config_path, box.environ, SECTIONS))
         try:
-            with serving(runtime.web_app(), port=port):
-                story = Story(qbo, runtime, app_url, say, step)
+            with serving(runtime.web_app(), port=port) as base:
+                password = box.environ["LEDGERSYNC_CONSOLE_PASSWORD"]
+                story = Story(qbo, runtime, app_url, say, step, base, password)
                 _play(story)
                 differing = _compare(story)
         finally:
@@ -203,6 +219,17 @@ def run_demo(
             (workdir / "README.txt").write_text(instructions + "\n", encoding="utf-8")
             say(instructions)
         return differing
+
+
+def console_page(base: str, login: str, password: str, path: str) -> str:
+    """Sign in to the review console as a browser does, then read one of its pages (its text)."""
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+    with browser.open(f"{base}/login", timeout=30) as answer:
+        page = answer.read().decode()
+    token = re.search(r'name="token" value="([0-9a-f]+)"', page)
+    form = {"token": token.group(1) if token else "", "login": login, "password": password, "next": path}
+    with browser.open(f"{base}/login", urllib.parse.urlencode(form).encode(), timeout=30) as answer:
+        return str(answer.read().decode())
 
 
 def _play(story: Story) -> None:
@@ -215,6 +242,9 @@ def _play(story: Story) -> None:
         runtime.connection, oauth.exchange_code(oauth.consent_automatically(request))
     )
     say(f"  connected to company {stored.realm_id}; tokens stored encrypted")
+    with runtime.store.session() as s:
+        add_user(s, CONSOLE_LOGIN, Role.ADMIN, story.password, runtime.clock.now())
+    say(f"  the review console: {story.console}/ (sign in as {CONSOLE_LOGIN}, password {story.password})")
 
     story.step("Backfill: link what exists on both sides, then copy the app's records to QuickBooks")
     matched = runtime.match()
@@ -258,6 +288,10 @@ def _play(story: Story) -> None:
     with runtime.store.session() as s:
         (conflict,) = [c for c in s.list_conflicts(runtime.connection) if c.field == "email"]
         say(f"  conflict #{conflict.id} on email: app {conflict.app!r}, QuickBooks {conflict.quickbooks!r}")
+    listed = console_page(story.console, CONSOLE_LOGIN, story.password, "/conflicts")
+    shown = "lists it" if "billing@nakamura-design.example" in listed else "does not list it"
+    say(f"  the review console, signed in as {CONSOLE_LOGIN}, {shown} at {story.console}/conflicts")
+    with runtime.store.session() as s:
         resolve(
             s, conflict.id, Choice(take=Side.QUICKBOOKS), "demo reviewer", runtime.policy, runtime.clock.now()
         )

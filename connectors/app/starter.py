@@ -16,7 +16,7 @@ state_url: sqlite:///ledgersync.db
 # broker_url: redis://127.0.0.1:6379/0     # leave out to run everything in one process
 connection: default
 policy: policies.yaml                      # conflict and direction rules (check: ledgersync policy check)
-secret_key: {env: LEDGERSYNC_SECRET_KEY}   # encrypts the QuickBooks tokens at rest
+secret_key: {env: LEDGERSYNC_SECRET_KEY}   # encrypts the QuickBooks tokens at rest, signs console sessions
 
 # Your app's database and how its tables map to customers, items, invoices and payments.
 app:

@@ -64,7 +64,7 @@ def connect_routes(
         except LedgersyncError as error:
             log.warning("QuickBooks connect failed: %s", error)
             return _page(f"QuickBooks did not connect: {error}", 400)
-        response = _page(f"Connected to QuickBooks company {stored.realm_id}. You can close this page.", 200)
+        response = _page(f"Connected to QuickBooks company {stored.realm_id}.", 200)
         response.delete_cookie(COOKIE)
         return response
 
@@ -74,5 +74,8 @@ def connect_routes(
 def _page(message: str, status: int) -> HTMLResponse:
     from html import escape
 
-    body = f"<!doctype html><title>ledgersync</title><p>{escape(message)}</p><a href='/'>ledgersync</a>"
+    body = (
+        f"<!doctype html><html lang='en'><title>ledgersync</title><main><h1>QuickBooks</h1>"
+        f"<p>{escape(message)}</p><p><a href='/connections'>Back to the connections</a></p></main></html>"
+    )
     return HTMLResponse(body, status_code=status)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from engine.model import EntityType, Side
-from engine.state import AuditEntry, AuditLine, Connection, Counts, Cursor
+from engine.state import AuditAction, AuditEntry, AuditLine, Connection, Counts, Cursor
 from engine.store import rows
 from engine.store import tables as t
 from engine.store.base import SessionBase
@@ -63,6 +64,25 @@ class MetaMixin(SessionBase):
         self._conn.execute(
             insert.on_conflict_do_update(index_elements=["connection", "side", "entity"], set_=changed)
         )
+
+    def last_synced(self, connection: str) -> dict[tuple[Side, str], datetime]:
+        """When each side last had changes read from it ("read": its newest cursor move) and written
+        to it ("written": the newest write recorded in the audit trail), by (side, kind)."""
+        found: dict[tuple[Side, str], datetime] = {}
+        c, a = t.cursors.c, t.audit.c
+        reads = (
+            sa.select(c.side, sa.func.max(c.updated_at)).where(c.connection == connection).group_by(c.side)
+        )
+        writes = (
+            sa.select(a.side, sa.func.max(a.at))
+            .where(a.connection == connection, a.action == AuditAction.WRITTEN.value, a.side.is_not(None))
+            .group_by(a.side)
+        )
+        for kind, statement in (("read", reads), ("written", writes)):
+            for side, at in self._conn.execute(statement):
+                if at is not None:
+                    found[(Side(side), kind)] = at if at.tzinfo else at.replace(tzinfo=UTC)
+        return found
 
     # audit
 

@@ -266,3 +266,16 @@ alert_incidents = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("last_error", sa.Text),
 )
+
+users = sa.Table(
+    # The review console's local logins; passwords as Argon2 hashes, lockout kept across restarts.
+    "users",
+    metadata,
+    sa.Column("login", sa.String(80), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("failed_logins", sa.Integer, nullable=False),
+    sa.Column("locked_until", UtcDateTime),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("last_login_at", UtcDateTime),
+)

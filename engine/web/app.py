@@ -1,4 +1,5 @@
-"""The ASGI app (Starlette): /healthz, /metrics, /conflicts (HTML and JSON); connectors add their routes."""
+"""The ASGI app (Starlette): /healthz, /metrics, the review console (sign-in, conflicts, parked work,
+connections, history) and its JSON API, behind the sign-in gate; connectors add their routes."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass, field
 
 from pydantic import SecretStr
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -14,8 +16,12 @@ from starlette.routing import BaseRoute, Route
 from engine.observe.families import Source
 from engine.ports import Clock, Policy, StateStore
 from engine.settings import Web
-from engine.web import conflicts, metrics
+from engine.web import auth, conflicts, connections, history, metrics, parked, sso
 from engine.web.csrf import Guard, derive_key
+from engine.web.pages import Pages
+from engine.web.present import Presenter
+from engine.web.sessions import SessionSigner
+from engine.web.sso import IdentityProvider
 
 
 @dataclass
@@ -29,17 +35,26 @@ class WebServices:
     #: What /metrics shows beside the store's families: counters every process adds to (QuickBooks
     #: requests, 429s, budget waits), the queue, the metered reads; each called at scrape time.
     sources: Sequence[Source] = ()
-    #: The configured secret_key: the CSRF key is derived from it, so every process built from the same
-    #: settings (a restart, another replica) accepts the others' tokens. None: a key per process.
+    #: The configured secret_key: the CSRF and session keys are derived from it, so every process built
+    #: from the same settings (a restart, another replica) accepts the others'. None: keys per process.
     secret_key: SecretStr | None = field(default=None, repr=False)
     #: The `web:` settings (public_url for the Origin check, api_token for scripts).
     web: Web = field(default_factory=Web)
+    #: How values, labels, times and record links are shown (the composition fills in QuickBooks' labels).
+    present: Presenter | None = None
+    #: Where the "Reconnect to QuickBooks" button goes (None: no QuickBooks section is configured).
+    reconnect_path: str | None = None
+    #: "Sign in with ..." through this identity provider (None: passwords only).
+    identity: IdentityProvider | None = None
 
 
 def create_web_app(services: WebServices, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     guard = Guard(
         derive_key(services.secret_key, "web/csrf"), services.web.api_token, services.web.public_url
     )
+    signer = SessionSigner(derive_key(services.secret_key, "web/session"))
+    present = services.present or Presenter(currency=services.web.currency, time_zone=services.web.time_zone)
+    pages = Pages(services, guard, present)
 
     def healthz(_: Request) -> Response:
         results = {"store": _store_ok(services)}
@@ -57,10 +72,20 @@ def create_web_app(services: WebServices, extra_routes: Sequence[BaseRoute] = ()
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/metrics", metrics.endpoint(services)),
-        *conflicts.routes(services, guard),
+        *auth.routes(pages, signer),
+        *(
+            sso.routes(pages, signer, services.identity, derive_key(services.secret_key, "web/sso"))
+            if services.identity
+            else []
+        ),
+        *conflicts.routes(pages),
+        *parked.routes(pages),
+        *connections.routes(pages, services.reconnect_path),
+        *history.routes(pages),
         *extra_routes,
     ]
-    return Starlette(routes=routes)
+    gate = Middleware(auth.SignInGate, services=services, signer=signer)
+    return Starlette(routes=routes, middleware=[gate])
 
 
 def _store_ok(services: WebServices) -> bool:

@@ -59,7 +59,6 @@ class Caller:
     channel: str
 
 
-WEB_FORM = Caller("web form")
 WEB_PAGE = Caller("web page")
 API_TOKEN = Caller("API token")
 

@@ -21,8 +21,10 @@ def _register() -> None:
         connect_cmd,
         demo_cmd,
         emulator_cmd,
+        parked_cmd,
         policy_cmd,
         runtime_cmd,
+        users_cmd,
     )
     from ledgersync.cli.context import config_option
 
@@ -31,6 +33,8 @@ def _register() -> None:
         runtime_cmd,
         connect_cmd,
         conflicts_cmd,
+        parked_cmd,
+        users_cmd,
         demo_cmd,
         policy_cmd,
         emulator_cmd,

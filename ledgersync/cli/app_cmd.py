@@ -39,6 +39,7 @@ def init(
         typer.echo("nothing written: the files exist (use --force to overwrite)")
     else:
         typer.echo("next: check mapping.yaml against your tables, then set APP_DATABASE_URL")
+        typer.echo("then: `ledgersync users add NAME` makes the review console's first admin")
 
 
 @app_app.command("install-triggers")

@@ -96,7 +96,7 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """One conflict: base, app and QuickBooks values side by side, and the record's history."""
-    store, _, _ = _links(ctx)
+    store, _, config = _links(ctx)
     try:
         with store.session() as s:
             conflict = s.get_conflict(conflict_id)
@@ -122,7 +122,8 @@ def show(
     out.print(table)
     if data["reason"]:
         out.print(f"why: {data['reason']}")
-    _print_history(entries)
+    if link is not None:
+        _print_timeline(entries, link, config.settings.web.time_zone)
 
 
 @conflicts.command("resolve")
@@ -179,7 +180,8 @@ def history(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     limit: Annotated[int, typer.Option(help="How many entries, newest last.")] = 100,
 ) -> None:
-    """A record's history: captured, decided, written, echo dropped, conflict, resolved."""
+    """A record's history, as the console's timeline tells it ("phone changed in QuickBooks", "sent to
+    the app", "conflict on Email opened", "resolved by maria"); --json: the audit entries themselves."""
     store, _, config = _links(ctx)
     try:
         with store.session() as s:
@@ -190,7 +192,7 @@ def history(
     if as_json:
         out.print_json(json.dumps([_entry_json(e) for e in entries]))
         return
-    _print_history(entries)
+    _print_timeline(entries, link, config.settings.web.time_zone)
 
 
 def _link(s: Any, connection: str, record: str) -> Link:
@@ -215,15 +217,23 @@ def _entry_json(entry: AuditEntry) -> dict[str, Any]:
     return entry.model_dump(mode="json")
 
 
-def _print_history(entries: list[AuditEntry]) -> None:
-    if not entries:
+def _print_timeline(entries: list[AuditEntry], link: Link, time_zone: str) -> None:
+    from connectors.quickbooks.labels import LABELS
+    from engine.timeline import timeline
+    from engine.web.present import Presenter
+
+    present = Presenter(time_zone=time_zone, labels=LABELS)
+    lines = timeline(entries, lambda name: present.label(link.entity, name))
+    if not lines:
         err.print("No history yet.")
         return
-    table = Table(title="history")
-    for column in ("at", "action", "side", "detail"):
+    table = Table(
+        title=f"history of {link.entity} (app {link.app_id or '-'}, QuickBooks {link.quickbooks_id or '-'})"
+    )
+    for column in ("when", "what happened"):
         table.add_column(column)
-    for e in entries:
-        table.add_row(e.at.strftime("%Y-%m-%d %H:%M:%S"), e.action, e.side or "", _show(e.detail))
+    for line in lines:
+        table.add_row(present.when(line.at), line.text)
     out.print(table)
 
 

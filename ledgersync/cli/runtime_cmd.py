@@ -53,7 +53,10 @@ def _runtime(ctx: typer.Context) -> Any:
 def _serve(app: Any, host: str, port: int) -> None:
     import uvicorn
 
-    out.print(f"web app on http://{host}:{port} (conflicts at /conflicts, health at /healthz)")
+    out.print(
+        f"web app on http://{host}:{port} (the review console: sign in at /login with a login from "
+        "`ledgersync users add`; health at /healthz)"
+    )
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 

@@ -107,6 +107,9 @@ def test_history_shows_what_happened_to_the_record(world: tuple[InProcess, Path]
     code, output = cli(config, "history", "customer:app:1", "--json")
     actions = [e["action"] for e in json.loads(output)]
     assert code == 0 and {"captured", "decided", "written", "conflict"} <= set(actions)
+    code, output = cli(config, "history", "customer:app:1")
+    assert code == 0 and "first seen in the app" in output and "conflict on Phone number opened" in output
+    assert "created in QuickBooks" in output and "echo" not in output and "op_id" not in output
 
 
 def test_a_broken_config_file_is_reported_with_its_key(tmp_path: Path):

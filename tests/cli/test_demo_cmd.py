@@ -43,6 +43,12 @@ def test_the_demo_plays_the_story_and_ends_with_both_sides_equal(kept_demo: Kept
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
     assert "connected to company" in out
+    console = re.search(
+        r"the review console: (http://127\.0\.0\.1:\d+)/ \(sign in as demo, password (\S+)\)", out
+    )
+    assert console is not None, out
+    # The login it printed works: the demo signs in with it and the console lists the conflict.
+    assert f"the review console, signed in as demo, lists it at {console.group(1)}/conflicts" in out
     assert "QuickBooks customer" in out and "Kai Nakamura-Ortiz" in out
     assert "the app's phone for customer 4 is now (555) 010-7777" in out
     assert "conflict #1 on email" in out and "the app's e-mail is now billing@nakamura-design.example" in out
@@ -85,6 +91,7 @@ def test_a_kept_demo_directory_can_be_used_again_as_it_says(kept_demo: KeptDemo)
     env = {"PATH": PATH, "COLUMNS": "200"}
     assert done.returncode == 0, done.stdout + done.stderr
     assert "To use them again:" in done.stdout
+    assert "sign in as demo, password $LEDGERSYNC_CONSOLE_PASSWORD" in done.stdout
     env_file = kept / "ledgersync.env"
     assert env_file.stat().st_mode & 0o077 == 0, "the secrets file is private to its owner"
     # The way the kept README says: source the secrets, start the emulator on its saved state, use it.

@@ -17,6 +17,7 @@ from engine.model import Side
 from tests.integration import app_history
 from tests.integration.campaign import APP_COLUMNS, Edit, Log, quickbooks_value
 from tests.integration.faults_world import Campaign
+from tests.integration.harness import API_TOKEN
 
 #: A DisplayName QuickBooks refused as taken gets " (2)" from the `suffix` policy: the same name twice.
 SUFFIX = re.compile(r" \(\d+\)$")
@@ -120,7 +121,9 @@ def missing(
 def open_conflicts(web_url: str) -> dict[tuple[int, str], tuple[Any, Any]]:
     """(app customer id, field) -> (app value, QuickBooks value) of every open conflict, from the web
     app's review API."""
-    answer = httpx.get(f"{web_url}/api/conflicts", timeout=30)
+    answer = httpx.get(
+        f"{web_url}/api/conflicts", headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=30
+    )
     answer.raise_for_status()
     return {
         (int(c["app_id"]), str(c["field"])): (c["app"], c["quickbooks"])

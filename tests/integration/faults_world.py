@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import redis
 
 from connectors.quickbooks.emulator import EmulatorConfig
-from engine.state import ConnectionStatus
+from engine.accounts import add_user
+from engine.state import ConnectionStatus, Role
 from tests.integration import app_history
-from tests.integration.harness import World, world
+from tests.integration.harness import ADMIN, ADMIN_PASSWORD, World, world
 
 #: Seconds the workers wait for QuickBooks; a held answer outlasts it by HOLD_MARGIN.
 QUICKBOOKS_TIMEOUT = 2.0
@@ -46,7 +49,16 @@ class Campaign:
     def reconnect(self) -> None:
         """Reconnect as a user does in a browser: the web app's /connect, QuickBooks' consent (the
         emulator gives it at once), back to the web app's /callback."""
+        with self.world.runtime.store.session() as s:
+            if s.get_user(ADMIN) is None:
+                add_user(s, ADMIN, Role.ADMIN, ADMIN_PASSWORD, datetime.now(UTC))
         with httpx.Client(follow_redirects=True, timeout=30) as browser:
+            login = browser.get(f"{self.web_url}/login")
+            token = re.search(r'name="token" value="([0-9a-f]+)"', login.text)
+            assert token is not None, login.text
+            form = {"token": token.group(1), "login": ADMIN, "password": ADMIN_PASSWORD}
+            signed_in = browser.post(f"{self.web_url}/login", data=form)
+            assert signed_in.status_code == 200, signed_in.text
             page = browser.get(f"{self.web_url}/connect")
         assert page.status_code == 200 and "Connected" in page.text, page.text
 

@@ -41,6 +41,10 @@ REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 #: Redis databases the integration tests may take (one each, claimed, flushed before and after).
 REDIS_DBS = range(10, 16)
 
+#: Scripts (the tests) read the web process's JSON API with this token; ADMIN signs in to its pages.
+API_TOKEN = "integration-api-token"
+ADMIN, ADMIN_PASSWORD = "ops-admin", "integration admin password"
+
 #: The web process's webhook endpoint checks the emulator's signatures with this token.
 VERIFIER = "integration-verifier-token"
 
@@ -59,6 +63,7 @@ app:
 schedule:
 {schedule}web:
   port: {port}
+  api_token: {{env: LEDGERSYNC_API_TOKEN}}
 """
 
 
@@ -408,6 +413,7 @@ def world(
         env = {
             "PATH": os.environ.get("PATH", str(SCRIPT.parent)),
             "LEDGERSYNC_SECRET_KEY": generate_key(),
+            "LEDGERSYNC_API_TOKEN": API_TOKEN,
             "QBO_CLIENT_SECRET": qbo.client_secret,
             "LEDGERSYNC_LOG_LEVEL": "WARNING",
         }

@@ -61,8 +61,12 @@ def box(tmp_path: Path) -> Iterator[Sandbox]:
         config = yaml.safe_load(ready.config_path.read_text())
         # A 429 without Retry-After holds the company this long (a minute otherwise).
         config["quickbooks"].update(throttle_penalty_seconds=0.3, metered_read_quota=1000)
+        config["web"]["api_token"] = SCRAPER_TOKEN  # /metrics takes the API token (or a session)
         ready.config_path.write_text(yaml.safe_dump(config))
         yield ready
+
+
+SCRAPER_TOKEN = "prometheus-scraper-token"
 
 
 def connect(box: Sandbox) -> None:
@@ -79,7 +83,8 @@ def test_each_family_is_on_metrics_and_moves_when_its_cause_happens(box: Sandbox
     web = TestClient(runtime.web_app(broker=broker))
 
     def scrape() -> Scrape:
-        answer = web.get("/metrics")
+        assert web.get("/metrics").status_code == 401
+        answer = web.get("/metrics", headers={"Authorization": f"Bearer {SCRAPER_TOKEN}"})
         assert answer.status_code == 200
         return Scrape(answer.text)
 

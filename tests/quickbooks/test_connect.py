@@ -4,6 +4,7 @@ emulator (which consents by itself)."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,12 +17,14 @@ from typer.testing import CliRunner
 from connectors.quickbooks.crypto import TokenCipher, generate_key
 from connectors.quickbooks.emulator import EmulatorConfig, running_emulator
 from connectors.quickbooks.emulator.server import EmulatorHandle
+from engine.accounts import add_user
 from engine.settings import load_config
-from engine.state import ConnectionStatus
+from engine.state import ConnectionStatus, Role
 from engine.store import SqlStateStore
 from ledgersync.bootstrap import SECTIONS, Runtime
 from ledgersync.cli import connect_cmd
 from ledgersync.cli.context import config_option
+from tests.web.conftest import sign_in
 
 
 def cli() -> typer.Typer:
@@ -164,7 +167,10 @@ def test_the_web_connect_uses_the_same_redirect_uri_and_survives_a_restart_befor
         env = {"LEDGERSYNC_SECRET_KEY": generate_key(), "QBO_CLIENT_SECRET": qbo.client_secret}
         first, second = (Runtime(load_config(config, env, SECTIONS)) for _ in range(2))
         try:
+            with first.store.session() as s:
+                add_user(s, "olga", Role.ADMIN, "an admin's long password", datetime.now(UTC))
             with TestClient(first.web_app(), base_url="https://sync.example.com") as browser:
+                sign_in(browser, "olga", "an admin's long password")  # reconnecting takes an admin
                 start = browser.get("/connect", follow_redirects=False)
                 assert start.status_code == 302
                 consent = start.headers["location"]

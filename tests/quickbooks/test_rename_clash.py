@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,12 +74,18 @@ def review(box: Sandbox, conflict_id: int) -> tuple[str, dict[str, Any]]:
     """The conflict's review page (text) and JSON, as the web app serves them."""
     from starlette.testclient import TestClient
 
+    from engine.accounts import add_user
     from engine.settings import load_config
+    from engine.state import Role
     from ledgersync.bootstrap import SECTIONS, Runtime
+    from tests.web.conftest import sign_in
 
     runtime = Runtime(load_config(box.config_path, box.environ, SECTIONS))
     try:
+        with runtime.store.session() as s:
+            add_user(s, "reviewer", Role.REVIEWER, "a long enough password", datetime.now(UTC))
         with TestClient(runtime.web_app()) as client:
+            sign_in(client, "reviewer", "a long enough password")
             page = client.get(f"/conflicts/{conflict_id}")
             api = client.get(f"/api/conflicts/{conflict_id}")
     finally:

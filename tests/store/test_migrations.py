@@ -30,6 +30,7 @@ TABLES = {
     "cursors",
     "audit",
     "parked_records",
+    "users",
 }
 
 

@@ -1,22 +1,26 @@
 """A synced world with one open conflict (a customer's email edited on both sides), and the web app on it
-as `ledgersync run` builds it: from a configuration with a secret_key and an API token."""
+as `ledgersync run` builds it: from a configuration with a secret_key and an API token, with a reviewer
+(maria) and an admin (olga) who can sign in."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 from starlette.testclient import TestClient
 
+from engine.accounts import add_user
 from engine.clock import FakeClock
 from engine.model import EntityType, Side
 from engine.settings import Config, Settings, Web
-from ledgersync.bootstrap import Runtime
+from engine.state import Role
+from ledgersync.bootstrap import QuickBooksSection, Runtime
 from policies import PolicySet
 from tests.support.loop import InProcess, in_process
 from tests.support.sample import CUSTOMERS
@@ -24,6 +28,22 @@ from tests.support.sample import CUSTOMERS
 C = EntityType.CUSTOMER
 SECRET = "c2VjcmV0LWtleS1vZi10aGUtd2ViLXRlc3RzLTAxMjM="
 API_TOKEN = "script-token-7f3a"
+#: The logins every web test has: a reviewer and an admin.
+REVIEWER, ADMIN, PASSWORD = "maria", "olga", "correct horse battery"
+
+
+def sign_in(browser: TestClient, login: str = REVIEWER, password: str = PASSWORD) -> TestClient:
+    """Sign in through the login form, as a person does (the form's CSRF token included)."""
+    page = browser.get("/login")
+    token = re.search(r'name="token" value="([0-9a-f]+)"', page.text)
+    assert token is not None
+    done = browser.post(
+        "/login",
+        data={"token": token.group(1), "login": login, "password": password, "next": "/conflicts"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303, done.text
+    return browser
 
 
 @dataclass
@@ -31,6 +51,10 @@ class World:
     loop: InProcess
     state_url: str
     runtimes: list[Runtime]
+    #: The `quickbooks:` section, for tests that connect (and reconnect) through the emulator.
+    quickbooks: QuickBooksSection | None = None
+    #: Other sections of the configuration (an `oidc:` one, say), by name.
+    sections: dict[str, BaseModel] = field(default_factory=dict)
 
     def config(self, secret: str | None = SECRET, **web: Any) -> Config:
         web.setdefault("api_token", SecretStr(API_TOKEN))
@@ -39,7 +63,8 @@ class World:
             secret_key=None if secret is None else SecretStr(secret),
             web=Web(**web),
         )
-        return Config(settings)
+        quickbooks = {"quickbooks": self.quickbooks} if self.quickbooks else {}
+        return Config(settings, {**quickbooks, **self.sections})
 
     def app(self, secret: str | None = SECRET, **web: Any) -> Any:
         """The web app of one ledgersync process (a restart or another replica is another call)."""
@@ -67,6 +92,9 @@ def world(tmp_path: Path) -> Iterator[World]:
     loop.app.edit(C, app_id, email="app@example.com")
     loop.quickbooks.edit(C, link.quickbooks_id, email="accounts@example.com")
     loop.runner.run_until_quiet()
+    with loop.store.session() as s:
+        add_user(s, REVIEWER, Role.REVIEWER, PASSWORD, clock.now())
+        add_user(s, ADMIN, Role.ADMIN, PASSWORD, clock.now())
     built = World(loop, state_url, [])
     try:
         yield built
@@ -78,5 +106,6 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 @pytest.fixture
 def client(world: World) -> Iterator[TestClient]:
+    """A browser signed in as the reviewer."""
     with TestClient(world.app()) as browser:
-        yield browser
+        yield sign_in(browser)

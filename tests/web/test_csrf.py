@@ -12,7 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from engine.web.serve import serving
-from tests.web.conftest import API_TOKEN, World
+from tests.web.conftest import API_TOKEN, PASSWORD, REVIEWER, World
 
 EVIL = "https://evil.example"
 BODY = json.dumps({"take": "app", "by": "the CFO"})
@@ -107,7 +107,7 @@ def test_the_page_token_works_in_the_json_api_from_the_page_itself(world: World,
         headers={"X-CSRF-Token": token, **SAME_ORIGIN},
     )
     assert response.status_code == 200
-    assert response.json()["resolved_by"] == "maria (web page, name not verified)"
+    assert response.json()["resolved_by"] == "maria"  # who is signed in, not the name sent
 
 
 def test_a_restart_or_another_replica_accepts_the_pages_token_and_another_secret_does_not(
@@ -119,7 +119,7 @@ def test_a_restart_or_another_replica_accepts_the_pages_token_and_another_secret
         world.app(secret="YW5vdGhlci1zZWNyZXQtZW50aXJlbHktMDEyMzQ1Njc4OQ=="), cookies=cookies
     ) as b:
         refused = b.post("/conflicts/1/resolve", data={"token": token, "take": "app"}, headers=SAME_ORIGIN)
-    assert refused.status_code == 403
+    assert refused.status_code == 401  # another secret: neither the session nor the token holds
     assert_still_open(world)
     with TestClient(world.app(), cookies=cookies) as replica:  # built from the same settings
         done = replica.post(
@@ -129,30 +129,36 @@ def test_a_restart_or_another_replica_accepts_the_pages_token_and_another_secret
             follow_redirects=False,
         )
     assert done.status_code == 303 and "error" not in done.headers["location"]
-    assert world.conflict()["resolved_by"] == "maria (web form, name not verified)"
+    assert world.conflict()["resolved_by"] == "maria"
 
 
 def test_behind_a_proxy_the_public_url_is_our_origin(world: World):
     # The browser talks https to the proxy, which forwards plain http to the app's own address.
+    proxied = {"Origin": "https://sync.example.com", "Sec-Fetch-Site": "same-origin"}
     with TestClient(
         world.app(public_url="https://sync.example.com/"), base_url="http://127.0.0.1:8000"
     ) as app:
-        page = app.get("/conflicts/1")
-        assert "Secure" in page.headers["set-cookie"]  # the cookie only travels over https
-        token = re.search(r'name="token" value="([0-9a-f]+)"', page.text)
+        login = app.get("/login")
+        assert "Secure" in login.headers["set-cookie"]  # the cookie only travels over https
+        csrf = login.cookies["ledgersync_csrf"]
+        token = re.search(r'name="token" value="([0-9a-f]+)"', login.text)
         assert token is not None
+        signed_in = app.post(
+            "/login",
+            data={"token": token.group(1), "login": REVIEWER, "password": PASSWORD},
+            headers={"Cookie": f"ledgersync_csrf={csrf}", **proxied},
+            follow_redirects=False,
+        )
+        assert signed_in.status_code == 303 and "Secure" in signed_in.headers["set-cookie"]
+        cookie = f"ledgersync_csrf={csrf}; ledgersync_session={signed_in.cookies['ledgersync_session']}"
         done = app.post(
             "/conflicts/1/resolve",
             data={"token": token.group(1), "take": "app"},
-            headers={
-                "Cookie": f"ledgersync_csrf={page.cookies['ledgersync_csrf']}",
-                "Origin": "https://sync.example.com",
-                "Sec-Fetch-Site": "same-origin",
-            },
+            headers={"Cookie": cookie, **proxied},
             follow_redirects=False,
         )
     assert done.status_code == 303
-    assert world.conflict()["resolved_by"] == "anonymous (web form)"
+    assert world.conflict()["resolved_by"] == REVIEWER
 
 
 def test_a_script_resolves_over_http_with_the_api_token_and_without_it_is_refused(world: World):
@@ -172,7 +178,7 @@ def test_a_script_resolves_over_http_with_the_api_token_and_without_it_is_refuse
 
     with serving(world.app()) as base:
         status, body = post(base, {})
-        assert status == 403 and "Authorization: Bearer" in body["error"]
+        assert status == 401 and "Authorization: Bearer" in body["error"]
         status, body = post(base, {"Authorization": f"Bearer {API_TOKEN}"})
     assert status == 200 and body["resolved_by"] == "nightly script (API token, name not verified)"
     world.loop.runner.run_until_quiet()

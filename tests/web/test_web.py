@@ -15,9 +15,10 @@ C = EntityType.CUSTOMER
 SCRIPT = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
-def test_healthz_answers_ok_and_unhealthy_when_a_check_fails(world: World, client: TestClient):
+def test_healthz_answers_ok_and_unhealthy_when_a_check_fails(world: World):
     loop = world.loop
-    assert client.get("/healthz").json() == {"status": "ok", "checks": {"store": True}}
+    with TestClient(world.app()) as anonymous:  # a load balancer's probe has no session
+        assert anonymous.get("/healthz").json() == {"status": "ok", "checks": {"store": True}}
     services = WebServices(
         store=loop.store, policy=loop.runner.policy, clock=loop.runner.clock, checks={"broker": lambda: False}
     )
@@ -26,8 +27,11 @@ def test_healthz_answers_ok_and_unhealthy_when_a_check_fails(world: World, clien
     assert response.status_code == 503 and response.json()["checks"]["broker"] is False
 
 
-def test_metrics_report_conflicts_ops_events_and_echoes(client: TestClient):
-    text = client.get("/metrics").text
+def test_metrics_report_conflicts_ops_events_and_echoes(world: World):
+    with TestClient(world.app()) as scraper:
+        assert scraper.get("/metrics").status_code == 401
+        assert scraper.get("/metrics", headers={"Authorization": "Bearer guessed"}).status_code == 403
+        text = scraper.get("/metrics", headers=SCRIPT).text
     assert 'ledgersync_open_conflicts{connection="default"} 1.0' in text
     assert re.search(r'ledgersync_ops\{connection="default",status="applied"\} [1-9]', text)
     assert re.search(r'ledgersync_events\{connection="default",status="processed"\} [1-9]', text)
@@ -39,6 +43,7 @@ def test_the_review_page_shows_values_side_by_side_and_resolves_through_its_form
 ):
     listing = client.get("/conflicts").text
     assert "app@example.com" in listing and "accounts@example.com" in listing
+    assert "Email" in listing and "Amélie O&#39;Brien" in listing  # QuickBooks' label, the record's name
     page = client.get("/conflicts/1").text
     token = re.search(r'name="token" value="([0-9a-f]+)"', page)
     assert token is not None and "Keep QuickBooks" in page
@@ -51,15 +56,16 @@ def test_the_review_page_shows_values_side_by_side_and_resolves_through_its_form
         follow_redirects=False,
     )
     assert done.status_code == 303
-    assert (
-        "Resolved by <strong>maria (web form, name not verified)</strong>" in client.get("/conflicts/1").text
-    )
+    assert "Resolved by <strong>maria</strong>" in client.get("/conflicts/1").text
+    assert world.conflict()["resolved_by"] == "maria"
     world.loop.runner.run_until_quiet()
     assert world.loop.app.get(C, "1")["email"] == "accounts@example.com"  # type: ignore[index]
 
 
 def test_the_json_api_lists_shows_and_resolves(world: World, client: TestClient):
     (item,) = client.get("/api/conflicts").json()
+    with TestClient(world.app()) as script:  # a script: the API token, no session
+        assert script.get("/api/conflicts", headers=SCRIPT).json() == [item]
     assert item["field"] == "email" and item["app_id"] == "1" and item["label"] == "Amélie O'Brien"
     detail = client.get("/api/conflicts/1").json()
     assert detail["quickbooks"] == "accounts@example.com" and detail["history"]
@@ -91,5 +97,6 @@ def test_bad_api_requests_get_clear_errors(client: TestClient, path: str, body: 
 
 
 def test_unknown_conflict_pages_are_404(client: TestClient):
+    assert client.get("/records/nope").status_code == 404
     assert client.get("/conflicts/42").status_code == 404
     assert client.get("/api/conflicts/42").status_code == 404

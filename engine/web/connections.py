@@ -1,0 +1,56 @@
+"""Connections on the console: each company's status, token expiry, when each side last synced, and a
+"Reconnect to QuickBooks" button while a company needs re-authorization."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from engine.model import Side
+from engine.state import Connection, ConnectionStatus
+from engine.web.pages import Pages
+
+STATUS_WORDS = {
+    ConnectionStatus.CONNECTED: "Connected",
+    ConnectionStatus.NEEDS_REAUTH: "Needs reconnecting: QuickBooks no longer accepts this authorization",
+    ConnectionStatus.REVOKED: "Disconnected: the company revoked ledgersync's access",
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    connection: Connection
+    status: str
+    needs_reconnect: bool
+    synced: dict[tuple[Side, str], datetime]
+
+
+def routes(pages: Pages, reconnect_path: str | None) -> list[BaseRoute]:
+    services = pages.services
+
+    def page(request: Request) -> Response:
+        with services.store.session() as s:
+            rows = [
+                Row(
+                    connection=c,
+                    status=STATUS_WORDS.get(c.status, str(c.status)),
+                    needs_reconnect=c.status is not ConnectionStatus.CONNECTED,
+                    synced=s.last_synced(c.id),
+                )
+                for c in s.list_connections()
+            ]
+        context = {
+            "rows": rows,
+            "reconnect_path": reconnect_path,
+            "sides": (Side.APP, Side.QUICKBOOKS),
+            "side_names": {Side.APP: "the app", Side.QUICKBOOKS: "QuickBooks"},
+            "default": services.connection,
+            "now": services.clock.now(),
+        }
+        return pages.render(request, "connections.html", context)
+
+    return [Route("/connections", page)]
