@@ -362,6 +362,7 @@ class Runtime:
             present=self.presenter(),
             identity=self.identity(),
             reconnect_path="/connect" if isinstance(section, QuickBooksSection) else None,
+            token_refresh_minutes=settings.schedule.token_refresh_minutes,
         )
         return create_web_app(services, self.web_routes(on_webhook))
 

@@ -40,6 +40,8 @@ class WebServices:
     secret_key: SecretStr | None = field(default=None, repr=False)
     #: The `web:` settings (public_url for the Origin check, api_token for scripts).
     web: Web = field(default_factory=Web)
+    #: How often the token job renews access tokens (`schedule.token_refresh_minutes`), as the console says.
+    token_refresh_minutes: float = 45.0
     #: How values, labels, times and record links are shown (the composition fills in QuickBooks' labels).
     present: Presenter | None = None
     #: Where the "Reconnect to QuickBooks" button goes (None: no QuickBooks section is configured).

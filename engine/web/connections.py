@@ -50,6 +50,7 @@ def routes(pages: Pages, reconnect_path: str | None) -> list[BaseRoute]:
             "side_names": {Side.APP: "the app", Side.QUICKBOOKS: "QuickBooks"},
             "default": services.connection,
             "now": services.clock.now(),
+            "refresh_minutes": f"{services.token_refresh_minutes:g}",
         }
         return pages.render(request, "connections.html", context)
 

@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 from engine.accounts import add_user
 from engine.clock import FakeClock
 from engine.model import EntityType, Side
-from engine.settings import Config, Settings, Web
+from engine.settings import Config, Schedule, Settings, Web
 from engine.state import Role
 from ledgersync.bootstrap import QuickBooksSection, Runtime
 from policies import PolicySet
@@ -56,12 +56,16 @@ class World:
     #: Other sections of the configuration (an `oidc:` one, say), by name.
     sections: dict[str, BaseModel] = field(default_factory=dict)
 
+    #: The `schedule:` section (defaults when None).
+    schedule: Schedule | None = None
+
     def config(self, secret: str | None = SECRET, **web: Any) -> Config:
         web.setdefault("api_token", SecretStr(API_TOKEN))
         settings = Settings(
             state_url=self.state_url,
             secret_key=None if secret is None else SecretStr(secret),
             web=Web(**web),
+            schedule=self.schedule or Schedule(),
         )
         quickbooks = {"quickbooks": self.quickbooks} if self.quickbooks else {}
         return Config(settings, {**quickbooks, **self.sections})

@@ -147,3 +147,12 @@ def test_history_is_found_by_either_sides_id_and_reads_as_a_timeline(world: Worl
     assert "echo" not in found.text and "op_id" not in found.text
     missing = client.get("/history?entity=customer&id=404")
     assert "No customer with the id 404 in the app or in QuickBooks." in missing.text
+
+
+def test_the_connections_page_says_how_often_tokens_are_renewed_as_configured(world: World):
+    from engine.settings import Schedule
+
+    world.schedule = Schedule(token_refresh_minutes=20)
+    with TestClient(world.app()) as browser:
+        page = sign_in(browser).get("/connections").text
+    assert "renewed automatically every 20 minutes" in page
