@@ -1,14 +1,18 @@
 """The QuickBooks emulator in a process of its own, so its CPU never counts as ledgersync's.
 
-The child (`python -m bench.emulator_proc CONFIG_JSON`) runs `running_emulator` with the given
-`EmulatorConfig` fields, prints its base URL on one line, then serves commands read from stdin, one
-JSON object a line, until stdin closes. The one command is `clone`: copy a record the product created
-`count` times under new ids and names, stamped `age_seconds` in the past, straight into the emulator's
-store (no webhook, no change feed entry newer than the stamp). That is how the CPU benchmark gets 100k
-QuickBooks customers in seconds instead of 100k API calls.
+The child (`python -m bench.emulator_proc CONFIG_JSON [--companies K]`) runs `running_emulator` with
+the given `EmulatorConfig` fields (hosting K companies: the default one and K-1 numbered ones), prints
+its base URL on one line, then serves commands read from stdin, one JSON object a line, until stdin
+closes. The one command is `clone`: copy a record the product created `count` times under new ids and
+names, stamped `age_seconds` in the past, straight into the store of the emulator's company `realm`
+(default: the first) (no webhook, no change feed entry newer than the stamp). That is how the CPU
+benchmark gets 100k QuickBooks customers in seconds instead of 100k API calls.
 
-The parent side is `emulator_process()`: a context manager yielding a `RemoteEmulator`, the usual
-`EmulatorHandle` (the control API over HTTP) without an in-process emulator object.
+The parent side is `emulator_process(config, companies=K)`: a context manager yielding a
+`RemoteEmulator`, the usual `EmulatorHandle` (the control API over HTTP) without an in-process emulator
+object; `company_handles()` gives a `CompanyHandle` (company_url, realm_id, connect(), storm(), ...)
+per hosted company. A company's records are made at its first use and idle companies cost no thread,
+so K can be in the hundreds.
 """
 
 from __future__ import annotations
@@ -23,26 +27,29 @@ from dataclasses import asdict, fields
 from datetime import timedelta
 from typing import Any
 
-import httpx
-
-from connectors.quickbooks.emulator import EmulatorConfig, EmulatorHandle
+from connectors.quickbooks.emulator import CompanyConfig, CompanyHandle, EmulatorConfig, EmulatorHandle
 
 
 class RemoteEmulator(EmulatorHandle):
     """An `EmulatorHandle` on an emulator running in the child process `process`."""
 
     def __init__(self, base_url: str, config: EmulatorConfig, process: subprocess.Popen[str]) -> None:
-        # EmulatorHandle's methods use only base_url, config and the HTTP client.
-        self.base_url = base_url
-        self.config = config
+        super().__init__(base_url, config=config)
         self.process = process
-        self._http = httpx.Client(base_url=base_url, timeout=60.0)
 
-    def clone(self, entity: str, template_id: str, names: list[str], age_seconds: float) -> list[str]:
-        """Copies of record `template_id`, one per name (DisplayName or Name); their new ids, in order."""
+    def company_handles(self) -> list[CompanyHandle]:
+        """A handle per hosted company, the default one first."""
+        return [self.company_handle(str(c["realm_id"])) for c in self.companies()]
+
+    def clone(
+        self, entity: str, template_id: str, names: list[str], age_seconds: float, realm: str | None = None
+    ) -> list[str]:
+        """Copies of record `template_id` of company `realm` (default: the first), one per name
+        (DisplayName or Name); their new ids, in order."""
         assert self.process.stdin is not None and self.process.stdout is not None
         command: dict[str, Any] = {"op": "clone", "entity": entity, "template": template_id, "names": names}
         command["age_seconds"] = age_seconds
+        command["realm"] = realm
         self.process.stdin.write(json.dumps(command) + "\n")
         self.process.stdin.flush()
         answer = json.loads(self.process.stdout.readline())
@@ -71,9 +78,20 @@ def config_json(config: EmulatorConfig) -> str:
     return json.dumps(values)
 
 
+def config_from_json(text: str) -> EmulatorConfig:
+    known = {f.name for f in fields(EmulatorConfig)}
+    raw = json.loads(text)
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known}
+    values["extra_companies"] = tuple(CompanyConfig(**c) for c in raw.get("extra_companies", ()))
+    return EmulatorConfig(**values)
+
+
 @contextmanager
-def emulator_process(config: EmulatorConfig) -> Iterator[RemoteEmulator]:
-    """Start the emulator child, yield its handle, stop it (closing stdin ends it) on exit."""
+def emulator_process(config: EmulatorConfig, companies: int = 1) -> Iterator[RemoteEmulator]:
+    """Start the emulator child (hosting `companies` companies: the config's, then numbered ones up to
+    that count), yield its handle, stop it (closing stdin ends it) on exit."""
+    if companies > 1 + len(config.extra_companies):
+        config = config.with_companies(companies)
     process = subprocess.Popen(
         [sys.executable, "-m", "bench.emulator_proc", config_json(config)],
         stdin=subprocess.PIPE,
@@ -104,13 +122,15 @@ def _clone(emulator: Any, command: dict[str, Any]) -> list[str]:
     from connectors.quickbooks.emulator.clock import format_stamp
     from connectors.quickbooks.emulator.store import Row
 
-    entity, store = command["entity"], emulator.store
+    realm = command.get("realm")
+    company = emulator.default if realm is None else emulator.companies[realm]
+    entity, store = command["entity"], company.store
     with store.lock:
         template = store.get(entity, command["template"])
         if template is None:
             raise KeyError(f"no {entity} {command['template']}")
         moment = emulator.clock.now() - timedelta(seconds=float(command["age_seconds"]))
-        stamp = format_stamp(moment, emulator.config.tz)
+        stamp = format_stamp(moment, company.config.tz)
         name_key = "Name" if "Name" in template.data and "DisplayName" not in template.data else "DisplayName"
         ids = []
         rows = store.rows.setdefault(entity, {})
@@ -131,10 +151,9 @@ def _clone(emulator: Any, command: dict[str, Any]) -> list[str]:
 def main() -> None:
     from connectors.quickbooks.emulator import running_emulator
 
-    known = {f.name for f in fields(EmulatorConfig)}
-    raw = json.loads(sys.argv[1])
-    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known}
-    config = EmulatorConfig(**values)
+    config = config_from_json(sys.argv[1])
+    if "--companies" in sys.argv:
+        config = config.with_companies(int(sys.argv[sys.argv.index("--companies") + 1]))
     with running_emulator(config) as handle:
         print(handle.base_url, flush=True)
         for line in sys.stdin:

@@ -1,4 +1,5 @@
-"""The Accounting API under /v3/company/{realmId}/: auth, throttling, requestid replay, then the operation."""
+"""The Accounting API under /v3/company/{realmId}/: auth, the company, its throttling and requestid
+replays, then the operation on its records."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from connectors.quickbooks.emulator import batch, cdc, faults, query, records
-from connectors.quickbooks.emulator.context import URL_NAMES
+from connectors.quickbooks.emulator.company import Company
+from connectors.quickbooks.emulator.context import URL_NAMES, Context
 from connectors.quickbooks.emulator.emulator import Emulator
 from connectors.quickbooks.emulator.requestlog import CORE, CORE_PLUS, LoggedRequest, Write, changed_fields
 from connectors.quickbooks.emulator.responses import fault_response, json_response, with_time
@@ -48,6 +50,7 @@ def routes(emulator: Emulator) -> list[Route]:
                 record=write.record,
                 changed=write.changed if response.status_code == 200 else None,
                 replayed=write.replayed,
+                realm=realm,
             )
         )
         return response
@@ -69,62 +72,67 @@ def _unauthorized(emulator: Emulator, detail: str) -> Response:
 
 
 async def _guarded(emulator: Emulator, request: Request, realm: str, resource: str) -> Response:
-    ctx = emulator.ctx
     header = request.headers.get("authorization", "")
     bearer = header[7:].strip() if header.lower().startswith("bearer ") else None
     token_realm, detail = emulator.authority.authenticate(bearer)
     if token_realm is None:
         return _unauthorized(emulator, detail)
-    if token_realm != realm:
-        return fault_response(ctx, faults.forbidden())
-    if emulator.faults.take("rate_limit", request.url.path) is not None:
-        return fault_response(ctx, faults.throttled())
-    if not emulator.throttle.admit(realm, is_batch=resource == "batch"):
-        return fault_response(ctx, faults.throttled())
+    company = emulator.companies.get(realm)
+    if company is None and emulator.config.unknown_realm_fault == "not_found":
+        return fault_response(emulator, faults.no_resource(request.url.path))
+    if company is None or token_realm != realm:
+        # A token is bound to the company that granted it: any other realm, hosted or not, is one
+        # the app is not authorized for.
+        return fault_response(company or emulator, faults.forbidden())
+    if company.faults.take("rate_limit", request.url.path) is not None:
+        return fault_response(company, faults.throttled())
+    if not company.throttle.admit(realm, is_batch=resource == "batch"):
+        return fault_response(company, faults.throttled())
     client = f"{request.client.host}:{request.client.port}" if request.client else ""
     try:
-        latency = emulator.faults.take("latency", request.url.path)
+        latency = company.faults.take("latency", request.url.path)
         if latency is not None:
-            with emulator.faults.holding("latency", client, request.url.path):
+            with company.faults.holding("latency", client, request.url.path):
                 await asyncio.sleep(latency.delay)
-        broken = emulator.faults.take("server_error", request.url.path)
+        broken = company.faults.take("server_error", request.url.path)
         if broken is not None:
-            return fault_response(ctx, faults.system_error("Injected upstream failure", status=broken.status))
-        response = await _replayed_or_run(emulator, request, realm, resource)
+            injected = faults.system_error("Injected upstream failure", status=broken.status)
+            return fault_response(company, injected)
+        response = await _replayed_or_run(emulator, company, request, resource)
         if request.method == "POST" and response.status_code < 500:
-            late = emulator.faults.take("timeout_after_commit", request.url.path)
+            late = company.faults.take("timeout_after_commit", request.url.path)
             if late is not None:
                 # The write is committed; the client gives up waiting (or is killed meanwhile).
-                with emulator.faults.holding("timeout_after_commit", client, request.url.path):
+                with company.faults.holding("timeout_after_commit", client, request.url.path):
                     await asyncio.sleep(late.delay)
         return response
     finally:
-        emulator.throttle.release(realm)
+        company.throttle.release(realm)
 
 
-async def _replayed_or_run(emulator: Emulator, request: Request, realm: str, resource: str) -> Response:
-    ctx = emulator.ctx
+async def _replayed_or_run(emulator: Emulator, company: Company, request: Request, resource: str) -> Response:
+    ctx = company.ctx
     raw = await request.body()
     request_id = request.query_params.get("requestid")
     key = None
     if request.method == "POST" and request_id:
         try:
-            key = _replay_key(emulator, realm, resource, request_id, raw)
+            key = _replay_key(company, resource, request_id, raw)
         except faults.QboFaultError as fault:
             return fault_response(ctx, fault)
-        with emulator.store.lock:
-            stored = emulator.replays.get(key)
+        with ctx.store.lock:
+            stored = company.replays.get(key)
         if stored is not None:
             status, stored_body = stored
             request.state.write = Write(replayed=True)
             return Response(stored_body, status_code=status, media_type="application/json;charset=UTF-8")
     entity = URL_NAMES.get(resource) if request.method == "POST" else None
-    with emulator.store.lock:
+    with ctx.store.lock:
         try:
-            before = _target(emulator, entity, raw)
-            result = _dispatch(emulator, request, resource, raw)
+            before = _target(ctx, entity, raw)
+            result = _dispatch(ctx, request, resource, raw)
             if entity is not None:
-                request.state.write = _write_of(emulator, entity, before, result)
+                request.state.write = _write_of(ctx, entity, before, result)
             body = with_time(ctx, result)
             response = json_response(body)
         except faults.QboFaultError as fault:
@@ -133,13 +141,13 @@ async def _replayed_or_run(emulator: Emulator, request: Request, realm: str, res
             logger.exception("emulator bug answering %s %s", request.method, request.url.path)
             response = fault_response(ctx, faults.system_error("Unexpected emulator error", status=500))
         if key is not None and response.status_code < 500:
-            emulator.replays[key] = (response.status_code, bytes(response.body))
+            company.replays[key] = (response.status_code, bytes(response.body))
     if request.method == "POST":
         emulator.changed()
     return response
 
 
-def _target(emulator: Emulator, entity: str | None, raw: bytes) -> tuple[str, JsonDict | None] | None:
+def _target(ctx: Context, entity: str | None, raw: bytes) -> tuple[str, JsonDict | None] | None:
     """The record a single-entity POST names (its Id and current data), before the write runs."""
     if entity is None:
         return None
@@ -148,20 +156,21 @@ def _target(emulator: Emulator, entity: str | None, raw: bytes) -> tuple[str, Js
     except (ValueError, UnicodeDecodeError):
         return None
     entity_id = str(sent.get("Id") or "").strip() if isinstance(sent, dict) else ""
-    return (entity_id, emulator.store.snapshot(entity, entity_id)) if entity_id else None
+    return (entity_id, ctx.store.snapshot(entity, entity_id)) if entity_id else None
 
 
 def _write_of(
-    emulator: Emulator, entity: str, before: tuple[str, JsonDict | None] | None, result: dict[str, Any]
+    ctx: Context, entity: str, before: tuple[str, JsonDict | None] | None, result: dict[str, Any]
 ) -> Write:
     """What a successful single-entity write did to its record, for the request log."""
     entity_id = before[0] if before else str(result.get(entity, {}).get("Id", ""))
-    after = emulator.store.snapshot(entity, entity_id)
+    after = ctx.store.snapshot(entity, entity_id)
     return Write(record=f"{entity} {entity_id}", changed=changed_fields(before[1] if before else None, after))
 
 
-def _replay_key(emulator: Emulator, realm: str, resource: str, request_id: str, raw: bytes) -> str:
-    cfg = emulator.config
+def _replay_key(company: Company, resource: str, request_id: str, raw: bytes) -> str:
+    cfg = company.config
+    realm = company.realm_id
     limit = cfg.batch_requestid_max_length if resource == "batch" else cfg.requestid_max_length
     if len(request_id) > limit:
         raise faults.business(
@@ -195,8 +204,7 @@ def _json_body(raw: bytes, entity: str) -> Any:
         ) from None
 
 
-def _dispatch(emulator: Emulator, request: Request, resource: str, raw: bytes) -> dict[str, Any]:
-    ctx = emulator.ctx
+def _dispatch(ctx: Context, request: Request, resource: str, raw: bytes) -> dict[str, Any]:
     params = request.query_params
     entity_id = request.path_params.get("entity_id")
     if resource == "query":

@@ -18,17 +18,10 @@ def create_app(config: EmulatorConfig | None = None, emulator: Emulator | None =
     emu = emulator or Emulator(config or EmulatorConfig())
 
     async def unknown(request: Request, exc: Exception) -> Response:
-        fault = faults.QboFaultError(
-            "10000",
-            "An application error has occurred while processing your request",
-            f"System Failure Error: no resource at {request.url.path}",
-            fault_type="SystemFault",
-            status=404,
-        )
-        return fault_response(emu.ctx, fault)
+        return fault_response(emu, faults.no_resource(request.url.path))
 
     async def not_allowed(request: Request, exc: Exception) -> Response:
-        return fault_response(emu.ctx, faults.unsupported(f"Method {request.method} is not supported here."))
+        return fault_response(emu, faults.unsupported(f"Method {request.method} is not supported here."))
 
     app = Starlette(
         routes=[*oauth_routes.routes(emu), *api_routes.routes(emu), *control_routes.routes(emu)],

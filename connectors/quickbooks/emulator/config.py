@@ -1,8 +1,10 @@
-"""Settings of one emulator instance: identity, credentials, limits and configurable uncertainties."""
+"""Settings of one emulator instance: identity, credentials, limits, the companies it hosts, and
+configurable uncertainties."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Literal
@@ -18,6 +20,45 @@ INTUIT_WEBHOOK_RETRY_DELAYS = (10.0, 20.0, 30.0, 300.0, 1200.0, 7200.0, 14400.0,
 
 
 @dataclass(frozen=True)
+class CompanyConfig:
+    """One more company the emulator hosts beside its default one: a realm id, and what differs from
+    the `EmulatorConfig` (None: the same). The app (client id, secret, verifier token, webhook format,
+    OAuth rules) is one for every company, as one Intuit app connects many companies."""
+
+    realm_id: str
+    company_name: str | None = None  # None: "<EmulatorConfig.company_name> <realm id>"
+    webhook_url: str | None = None  # None: the app's webhook_url
+    timezone_offset_hours: float | None = None
+    requests_per_minute: int | None = None
+    batch_requests_per_minute: int | None = None
+    max_in_flight: int | None = None
+    requests_per_second: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.realm_id.strip() or "/" in self.realm_id:
+            raise ValueError(f"not a realm id: {self.realm_id!r}")
+
+    def applied_to(self, base: EmulatorConfig) -> EmulatorConfig:
+        """The settings this company runs with: the base's, with its own realm, name and limits."""
+        changes = {k: v for k, v in asdict(self).items() if v is not None}
+        changes.setdefault("company_name", f"{base.company_name} {self.realm_id}")
+        return replace(base, **changes, extra_companies=())
+
+
+#: What `CompanyConfig` (and `Emulator.add_company`, and `POST /_emulator/companies`) takes.
+COMPANY_FIELDS = (
+    "realm_id",
+    "company_name",
+    "webhook_url",
+    "timezone_offset_hours",
+    "requests_per_minute",
+    "batch_requests_per_minute",
+    "max_in_flight",
+    "requests_per_second",
+)
+
+
+@dataclass(frozen=True)
 class EmulatorConfig:
     """Everything an emulator needs; every field has a documented default (see docs/emulator.md)."""
 
@@ -29,6 +70,11 @@ class EmulatorConfig:
     verifier_token: str = DEFAULT_VERIFIER_TOKEN
     webhook_format: Literal["cloudevents", "legacy"] = "cloudevents"
     state_file: Path | None = None
+    #: Companies hosted beside the default one (`realm_id`, `company_name`); more can be added at run time.
+    extra_companies: tuple[CompanyConfig, ...] = ()
+    #: A call with a valid token on a realm the emulator does not host: "forbidden" (403, 3100, as for
+    #: another company's realm) or "not_found" (404, the error-codes page's "unknown URL or realm").
+    unknown_realm_fault: Literal["forbidden", "not_found"] = "forbidden"
 
     # OAuth
     redirect_uri_allowlist: tuple[str, ...] = ()  # empty: any redirect URI is accepted
@@ -68,7 +114,22 @@ class EmulatorConfig:
     webhook_batch_max: int = 100
     webhook_timeout: float = 3.0
     webhook_retry_delays: tuple[float, ...] = INTUIT_WEBHOOK_RETRY_DELAYS
+    #: Threads that POST webhooks, shared by every company (each company's events stay in order).
+    webhook_workers: int = 4
 
     @property
     def tz(self) -> timezone:
         return timezone(timedelta(hours=self.timezone_offset_hours))
+
+    def with_companies(self, count: int) -> EmulatorConfig:
+        """These settings hosting `count` companies in all: the default one and `count - 1` more with
+        numbered realm ids (9341455600000002, ...03, ...), as `add_company()` would number them."""
+        if count < 1:
+            raise ValueError("an emulator hosts at least one company")
+        realms = (str(n) for n in itertools.count(int(DEFAULT_REALM_ID) + 1))
+        more = itertools.islice((r for r in realms if r != self.realm_id), count - 1)
+        return replace(self, extra_companies=tuple(CompanyConfig(realm) for realm in more))
+
+    def company_configs(self) -> tuple[EmulatorConfig, ...]:
+        """The settings of every company declared here, the default one first."""
+        return (replace(self, extra_companies=()), *(c.applied_to(self) for c in self.extra_companies))

@@ -1,56 +1,114 @@
-"""One running emulator's parts, wired together: company data, clock, OAuth, limits, faults, webhooks."""
+"""One running emulator: the companies it hosts, wired to the shared clock, OAuth authority, request log
+and webhook courier."""
 
 from __future__ import annotations
 
 import threading
+from datetime import datetime
+from typing import Any
 
-from connectors.quickbooks.emulator import persistence, records
+from connectors.quickbooks.emulator import persistence
 from connectors.quickbooks.emulator.clock import EmulatorClock
-from connectors.quickbooks.emulator.config import EmulatorConfig
+from connectors.quickbooks.emulator.company import Company
+from connectors.quickbooks.emulator.config import DEFAULT_REALM_ID, CompanyConfig, EmulatorConfig
 from connectors.quickbooks.emulator.context import Context
+from connectors.quickbooks.emulator.courier import Courier
 from connectors.quickbooks.emulator.injection import FaultPlan
 from connectors.quickbooks.emulator.oauth import Authority
 from connectors.quickbooks.emulator.requestlog import RequestLog
 from connectors.quickbooks.emulator.store import Store
 from connectors.quickbooks.emulator.throttle import Throttle
-from connectors.quickbooks.emulator.webhooks import WebhookDispatcher
+from connectors.quickbooks.emulator.webhooks import WebhookQueue
 
 
 class Emulator:
-    """Holds the state; the Starlette app (see `app.py`) is only its HTTP face."""
+    """Holds the state; the Starlette app (see `app.py`) is only its HTTP face.
+
+    `store`, `ctx`, `throttle`, `faults`, `replays` and `webhooks` are the default company's (the first),
+    so code written for a one-company emulator keeps working; `companies` holds them all by realm id.
+    """
 
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         self.clock = EmulatorClock(config.tz, config.start_time)
-        self.store = Store()
-        self.ctx = Context(self.store, self.clock, config)
         self.authority = Authority(config, self.clock)
-        self.throttle = Throttle(config)
         self.requests = RequestLog()
-        self.faults = FaultPlan()
-        #: (realm, requestid[, bIds]) -> (status, body): a repeated requestid replays the first answer.
-        self.replays: dict[str, tuple[int, bytes]] = {}
-        self.webhooks = WebhookDispatcher(config, self.faults, self.is_connected)
-        self.store.listeners.append(self.webhooks.enqueue)
+        self.courier = Courier(config.webhook_workers, config.webhook_timeout)
+        self.companies: dict[str, Company] = {}
+        self._hosting = threading.Lock()
         self._save_lock = threading.Lock()
+        for company_config in config.company_configs():
+            if company_config.realm_id in self.companies:
+                raise ValueError(f"realm {company_config.realm_id} is declared twice")
+            self._host(company_config)
         if config.state_file is not None and config.state_file.exists():
             persistence.load(self, config.state_file)
-        else:
-            records.seed(self.ctx)
 
-    def is_connected(self) -> bool:
-        grants = self.authority.state.grants.values()
-        return any(g.realm_id == self.config.realm_id and not g.revoked for g in grants)
+    @property
+    def default(self) -> Company:
+        return next(iter(self.companies.values()))
+
+    @property
+    def store(self) -> Store:
+        return self.default.store
+
+    @property
+    def ctx(self) -> Context:
+        return self.default.ctx
+
+    @property
+    def throttle(self) -> Throttle:
+        return self.default.throttle
+
+    @property
+    def faults(self) -> FaultPlan:
+        return self.default.faults
+
+    @property
+    def replays(self) -> dict[str, tuple[int, bytes]]:
+        return self.default.replays
+
+    @property
+    def webhooks(self) -> WebhookQueue:
+        return self.default.webhooks
+
+    def add_company(
+        self, realm_id: str | None = None, *, created_at: datetime | None = None, **settings: Any
+    ) -> Company:
+        """Host one more company: `realm_id` (none: the next free one) with `settings` (the fields of
+        `CompanyConfig`: company_name, webhook_url, limits...). Its records are made at its first use."""
+        with self._hosting:
+            company = CompanyConfig(realm_id or self._free_realm_id(), **settings)
+            if company.realm_id in self.companies:
+                raise ValueError(f"the emulator already hosts realm {company.realm_id}")
+            return self._host(company.applied_to(self.config), created_at)
+
+    def is_connected(self, realm_id: str | None = None) -> bool:
+        """Whether the company (the default one if not named) has a live OAuth grant."""
+        realm = realm_id or self.default.realm_id
+        return any(g.realm_id == realm and not g.revoked for g in list(self.authority.state.grants.values()))
 
     def changed(self) -> None:
         """Persist after a change, when a state file is configured."""
         if self.config.state_file is not None:
-            with self._save_lock, self.store.lock:
+            with self._save_lock:
                 persistence.save(self, self.config.state_file)
 
     def start(self) -> None:
-        self.webhooks.start()
+        """Nothing to start: webhook threads start with the first event to deliver."""
 
     def stop(self) -> None:
-        self.webhooks.stop()
+        self.courier.stop()
         self.changed()
+
+    def _host(self, config: EmulatorConfig, created_at: datetime | None = None) -> Company:
+        company = Company(config, self.clock, self.is_connected, self.courier.schedule, created_at)
+        self.companies[config.realm_id] = company
+        return company
+
+    def _free_realm_id(self) -> str:
+        """The next of 9341455600000002, ...03, ... that no hosted company has."""
+        candidate = int(DEFAULT_REALM_ID) + len(self.companies)
+        while str(candidate) in self.companies:
+            candidate += 1
+        return str(candidate)

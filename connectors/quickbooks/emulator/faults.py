@@ -127,6 +127,17 @@ def system_error(detail: str, status: int = 500) -> QboFaultError:
     )
 
 
+def no_resource(path: str) -> QboFaultError:
+    """A URL (or, if so configured, a realm) QuickBooks has nothing at."""
+    return QboFaultError(
+        "10000",
+        "An application error has occurred while processing your request",
+        f"System Failure Error: no resource at {path}",
+        fault_type="SystemFault",
+        status=404,
+    )
+
+
 def throttled() -> QboFaultError:
     return QboFaultError(
         "3001",

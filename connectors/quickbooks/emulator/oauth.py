@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import string
+import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -122,16 +123,19 @@ class Authority:
         self.config = config
         self.clock = clock
         self.state = state or OAuthState()
+        #: Held around each change: the custody is one for every company the emulator hosts.
+        self.lock = threading.RLock()
 
     def check_client(self, client_id: str | None, client_secret: str | None) -> None:
         if client_id != self.config.client_id or client_secret != self.config.client_secret:
             raise OAuthError(401, "invalid_client")
 
-    def issue_code(self, redirect_uri: str, scope: str) -> str:
+    def issue_code(self, redirect_uri: str, scope: str, realm_id: str) -> str:
+        """The code of a new grant: the company `realm_id` authorizes the app."""
         now = self.clock.timestamp()
         grant = Grant(
             grant_id=_random(16),
-            realm_id=self.config.realm_id,
+            realm_id=realm_id,
             scope=scope,
             created_at=now,
             hard_expires_at=now + self.config.refresh_token_hard_ttl,

@@ -17,6 +17,8 @@ from connectors.quickbooks.emulator.requestlog import OAUTH, LoggedRequest
 from connectors.quickbooks.emulator.responses import json_response
 
 AUTHORIZE_PATH = "/connect/oauth2"
+#: The emulator's stand-in for Intuit's company picker: the realm id of the company that consents.
+REALM_HINT = "realm"
 TOKEN_PATH = "/oauth2/v1/tokens/bearer"
 REVOKE_PATH = "/v2/oauth2/tokens/revoke"
 JWKS_PATH = "/op/v1/jwks"
@@ -98,6 +100,13 @@ def routes(emulator: Emulator) -> list[Route]:  # noqa: PLR0915 - one closure pe
             return log(
                 request, "authorize", PlainTextResponse("The redirect_uri is not registered", status_code=400)
             )
+        # Intuit asks the user which company to connect; here the `realm` parameter answers for them,
+        # and without it the first company is picked.
+        company = emulator.companies.get(params[REALM_HINT]) if REALM_HINT in params else emulator.default
+        if company is None:
+            return log(
+                request, "authorize", PlainTextResponse(f"No company {params[REALM_HINT]}", status_code=400)
+            )
         state = params.get("state")
         answer: dict[str, str]
         if params.get("response_type") != "code":
@@ -107,9 +116,9 @@ def routes(emulator: Emulator) -> list[Route]:  # noqa: PLR0915 - one closure pe
         elif emulator.config.deny_consent:
             answer = {"error": "access_denied"}
         else:
-            with emulator.store.lock:
-                code = authority.issue_code(redirect_uri, params["scope"])
-            answer = {"code": code, "realmId": emulator.config.realm_id}
+            with authority.lock:
+                code = authority.issue_code(redirect_uri, params["scope"], company.realm_id)
+            answer = {"code": code, "realmId": company.realm_id}
             emulator.changed()
         if state is not None:
             answer["state"] = state
@@ -120,7 +129,7 @@ def routes(emulator: Emulator) -> list[Route]:  # noqa: PLR0915 - one closure pe
         hard = request.headers.get("x-include-refresh-token-hard-expires-in", "").lower() == "true"
         form = dict(parse_qsl((await request.body()).decode("utf-8", errors="replace")))
         try:
-            with emulator.store.lock:
+            with authority.lock:
                 authority.check_client(*_basic_auth(request))
                 grant_type = form.get("grant_type")
                 if grant_type == "authorization_code":
@@ -142,7 +151,7 @@ def routes(emulator: Emulator) -> list[Route]:  # noqa: PLR0915 - one closure pe
     async def revoke(request: Request) -> Response:
         raw = (await request.body()).decode("utf-8", errors="replace")
         try:
-            with emulator.store.lock:
+            with authority.lock:
                 authority.check_client(*_basic_auth(request))
                 try:
                     payload = json.loads(raw) if raw.strip() else {}

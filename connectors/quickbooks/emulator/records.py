@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+from datetime import datetime
 from typing import Any
 
 from connectors.quickbooks.emulator import faults, names, transactions
+from connectors.quickbooks.emulator.clock import format_stamp
 from connectors.quickbooks.emulator.context import (
     NAME_LISTS,
     READ_ONLY,
@@ -172,10 +174,11 @@ def void(ctx: Context, entity: str, body: Any) -> JsonDict:
     return _write(ctx, entity, row, voided, "Void")
 
 
-def seed(ctx: Context) -> None:
-    """A fresh company: CompanyInfo, income accounts, Undeposited Funds, A/R, tax codes TAX and NON."""
-    stamp = ctx.stamp()
-    now = ctx.clock.now()
+def seed(ctx: Context, at: datetime | None = None) -> None:
+    """A fresh company, made at `at` (default: now): CompanyInfo, income accounts, Undeposited Funds,
+    A/R, tax codes TAX and NON."""
+    now = at or ctx.clock.now()
+    stamp = format_stamp(now, ctx.config.tz)
     meta = {"CreateTime": stamp, "LastUpdatedTime": stamp}
 
     def put(entity: str, data: JsonDict) -> None:

@@ -34,6 +34,8 @@ class LoggedRequest:
     changed: tuple[str, ...] | None = None
     #: Answered from the stored answer of an earlier request with the same requestid.
     replayed: bool = False
+    #: The company the call was for (the realm in its path); None for OAuth calls.
+    realm: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,13 +63,18 @@ class RequestLog:
         with self._lock:
             self._entries.append(entry)
 
-    def clear(self) -> None:
+    def clear(self, realm: str | None = None) -> None:
+        """Forget every entry, or only those of one company."""
         with self._lock:
-            self._entries.clear()
+            if realm is None:
+                self._entries.clear()
+            else:
+                self._entries = [e for e in self._entries if e.realm != realm]
 
-    def summary(self, with_entries: bool = False) -> dict[str, Any]:
+    def summary(self, with_entries: bool = False, realm: str | None = None) -> dict[str, Any]:
+        """Counts over every entry, or over one company's calls."""
         with self._lock:
-            entries = list(self._entries)
+            entries = [e for e in self._entries if realm is None or e.realm == realm]
         metered_ok = sum(1 for e in entries if e.metered_class == CORE_PLUS and 200 <= e.status < 300)
         out: dict[str, Any] = {
             "total": len(entries),

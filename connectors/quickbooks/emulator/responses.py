@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import json
 import secrets
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from connectors.quickbooks.emulator.clock import format_response_time
-from connectors.quickbooks.emulator.context import Context
+from connectors.quickbooks.emulator.clock import EmulatorClock, format_response_time
+from connectors.quickbooks.emulator.config import EmulatorConfig
 from connectors.quickbooks.emulator.faults import QboFaultError
 
 JSON_TYPE = "application/json;charset=UTF-8"
+
+
+class Timed(Protocol):
+    """Whatever knows the time and the company's settings: a rules `Context`, a `Company`, the emulator."""
+
+    @property
+    def clock(self) -> EmulatorClock: ...
+
+    @property
+    def config(self) -> EmulatorConfig: ...
 
 
 def new_tid() -> str:
@@ -28,11 +38,11 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(json_bytes(body), status_code=status, media_type=JSON_TYPE, headers=headers)
 
 
-def with_time(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+def with_time(ctx: Timed, body: dict[str, Any]) -> dict[str, Any]:
     return {**body, "time": format_response_time(ctx.clock.now(), ctx.config.tz)}
 
 
-def fault_response(ctx: Context, fault: QboFaultError) -> Response:
+def fault_response(ctx: Timed, fault: QboFaultError) -> Response:
     headers: dict[str, str] = {}
     if fault.status == 429 and ctx.config.retry_after_header is not None:
         headers["Retry-After"] = str(ctx.config.retry_after_header)

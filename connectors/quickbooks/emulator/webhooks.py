@@ -1,4 +1,4 @@
-"""Webhook delivery: signed CloudEvents (or legacy) POSTs, batched, retried, held behind a failed one."""
+"""One company's webhooks: signed CloudEvents (or legacy) POSTs, batched, retried, held behind a failure."""
 
 from __future__ import annotations
 
@@ -87,17 +87,28 @@ def legacy_body(events: list[Event]) -> dict[str, Any]:
     }
 
 
-class WebhookDispatcher:
-    """One background thread delivering the realm's events in order, one batch at a time."""
+class WebhookQueue:
+    """One company's events waiting to be POSTed, in the order they happened, and its delivery attempts.
 
-    def __init__(self, config: EmulatorConfig, faults: FaultPlan, is_connected: Callable[[], bool]) -> None:
+    The company's events go out one batch at a time, and a batch not acknowledged with a 200 is retried
+    (Intuit's schedule) with every later event waiting behind it. A `Courier` thread does the POSTs;
+    `schedule(queue, delay)` asks it for a turn. One POST carries one company's events only.
+    """
+
+    def __init__(
+        self,
+        config: EmulatorConfig,
+        faults: FaultPlan,
+        is_connected: Callable[[], bool],
+        schedule: Callable[[WebhookQueue, float], None],
+    ) -> None:
         self.config = config
         self.faults = faults
         self.is_connected = is_connected
+        self._schedule = schedule
         self._queue: deque[Event] = deque()
-        self._cond = threading.Condition()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._failures = 0  # failed attempts of the batch at the head
         self.deliveries: list[dict[str, Any]] = []
 
     def enqueue(self, change: Change) -> None:
@@ -108,57 +119,39 @@ class WebhookDispatcher:
             self._log(event_ids=[event.event_id], status=None, note="dropped by fault injection")
             return
         copies = 2 if self.faults.take("webhook_duplicate") else 1
-        with self._cond:
+        with self._lock:
             for _ in range(copies):
                 self._queue.append(event)
-            self._cond.notify_all()
+        # Queued before asking: a courier finishing this queue's last turn sees the event (see Courier).
+        self._schedule(self, self.config.webhook_batch_window)
 
     def pending(self) -> int:
-        with self._cond:
+        with self._lock:
             return len(self._queue)
 
-    def start(self) -> None:
-        if self.config.webhook_url and self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="qbo-emulator-webhooks", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        with self._cond:
-            self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+    def deliver(self, client: httpx.Client) -> float | None:
+        """POST the next batch; seconds until this queue's next turn, or None when it is empty."""
+        with self._lock:
+            batch = list(self._queue)[: self.config.webhook_batch_max]
+        if not batch:
+            return None
+        if self.faults.take("webhook_reorder"):
+            batch = list(reversed(batch))
+        if self._post(client, batch):
+            with self._lock:
+                for _ in batch:
+                    self._queue.popleft()
+                self._failures = 0
+                more = bool(self._queue)
+            return self.config.webhook_batch_window if more else None
+        delays = self.config.webhook_retry_delays or (60.0,)
+        delay = delays[min(self._failures, len(delays) - 1)]
+        self._failures += 1
+        return delay
 
     def _log(self, *, event_ids: list[str], status: int | None, note: str = "") -> None:
-        with self._cond:
+        with self._lock:
             self.deliveries.append({"event_ids": event_ids, "status": status, "note": note})
-
-    def _run(self) -> None:
-        with httpx.Client(timeout=self.config.webhook_timeout) as client:
-            attempt = 0
-            while not self._stop.is_set():
-                with self._cond:
-                    if not self._queue:
-                        self._cond.wait(timeout=0.5)
-                        continue
-                if attempt == 0 and self._stop.wait(self.config.webhook_batch_window):
-                    return
-                with self._cond:
-                    batch = list(self._queue)[: self.config.webhook_batch_max]
-                if self.faults.take("webhook_reorder"):
-                    batch = list(reversed(batch))
-                if self._post(client, batch):
-                    with self._cond:
-                        for _ in batch:
-                            self._queue.popleft()
-                    attempt = 0
-                    continue
-                delays = self.config.webhook_retry_delays or (60.0,)
-                delay = delays[min(attempt, len(delays) - 1)]
-                attempt += 1
-                if self._stop.wait(delay):
-                    return
 
     def _post(self, client: httpx.Client, batch: list[Event]) -> bool:
         payload: Any = (
@@ -173,7 +166,7 @@ class WebhookDispatcher:
         try:
             response = client.post(str(self.config.webhook_url), content=body, headers=headers)
         except httpx.HTTPError as exc:
-            logger.info("webhook delivery failed: %s", type(exc).__name__)
+            logger.info("webhook delivery for realm %s failed: %s", self.config.realm_id, type(exc).__name__)
             self._log(event_ids=ids, status=None, note=f"transport error: {type(exc).__name__}")
             return False
         self._log(event_ids=ids, status=response.status_code)
