@@ -116,6 +116,8 @@ def emulator_process(config: EmulatorConfig, companies: int = 1) -> Iterator[Rem
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def _clone(emulator: Any, command: dict[str, Any]) -> list[str]:

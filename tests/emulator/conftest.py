@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.quickbooks.emulator import EmulatorConfig, EmulatorHandle, running_emulator
+from connectors.quickbooks.emulator import CompanyHandle, EmulatorConfig, EmulatorHandle, running_emulator
 
 #: Fast and roomy: tests that exercise the limits start their own emulator with small ones.
 FAST = EmulatorConfig(minute_seconds=60.0, requests_per_minute=100_000, batch_requests_per_minute=100_000)
@@ -17,7 +17,7 @@ FAST = EmulatorConfig(minute_seconds=60.0, requests_per_minute=100_000, batch_re
 class Api:
     """A tiny authorized client for the accounting API, returning (status, json)."""
 
-    def __init__(self, qbo: EmulatorHandle, token: str) -> None:
+    def __init__(self, qbo: CompanyHandle, token: str) -> None:
         self.qbo = qbo
         self.client = httpx.Client(
             base_url=qbo.company_url,
