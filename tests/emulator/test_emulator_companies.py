@@ -73,6 +73,11 @@ def test_records_ids_and_names_never_cross_companies(qbo: EmulatorHandle, other:
         assert theirs["Id"] == "1"
         assert {r["DisplayName"] for r in other.list_records("Customer")} == {"Same Name Ltd", "Only In B"}
         assert "Only In B" not in {r["DisplayName"] for r in qbo.list_records("Customer")}
+        assert other.company is not None  # in-process: the company's own store, as qbo.emulator.store
+        assert {r.data["DisplayName"] for r in other.company.store.all("Customer")} == {
+            "Same Name Ltd",
+            "Only In B",
+        }
         company_info = b.get("/companyinfo/1").json()["CompanyInfo"]
         assert company_info["CompanyName"] == "Other Books"
     finally:

@@ -1,4 +1,5 @@
-"""python-quickbooks and intuit-oauth, unmodified, against two companies of one emulator.
+"""python-quickbooks and intuit-oauth, unmodified, and ledgersync's own OAuth client, against two
+companies of one emulator.
 
 Intuit's consent page asks the user which company to connect; on the emulator the consent URL's `realm`
 parameter answers for them, so the test appends it to the URL intuit-oauth builds and changes nothing else.
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 import requests
 from intuitlib.client import AuthClient
@@ -19,6 +21,9 @@ from quickbooks.objects.company_info import CompanyInfo
 from quickbooks.objects.customer import Customer
 
 from connectors.quickbooks.emulator import CompanyHandle, EmulatorHandle
+from connectors.quickbooks.oauth import OAuthClient
+from connectors.quickbooks.settings import QboSettings
+from engine.clock import SystemClock
 from tests.emulator.test_emulator_third_party import REDIRECT
 
 
@@ -85,3 +90,21 @@ def test_a_client_cannot_reach_the_other_company(clients: tuple[QuickBooks, Quic
         )
     finally:
         trespasser.session.close()
+
+
+def test_ledgersync_connects_a_second_company_the_same_way(qbo: EmulatorHandle) -> None:
+    """ledgersync's OAuth client, pointed at the emulator as for one company: the consent URL's `realm`
+    stands in for the company the user picks; the callback names it and the tokens work on it alone."""
+    second = qbo.add_company()
+    settings = QboSettings(environment=qbo.base_url, client_id=qbo.client_id, client_secret=qbo.client_secret)
+    with httpx.Client() as http:
+        oauth = OAuthClient(http, settings, SystemClock())
+        request = oauth.authorization_request()
+        picked = request.model_copy(update={"url": f"{request.url}&realm={second.realm_id}"})
+        tokens = oauth.exchange_code(oauth.consent_automatically(picked))
+        assert tokens.realm_id == second.realm_id
+        headers = {"Authorization": f"Bearer {tokens.access_token.get_secret_value()}"}
+        assert http.get(f"{second.company_url}/companyinfo/1", headers=headers).status_code == 200
+        assert http.get(f"{qbo.company_url}/companyinfo/1", headers=headers).status_code == 403
+        default = oauth.exchange_code(oauth.consent_automatically(oauth.authorization_request()))
+        assert default.realm_id == qbo.realm_id  # no pick: the first company, as before
