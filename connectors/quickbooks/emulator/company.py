@@ -14,7 +14,7 @@ from datetime import datetime
 
 from connectors.quickbooks.emulator import records
 from connectors.quickbooks.emulator.clock import EmulatorClock
-from connectors.quickbooks.emulator.config import EmulatorConfig
+from connectors.quickbooks.emulator.config import CompanyConfig, EmulatorConfig
 from connectors.quickbooks.emulator.context import Context
 from connectors.quickbooks.emulator.injection import FaultPlan
 from connectors.quickbooks.emulator.store import Store
@@ -25,13 +25,17 @@ from connectors.quickbooks.emulator.webhooks import WebhookQueue
 class Company:
     def __init__(
         self,
-        config: EmulatorConfig,
+        declared: CompanyConfig,
+        app: EmulatorConfig,
         clock: EmulatorClock,
         is_connected: Callable[[str], bool],
         schedule: Callable[[WebhookQueue, float], None],
         created_at: datetime | None = None,
     ) -> None:
-        self.config = config
+        #: What was asked for this company (kept as asked, so a state file does not freeze inherited values).
+        self.declared = declared
+        #: The settings it runs with: the app's, with its own realm, name, time zone, limits and webhook URL.
+        self.config = config = declared.applied_to(app)
         self.realm_id = config.realm_id
         self.clock = clock
         #: When the company came to be: the CreateTime of its seeded records, whenever they are made.

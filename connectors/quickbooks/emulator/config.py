@@ -4,7 +4,7 @@ configurable uncertainties."""
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Literal
@@ -41,21 +41,13 @@ class CompanyConfig:
     def applied_to(self, base: EmulatorConfig) -> EmulatorConfig:
         """The settings this company runs with: the base's, with its own realm, name and limits."""
         changes = {k: v for k, v in asdict(self).items() if v is not None}
-        changes.setdefault("company_name", f"{base.company_name} {self.realm_id}")
+        if self.realm_id != base.realm_id:
+            changes.setdefault("company_name", f"{base.company_name} {self.realm_id}")
         return replace(base, **changes, extra_companies=())
 
 
 #: What `CompanyConfig` (and `Emulator.add_company`, and `POST /_emulator/companies`) takes.
-COMPANY_FIELDS = (
-    "realm_id",
-    "company_name",
-    "webhook_url",
-    "timezone_offset_hours",
-    "requests_per_minute",
-    "batch_requests_per_minute",
-    "max_in_flight",
-    "requests_per_second",
-)
+COMPANY_FIELDS = tuple(f.name for f in fields(CompanyConfig))
 
 
 @dataclass(frozen=True)
@@ -130,6 +122,6 @@ class EmulatorConfig:
         more = itertools.islice((r for r in realms if r != self.realm_id), count - 1)
         return replace(self, extra_companies=tuple(CompanyConfig(realm) for realm in more))
 
-    def company_configs(self) -> tuple[EmulatorConfig, ...]:
-        """The settings of every company declared here, the default one first."""
-        return (replace(self, extra_companies=()), *(c.applied_to(self) for c in self.extra_companies))
+    def companies(self) -> tuple[CompanyConfig, ...]:
+        """Every company declared here, the default one first."""
+        return (CompanyConfig(self.realm_id, self.company_name), *self.extra_companies)

@@ -37,10 +37,10 @@ class Emulator:
         self.companies: dict[str, Company] = {}
         self._hosting = threading.Lock()
         self._save_lock = threading.Lock()
-        for company_config in config.company_configs():
-            if company_config.realm_id in self.companies:
-                raise ValueError(f"realm {company_config.realm_id} is declared twice")
-            self._host(company_config)
+        for declared in config.companies():
+            if declared.realm_id in self.companies:
+                raise ValueError(f"realm {declared.realm_id} is declared twice")
+            self._host(declared)
         if config.state_file is not None and config.state_file.exists():
             persistence.load(self, config.state_file)
 
@@ -78,10 +78,10 @@ class Emulator:
         """Host one more company: `realm_id` (none: the next free one) with `settings` (the fields of
         `CompanyConfig`: company_name, webhook_url, limits...). Its records are made at its first use."""
         with self._hosting:
-            company = CompanyConfig(realm_id or self._free_realm_id(), **settings)
-            if company.realm_id in self.companies:
-                raise ValueError(f"the emulator already hosts realm {company.realm_id}")
-            return self._host(company.applied_to(self.config), created_at)
+            declared = CompanyConfig(realm_id or self._free_realm_id(), **settings)
+            if declared.realm_id in self.companies:
+                raise ValueError(f"the emulator already hosts realm {declared.realm_id}")
+            return self._host(declared, created_at)
 
     def is_connected(self, realm_id: str | None = None) -> bool:
         """Whether the company (the default one if not named) has a live OAuth grant."""
@@ -101,9 +101,11 @@ class Emulator:
         self.courier.stop()
         self.changed()
 
-    def _host(self, config: EmulatorConfig, created_at: datetime | None = None) -> Company:
-        company = Company(config, self.clock, self.is_connected, self.courier.schedule, created_at)
-        self.companies[config.realm_id] = company
+    def _host(self, declared: CompanyConfig, created_at: datetime | None = None) -> Company:
+        company = Company(
+            declared, self.config, self.clock, self.is_connected, self.courier.schedule, created_at
+        )
+        self.companies[declared.realm_id] = company
         return company
 
     def _free_realm_id(self) -> str:

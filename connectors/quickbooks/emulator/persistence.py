@@ -10,11 +10,11 @@ from __future__ import annotations
 import base64
 import json
 import os
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from connectors.quickbooks.emulator.config import COMPANY_FIELDS
 from connectors.quickbooks.emulator.oauth import OAuthState
 from connectors.quickbooks.emulator.store import Row, Store
 
@@ -36,7 +36,7 @@ def dump(emulator: Emulator) -> dict[str, Any]:
 
 def _dump_company(company: Company) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "settings": {name: getattr(company.config, name) for name in COMPANY_FIELDS},
+        "settings": asdict(company.declared),
         "created_at": company.created_at.isoformat(),
         "replays": {
             k: [status, base64.b64encode(body).decode()] for k, (status, body) in company.replays.items()
