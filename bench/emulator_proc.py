@@ -88,12 +88,14 @@ def config_from_json(text: str) -> EmulatorConfig:
 
 @contextmanager
 def emulator_process(config: EmulatorConfig, companies: int = 1) -> Iterator[RemoteEmulator]:
-    """Start the emulator child (hosting `companies` companies: the config's, then numbered ones up to
-    that count), yield its handle, stop it (closing stdin ends it) on exit."""
-    if companies > 1 + len(config.extra_companies):
-        config = config.with_companies(companies)
+    """Start the emulator child, yield its handle, stop it (closing stdin ends it) on exit. With
+    `companies` above 1 it hosts that many: the default one and numbered ones (9341455600000002, ...),
+    in place of the config's `extra_companies`."""
+    command = [sys.executable, "-m", "bench.emulator_proc", config_json(config)]
+    if companies > 1:
+        command += ["--companies", str(companies)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench.emulator_proc", config_json(config)],
+        command,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -155,7 +157,8 @@ def main() -> None:
 
     config = config_from_json(sys.argv[1])
     if "--companies" in sys.argv:
-        config = config.with_companies(int(sys.argv[sys.argv.index("--companies") + 1]))
+        count = int(sys.argv[sys.argv.index("--companies") + 1])
+        config = config.with_companies(count)
     with running_emulator(config) as handle:
         print(handle.base_url, flush=True)
         for line in sys.stdin:

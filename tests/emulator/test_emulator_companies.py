@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -57,6 +60,29 @@ def test_consent_picks_the_company_named_by_the_realm_hint(qbo: EmulatorHandle, 
     assert "realmId=" + qbo.realm_id in unhinted.headers["location"]  # no hint: the first company
     unknown = httpx.get(qbo.base_url + "/connect/oauth2", params={**params, "realm": "404"})
     assert unknown.status_code == 400 and "location" not in unknown.headers
+
+
+def test_the_optional_picker_page_lets_a_person_choose_the_company() -> None:
+    with running(EmulatorConfig(company_picker=True, company_name="Main & Co")) as qbo:
+        params = {
+            "client_id": qbo.client_id,
+            "response_type": "code",
+            "scope": "com.intuit.quickbooks.accounting",
+            "redirect_uri": "http://localhost/cb",
+            "state": "s",
+        }
+        alone = httpx.get(qbo.base_url + "/connect/oauth2", params=params)
+        assert alone.status_code == 302  # one company: nothing to pick
+        second = qbo.add_company(company_name="Second <Books>")
+        page = httpx.get(qbo.base_url + "/connect/oauth2", params=params)
+        assert (
+            page.status_code == 200 and "Main &amp; Co" in page.text and "Second &lt;Books&gt;" in page.text
+        )
+        links = re.findall(r'href="([^"]+)"', page.text)
+        assert len(links) == 2
+        picked = httpx.get(html.unescape(links[1]))
+        query = parse_qs(urlsplit(picked.headers["location"]).query)
+        assert query["realmId"] == [second.realm_id] and query["state"] == ["s"]
 
 
 def test_records_ids_and_names_never_cross_companies(qbo: EmulatorHandle, other: CompanyHandle) -> None:

@@ -71,6 +71,9 @@ class EmulatorConfig:
     # OAuth
     redirect_uri_allowlist: tuple[str, ...] = ()  # empty: any redirect URI is accepted
     deny_consent: bool = False
+    #: With several companies, a consent URL without `realm` shows a page to pick one (as Intuit's
+    #: consent does) instead of connecting the first company; for people clicking through in a browser.
+    company_picker: bool = False
     access_token_ttl: float = 3600.0
     refresh_token_ttl: float = 8726400.0  # x_refresh_token_expires_in of a fresh token (101 days)
     refresh_token_hard_ttl: float = 5 * 365 * 86400.0

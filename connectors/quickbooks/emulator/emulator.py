@@ -41,12 +41,14 @@ class Emulator:
             if declared.realm_id in self.companies:
                 raise ValueError(f"realm {declared.realm_id} is declared twice")
             self._host(declared)
+        self._default = self.companies[config.realm_id]
         if config.state_file is not None and config.state_file.exists():
             persistence.load(self, config.state_file)
 
     @property
     def default(self) -> Company:
-        return next(iter(self.companies.values()))
+        """The first company: the one `realm_id` names, and the one a consent without a pick connects."""
+        return self._default
 
     @property
     def store(self) -> Store:

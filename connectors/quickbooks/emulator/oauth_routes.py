@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import html
 import json
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from connectors.quickbooks.emulator.emulator import Emulator
@@ -77,6 +78,17 @@ def _token_body(issue: TokenIssue, hard_expiry: bool) -> dict[str, object]:
     return body
 
 
+def _picker(consent_url: str, emulator: Emulator) -> str:
+    """The company picker: a link per company, each the consent URL with that company's `realm`."""
+    separator = "&" if "?" in consent_url else "?"
+    links = "".join(
+        f'<li><a href="{html.escape(consent_url + separator + urlencode({REALM_HINT: realm}))}">'
+        f"{html.escape(company.config.company_name)} ({html.escape(realm)})</a></li>"
+        for realm, company in list(emulator.companies.items())
+    )
+    return f"<!doctype html><title>Select a company</title><h1>Select a company</h1><ul>{links}</ul>"
+
+
 def routes(emulator: Emulator) -> list[Route]:  # noqa: PLR0915 - one closure per endpoint
     authority = emulator.authority
 
@@ -101,7 +113,9 @@ def routes(emulator: Emulator) -> list[Route]:  # noqa: PLR0915 - one closure pe
                 request, "authorize", PlainTextResponse("The redirect_uri is not registered", status_code=400)
             )
         # Intuit asks the user which company to connect; here the `realm` parameter answers for them,
-        # and without it the first company is picked.
+        # and without it the first company is picked (or, with `company_picker`, the user is asked).
+        if REALM_HINT not in params and emulator.config.company_picker and len(emulator.companies) > 1:
+            return log(request, "authorize", HTMLResponse(_picker(str(request.url), emulator)))
         company = emulator.companies.get(params[REALM_HINT]) if REALM_HINT in params else emulator.default
         if company is None:
             return log(

@@ -55,26 +55,31 @@ def changed_fields(before: dict[str, Any] | None, after: dict[str, Any] | None) 
 
 
 class RequestLog:
+    """Every call, in order, also kept by company so one company's counts do not scan the others'."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: list[LoggedRequest] = []
+        self._by_realm: dict[str | None, list[LoggedRequest]] = {}
 
     def record(self, entry: LoggedRequest) -> None:
         with self._lock:
             self._entries.append(entry)
+            self._by_realm.setdefault(entry.realm, []).append(entry)
 
     def clear(self, realm: str | None = None) -> None:
         """Forget every entry, or only those of one company."""
         with self._lock:
             if realm is None:
                 self._entries.clear()
-            else:
+                self._by_realm.clear()
+            elif self._by_realm.pop(realm, None):
                 self._entries = [e for e in self._entries if e.realm != realm]
 
     def summary(self, with_entries: bool = False, realm: str | None = None) -> dict[str, Any]:
         """Counts over every entry, or over one company's calls."""
         with self._lock:
-            entries = [e for e in self._entries if realm is None or e.realm == realm]
+            entries = list(self._entries if realm is None else self._by_realm.get(realm, ()))
         metered_ok = sum(1 for e in entries if e.metered_class == CORE_PLUS and 200 <= e.status < 300)
         out: dict[str, Any] = {
             "total": len(entries),
