@@ -31,7 +31,8 @@ class Tokens:
 
 
 class CompanyHandle:
-    """One company of a running emulator."""
+    """One company of a running emulator. `config` is the emulator's (the app's credentials and defaults);
+    the company's own name and limits are in `info()`, or `company.config` in-process."""
 
     def __init__(
         self,
