@@ -23,6 +23,8 @@ from connectors.quickbooks.emulator.webhooks import WebhookQueue
 
 
 class Company:
+    """One realm: what it was declared with, the settings it runs with, and its own state."""
+
     def __init__(
         self,
         declared: CompanyConfig,
