@@ -103,6 +103,12 @@ def qbo(receiver: Receiver) -> Iterator[EmulatorHandle]:
 
 @pytest.fixture(autouse=True)
 def clean(receiver: Receiver, qbo: EmulatorHandle) -> None:
+    # The test before (on this xdist worker, not always the one before in the file) may have left
+    # changes on their way: one delivered now would take the answers this test sets up.
+    deadline = time.monotonic() + 30
+    while qbo.webhook_deliveries()["pending"]:
+        assert time.monotonic() < deadline, "earlier webhooks were never delivered"
+        time.sleep(0.02)
     receiver.bodies.clear()
     receiver.statuses.clear()
     qbo.clear_faults()
