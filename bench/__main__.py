@@ -74,7 +74,7 @@ def parser() -> argparse.ArgumentParser:
     one = commands.add_parser("cpu", help="CPU per event of sync, per backend and number of linked records")
     one.add_argument("--records", type=_ints, default=[1000, 10_000])
     one.add_argument("--backend", type=_list, default=["sqlite", "postgres"])
-    one.add_argument("--edits", type=int, default=100, help="edits on each side per measured sync")
+    one.add_argument("--edits", type=int, default=300, help="edits on each side per measured sync")
     one.add_argument(
         "--open-conflicts", type=int, default=0, help="also measure with this many open conflicts"
     )
