@@ -53,16 +53,19 @@ class SqlConnector:
         engine: sa.Engine,
         *,
         connection: str = "default",
+        tenant: str | None = None,
         clock: Clock | None = None,
         page_size: int | None = None,
     ) -> None:
+        """`tenant`: the app tenant this connection serves, when the mapping names tenant columns."""
         self.mapping = mapping
         self.engine = engine
         self.connection = connection
+        self.tenant = tenant
         self.clock = clock or SystemClock()
         try:
             schema.check(engine, mapping)
-            self.layouts: dict[EntityType, Layout] = bind(engine, mapping)
+            self.layouts: dict[EntityType, Layout] = bind(engine, mapping, tenant)
         except exc.SQLAlchemyError as error:
             raise translate(error) from error
         codec = Codec(engine.dialect.name)
@@ -83,6 +86,7 @@ class SqlConnector:
         url: str,
         *,
         connection: str = "default",
+        tenant: str | None = None,
         clock: Clock | None = None,
         schema: str | None = None,
         page_size: int | None = None,
@@ -91,7 +95,9 @@ class SqlConnector:
         mapping = load_mapping(mapping_file)
         engine = make_engine(url, schema=schema)
         try:
-            return cls(mapping, engine, connection=connection, clock=clock, page_size=page_size)
+            return cls(
+                mapping, engine, connection=connection, tenant=tenant, clock=clock, page_size=page_size
+            )
         except BaseException:
             engine.dispose()
             raise
@@ -158,6 +164,7 @@ class SqlConnector:
             "app write applied",
             extra={
                 "connection": self.connection,
+                "tenant": self.tenant,
                 "entity": op.entity,
                 "op_id": op.op_id,
                 "record": result.external_id,

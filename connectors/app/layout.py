@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from connectors.app.fields import CHILD_FIELDS, ENTITY_FIELDS, Kind
 from connectors.app.mapping import Child, Column, Entity, Mapping, Tombstone, child_column
+from engine.errors import ConfigurationError
 from engine.model import EntityType
 
 
@@ -23,6 +24,16 @@ class Layout:
     tombstone_key_integer: bool
     #: The child table's primary key column (names a bad child row in messages), if it has one.
     child_key: str | None = None
+    #: The tenant this connector serves, as the tenant column stores it (None: the mapping has no
+    #: tenant column, every row is this connector's).
+    tenant: Any = None
+
+    def scope(self, where: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+        """`where`, narrowed to this connector's tenant's rows."""
+        column = self.spec.tenant_column
+        if column is None:
+            return where
+        return sa.and_(where, sa.column(column) == self.tenant)
 
     @property
     def table(self) -> sa.TableClause:
@@ -78,8 +89,9 @@ def expression(spec: Column, label: str) -> sa.ColumnElement[Any]:
     return sa.literal_column(f"({spec.expression})").label(label)
 
 
-def bind(engine: sa.Engine, mapping: Mapping) -> dict[EntityType, Layout]:
-    """The layouts of every mapped entity (the mapping is already checked against the database)."""
+def bind(engine: sa.Engine, mapping: Mapping, tenant: str | None = None) -> dict[EntityType, Layout]:
+    """The layouts of every mapped entity (the mapping is already checked against the database), for
+    `tenant` when the mapping names tenant columns (an integer column takes the tenant as a number)."""
     inspector = sa.inspect(engine)
     types: dict[str, dict[str, Any]] = {}
 
@@ -107,5 +119,24 @@ def bind(engine: sa.Engine, mapping: Mapping) -> dict[EntityType, Layout]:
             tombstone_key_integer=tomb is not None
             and isinstance(type_of(tomb.table, tomb.key_column), sa.Integer),
             child_key=single_key(child.table) if child is not None else None,
+            tenant=tenant_value(spec, type_of(spec.table, spec.tenant_column), tenant),
         )
     return layouts
+
+
+def tenant_value(spec: Entity, column_type: Any, tenant: str | None) -> Any:
+    """The tenant as `spec`'s tenant column stores it; ConfigurationError when it cannot be one."""
+    if spec.tenant_column is None:
+        return None
+    if tenant is None:
+        raise ConfigurationError(
+            f"the mapping scopes {spec.table} by {spec.tenant_column}: a connection needs a tenant"
+        )
+    if isinstance(column_type, sa.Integer):
+        try:
+            return int(tenant)
+        except ValueError:
+            raise ConfigurationError(
+                f"tenant {tenant!r} is not a number, as {spec.table}.{spec.tenant_column} needs"
+            ) from None
+    return tenant

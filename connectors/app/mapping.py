@@ -66,6 +66,8 @@ class Tombstone(Spec):
     #: When one tombstone table serves several entities: the column naming the entity, and its value.
     entity_column: str | None = None
     entity_value: str | None = None
+    #: With a tenant-scoped entity: the column holding the tenant of the deleted row.
+    tenant_column: str | None = None
 
 
 class Delete(Spec):
@@ -100,6 +102,9 @@ class Entity(Spec):
     updated_at_column: str | None = None
     #: Set to the mapping's `origin_value` by every ledgersync write, so the app can tell them apart.
     origin_column: str | None = None
+    #: The column naming the row's tenant (the app's account): each connection reads and writes only
+    #: the rows of its own tenant, and creates rows with it. Child tables inherit through their parent.
+    tenant_column: str | None = None
     fields: dict[str, FieldSpec]
     billing_address: Address | None = None
     lines: Child | None = None
@@ -222,7 +227,7 @@ def load_mapping(path: str | Path) -> Mapping:
 
 
 def _semantic_problems(mapping: Mapping) -> list[str]:
-    problems: list[str] = []
+    problems: list[str] = _tenant_problems(mapping)
     for entity, spec in mapping.entities.items():
         at = f"entities.{entity}"
         known = ENTITY_FIELDS[entity]
@@ -265,4 +270,30 @@ def _child_problems(entity: EntityType, spec: Entity, at: str) -> list[str]:
         problems += [f"{at}.{name}.fields.{f}: required" for f in missing]
     if entity is EntityType.INVOICE and spec.lines is None:
         problems.append(f"{at}.lines: required (the table holding invoice lines)")
+    return problems
+
+
+def _tenant_problems(mapping: Mapping) -> list[str]:
+    """A tenant column on every entity or on none (a shared table would carry one company's records
+    into every other's), never with trigger capture (the outbox does not know the tenant: a schema
+    or a database per tenant serves that case), and on the tombstones of a scoped entity."""
+    scoped = [entity for entity, spec in mapping.entities.items() if spec.tenant_column]
+    if not scoped:
+        return []
+    problems: list[str] = []
+    for entity, spec in mapping.entities.items():
+        at = f"entities.{entity}"
+        if spec.tenant_column is None:
+            problems.append(
+                f"{at}.tenant_column: required, since {scoped[0]} has one (every entity is per tenant or none is)"
+            )
+            continue
+        if spec.capture.mode == "outbox":
+            problems.append(
+                f"{at}.capture.mode: outbox capture does not carry the tenant; poll instead, or give each"
+                " tenant its own schema (app.schema_name) and drop tenant_column"
+            )
+        tomb = spec.delete.tombstone if spec.delete else None
+        if tomb is not None and tomb.tenant_column is None:
+            problems.append(f"{at}.delete.tombstone.tenant_column: required with the entity's tenant_column")
     return problems

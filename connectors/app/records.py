@@ -90,7 +90,12 @@ class Reader:
         limit: int | None = None,
         lock: bool = False,
     ) -> list[Stored]:
-        query = sa.select(*self.columns(layout)).select_from(layout.table).where(where).order_by(*order_by)
+        query = (
+            sa.select(*self.columns(layout))
+            .select_from(layout.table)
+            .where(layout.scope(where))
+            .order_by(*order_by)
+        )
         if limit is not None:
             query = query.limit(limit)
         if lock and conn.dialect.name == "postgresql":

@@ -179,6 +179,7 @@ def _check_entity(
     checker.column(f"{at}.version_column", table, spec.version_column, "version")
     checker.column(f"{at}.updated_at_column", table, spec.updated_at_column, "timestamp")
     checker.column(f"{at}.origin_column", table, spec.origin_column, Kind.TEXT)
+    checker.column(f"{at}.tenant_column", table, spec.tenant_column)
     kinds = ENTITY_FIELDS[entity]
     for name, _ in spec.fields.items():
         column = spec.column(name)
@@ -293,6 +294,7 @@ def _check_tombstone(checker: Checker, at: str, tomb: Tombstone) -> None:
     checker.column(f"{at}.version_column", table, tomb.version_column, "version")
     checker.column(f"{at}.deleted_at_column", table, tomb.deleted_at_column, "timestamp")
     checker.column(f"{at}.entity_column", table, tomb.entity_column, Kind.TEXT)
+    checker.column(f"{at}.tenant_column", table, tomb.tenant_column)
 
 
 def _is_integer(column_type: TypeEngine[Any]) -> bool:

@@ -47,6 +47,8 @@ class Tombstones:
             values[tomb.deleted_at_column] = self.codec.write_timestamp(now)
         if tomb.entity_column:
             values[tomb.entity_column] = tomb.entity_value or layout.entity.value
+        if tomb.tenant_column:
+            values[tomb.tenant_column] = layout.tenant
         conn.execute(sa.insert(sa.table(tomb.table, *(sa.column(c) for c in values))).values(values))
         return Version(seq=seq, at=now)
 
@@ -113,9 +115,12 @@ class Tombstones:
 
     @staticmethod
     def _own(layout: Layout, tomb: Tombstone) -> Sequence[sa.ColumnElement[bool]]:
-        if tomb.entity_column is None:
-            return ()
-        return (sa.column(tomb.entity_column) == (tomb.entity_value or layout.entity.value),)
+        own: list[sa.ColumnElement[bool]] = []
+        if tomb.entity_column is not None:
+            own.append(sa.column(tomb.entity_column) == (tomb.entity_value or layout.entity.value))
+        if tomb.tenant_column is not None:
+            own.append(sa.column(tomb.tenant_column) == layout.tenant)
+        return own
 
     @staticmethod
     def _key(layout: Layout, key: Any) -> Any:

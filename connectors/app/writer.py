@@ -174,7 +174,7 @@ class Writer:
             names = {column: f"v{n}" for n, column in enumerate(columns)}
             statement = (
                 sa.update(_table(layout.spec.table, columns))
-                .where(layout.pk == sa.bindparam("k"))
+                .where(layout.scope(layout.pk == sa.bindparam("k")))
                 .values({column: sa.bindparam(name) for column, name in names.items()})
             )
             rows = [{"k": p.key, **{names[c]: v for c, v in p.values.items()}} for p in members]
@@ -242,6 +242,8 @@ class Writer:
         self._check_refs(conn, fields, op.fields.keys())
         values = self._values(layout, fields, op.fields.keys(), create=True)
         values.update(self._stamp(conn, layout, None, now))
+        if layout.spec.tenant_column is not None:
+            values[layout.spec.tenant_column] = layout.tenant
         table = _table(layout.spec.table, [*values, layout.spec.primary_key])
         inserted = conn.execute(
             sa.insert(table).values(values).returning(table.c[layout.spec.primary_key])
@@ -271,7 +273,7 @@ class Writer:
         self._check_refs(conn, fields, sent.keys())
         values = self._values(layout, fields, sent.keys(), create=False)
         values.update(self._stamp(conn, layout, stored, now))
-        conn.execute(sa.update(_table(layout.spec.table, values)).where(layout.pk == key).values(values))
+        conn.execute(_update(layout, values, key))
         if CHILD_FIELDS.get(layout.entity, ("",))[0] in sent:
             self._replace_children(conn, layout, key, fields)
         return self._result(conn, layout, key, now)
@@ -315,7 +317,7 @@ class Writer:
                 if layout.soft_delete_is_time
                 else self.codec.write(Kind.BOOL, True)
             )
-            conn.execute(sa.update(_table(layout.spec.table, values)).where(layout.pk == key).values(values))
+            conn.execute(_update(layout, values, key))
             return self._result(conn, layout, key, now)
         if layout.tombstone is None:
             raise RecordRejectedError(f"the mapping says nothing about how a {layout.entity} is deleted")
@@ -323,7 +325,7 @@ class Writer:
         child = layout.child
         if child is not None:
             conn.execute(sa.delete(sa.table(child.table)).where(sa.column(child.parent_key) == key))
-        conn.execute(sa.delete(layout.table).where(layout.pk == key))
+        conn.execute(sa.delete(layout.table).where(layout.scope(layout.pk == key)))
         return WriteResult(external_id=str(key), version=version, deleted=True)
 
     # helpers
@@ -469,6 +471,11 @@ def _references(fields: dict[str, Any], sent: set[str]) -> Iterator[Ref]:
     for collection, name in (("lines", "item"), ("applications", "invoice")):
         if collection in sent:
             yield from (Ref.model_validate(c[name]) for c in fields.get(collection, ()) if c.get(name))
+
+
+def _update(layout: Layout, values: dict[str, Any], key: Any) -> sa.Update:
+    """The UPDATE of one row of `layout`'s table (of its tenant only) setting `values`."""
+    return sa.update(_table(layout.spec.table, values)).where(layout.scope(layout.pk == key)).values(values)
 
 
 def _table(name: str, columns: Any) -> sa.TableClause:
