@@ -55,18 +55,59 @@ def read_quickbooks(actors: Actors, connection: str, reads: ReadRequests | None)
         raise
 
 
+#: The jobs sent once for all connections (the others are sent once per connection).
+GLOBAL_JOBS = frozenset({"token_refresh", "alerts"})
+
+
 @dataclass
 class Jobs:
-    """Sends one scheduled job. `probe` names the app entities worth a poll now (a cheap check,
-    `connectors.app.probe`); `reads` coalesces QuickBooks reads (`engine.coalesce`)."""
+    """Sends one scheduled job, once per connection to sync: `connections` is one connection id or
+    says which are active now (connected; a revoked or expired one is skipped, in no one's way).
+    `probe` names the app entities worth a poll now (a cheap check, `connectors.app.probe`); `reads`
+    coalesces QuickBooks reads (`engine.coalesce`)."""
 
     actors: Actors
-    connection: str
+    connections: str | Callable[[], Sequence[str]]
     reads: ReadRequests | None = None
     probe: Callable[[], Sequence[EntityType]] | None = None
 
+    def active(self) -> Sequence[str]:
+        return [self.connections] if isinstance(self.connections, str) else self.connections()
+
     def __call__(self, job: str) -> None:
-        send(self.actors, self.connection, job, reads=self.reads, probe=self.probe)
+        if job in GLOBAL_JOBS:
+            send(self.actors, "", job)
+            return
+        # One probe of the shared app database serves every connection.
+        changed = probed(self.probe) if job == "app_probe" else ()
+        if job == "app_probe" and not changed:
+            return
+        failed: Exception | None = None
+        for connection in self.active():
+            try:
+                if job == "app_probe":
+                    poll_app(self.actors, connection, changed)
+                else:
+                    send(self.actors, connection, job, reads=self.reads)
+            except Exception as error:
+                # One connection's failure (its read gate's Redis call, say) does not keep the job
+                # from the others; raised after them, so the scheduler sends the job again next tick.
+                log.warning("sending %s failed: %s", job, error, extra={"connection": connection})
+                failed = failed or error
+        if failed is not None:
+            raise failed
+
+
+def probed(probe: Callable[[], Sequence[EntityType]] | None) -> Sequence[EntityType]:
+    """The app entities the probe says moved (none when there is no probe or it fails)."""
+    if probe is None:
+        return ()
+    try:
+        return probe()
+    except LedgersyncError as error:
+        # The scheduled poll meets the same problem and reports it; the probe only hurries reads.
+        log.debug("app change probe failed: %s", error)
+        return ()
 
 
 def send(
@@ -81,15 +122,9 @@ def send(
         poll_app(actors, connection)
         read_quickbooks(actors, connection, reads)  # webhooks whose own request was lost
     elif job == "app_probe":
-        if probe is None:
-            return
-        try:
-            changed = probe()
-        except LedgersyncError as error:
-            # The scheduled poll meets the same problem and reports it; the probe only hurries reads.
-            log.debug("app change probe failed: %s", error)
-            return
-        poll_app(actors, connection, changed)
+        changed = probed(probe)
+        if changed:
+            poll_app(actors, connection, changed)
     elif job == "quickbooks_poll":
         for entity in ORDER:
             actors.poll.send(connection, Side.QUICKBOOKS.value, entity.value)

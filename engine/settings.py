@@ -2,8 +2,9 @@
 
     state_url: sqlite:///ledgersync.db      # relative SQLite paths are next to this file
     broker_url: redis://127.0.0.1:6379/0    # omit for the in-process broker (embedded mode)
-    connection: default
+    connection: default                     # the default tenant's connection id
     policy: policies.yaml                   # omit for the shipped default
+    tenants: {acme: {policy: policies/acme.yaml}, beta: {quickbooks: {environment: sandbox}}}
     secret_key: {env: LEDGERSYNC_SECRET_KEY}
     quickbooks: {...}                       # validated by the QuickBooks connector's settings
     app: {...}                              # validated by the app connector's settings
@@ -23,6 +24,7 @@ section is reported in one pass, each with its file position and key path.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,11 +189,33 @@ class Alerts(_Strict):
         return self.webhook_url is not None or self.email is not None
 
 
+#: What a tenant's name may be: it becomes part of connection ids, URLs and log fields.
+TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+#: The tenant of the configuration's own connection (`connection:`), as before there were several.
+DEFAULT_TENANT = "default"
+
+
+class Tenant(_Strict):
+    """`tenants.<name>:`: what one tenant of the app does differently from the defaults. A tenant
+    needs no entry to connect (`ledgersync connect --tenant T`); it gets the defaults."""
+
+    #: The connection id for this tenant (default: `tenant-<name>`; the default tenant's is `connection`).
+    connection: str | None = Field(None, pattern=TENANT_PATTERN)
+    #: Its policy file, relative to the configuration file (default: `policy`).
+    policy: str | None = None
+    #: Keys of the `quickbooks:` section this tenant's company uses instead (a sandbox company among
+    #: production ones: environment, client_id, client_secret), validated with the section.
+    quickbooks: dict[str, Any] | None = Field(None, repr=False)
+
+
 class Settings(_Strict):
     state_url: str = "sqlite:///ledgersync.db"
     broker_url: str | None = None
+    #: The default tenant's connection id (the one connection of a single-company deployment).
     connection: str = "default"
     policy: str | None = None
+    #: Per-tenant overrides, by tenant name (see Tenant); tenants not named here use the defaults.
+    tenants: dict[str, Tenant] = Field(default_factory=dict)
     secret_key: SecretStr | None = None
     #: Raw sections, validated by the connectors' own models into `Config.sections` (and never printed:
     #: they hold secrets resolved from the environment).
@@ -204,6 +228,31 @@ class Settings(_Strict):
     logging: LoggingSettings = LoggingSettings()
     alerts: Alerts = Alerts()
 
+    @field_validator("tenants")
+    @classmethod
+    def _tenant_names(cls, value: dict[str, Tenant]) -> dict[str, Tenant]:
+        for name in value:
+            if not re.match(TENANT_PATTERN, name):
+                raise ValueError(f"tenant {name!r}: letters, digits, '_', '.', '-' (up to 64), not leading")
+        ids = [connection_id(name, "", value) for name in value]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"two tenants share the connection id {twice[0]!r}")
+        return value
+
+    def connection_of(self, tenant: str) -> str:
+        """The connection id of `tenant` (ConfigurationError-free: the name is checked by the caller)."""
+        return connection_id(tenant, self.connection, self.tenants)
+
+
+def connection_id(tenant: str, default: str, tenants: Mapping[str, Tenant]) -> str:
+    """A tenant's connection id: as configured, the default connection for the default tenant, else
+    `tenant-<name>`."""
+    configured = tenants.get(tenant)
+    if configured is not None and configured.connection:
+        return configured.connection
+    return default if tenant == DEFAULT_TENANT else f"tenant-{tenant}"
+
 
 @dataclass(frozen=True)
 class Config:
@@ -212,6 +261,9 @@ class Config:
     sections: Mapping[str, BaseModel] = field(default_factory=dict)
     source: str = "(defaults)"
     directory: Path = field(default_factory=Path.cwd)
+    #: Per tenant, the sections it overrides (`tenants.<name>.quickbooks`), validated merged over the
+    #: file's own section.
+    tenant_sections: Mapping[str, Mapping[str, BaseModel]] = field(default_factory=dict)
 
     def path(self, value: str) -> Path:
         """A path from the file, relative to the file's directory."""
@@ -252,6 +304,7 @@ def load_config(
                     validated[name] = model.model_validate(data[name])
                 except ValidationError as error:
                     problems += [Problem((name, *p.path), p.expected) for p in problems_from(error, model)]
+    tenant_sections = _tenant_sections(data, sections, problems)
     if problems or settings is None:
         # A missing variable also fails validation at its key; say it once, the useful way.
         unset = {p.path for p in problems if p.expected.startswith("expected the environment variable")}
@@ -262,7 +315,29 @@ def load_config(
         raise ConfigFileError("configuration", source, [problem_line(source, document, p) for p in problems])
     anchored = _anchor_sqlite(settings.state_url, directory)
     settings = settings.model_copy(update={"state_url": anchored, **dict.fromkeys(validated)})
-    return Config(settings, validated, source, directory)
+    return Config(settings, validated, source, directory, tenant_sections)
+
+
+def _tenant_sections(
+    data: Any, sections: Mapping[str, type[BaseModel]], problems: list[Problem]
+) -> dict[str, dict[str, BaseModel]]:
+    """Each tenant's section overrides, merged over the file's section and validated by its model."""
+    found: dict[str, dict[str, BaseModel]] = {}
+    tenants = data.get("tenants") if isinstance(data, dict) else None
+    if not isinstance(tenants, dict):
+        return found
+    for tenant, given in tenants.items():
+        for name, model in sections.items():
+            override = given.get(name) if isinstance(given, dict) else None
+            if not isinstance(override, dict):
+                continue
+            base = data.get(name) if isinstance(data.get(name), dict) else {}
+            try:
+                found.setdefault(str(tenant), {})[name] = model.model_validate({**base, **override})
+            except ValidationError as error:
+                at = ("tenants", tenant, name)
+                problems += [Problem((*at, *p.path), p.expected) for p in problems_from(error, model)]
+    return found
 
 
 def _resolve_env(

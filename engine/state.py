@@ -234,6 +234,8 @@ class InboxEntry(Frozen):
     received_at: AwareDatetime
     processed: bool = False
     error: str | None = None
+    #: The company the delivery is for (None: stored before deliveries were routed, or malformed).
+    realm_id: str | None = None
 
 
 @dataclass

@@ -34,6 +34,7 @@ class Services:
     """What the actors of one process use, built once at start-up by the composition module."""
 
     store: StateStore
+    #: The default policy; `policies` gives each connection's when tenants have their own.
     policy: Policy
     clock: Clock
     #: connection id -> its two connectors
@@ -47,12 +48,17 @@ class Services:
     #: Coalesces QuickBooks reads (engine.coalesce, engine.jobs.read_quickbooks); None: every `ingest`
     #: message reads at once.
     reads: ReadRequests | None = None
+    #: connection id -> its policy (None: every connection uses `policy`)
+    policies: Callable[[str], Policy] | None = None
     _runners: dict[str, Runner] = field(default_factory=dict)
+
+    def policy_for(self, connection: str) -> Policy:
+        return self.policy if self.policies is None else self.policies(connection)
 
     def runner(self, connection: str) -> Runner:
         if connection not in self._runners:
             self._runners[connection] = Runner(
-                self.store, self.connectors(connection), self.policy, self.clock, connection
+                self.store, self.connectors(connection), self.policy_for(connection), self.clock, connection
             )
         return self._runners[connection]
 
@@ -114,7 +120,7 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:  # noqa
         )
         # Another worker may link or decide this record at the same moment: decided again on what
         # its transaction committed.
-        decision = decide_record(services.store, key, services.policy, services.clock)
+        decision = decide_record(services.store, key, services.policy_for(connection), services.clock)
         for op_id in decision.op_ids if decision else ():
             apply_actor.send(op_id)
 
@@ -153,20 +159,27 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:  # noqa
             kick_actor.send(connection)
 
     def ingest(connection: str) -> None:
-        """Webhook bodies in the inbox become journaled changes (one CDC call per realm).
+        """The webhook bodies of `connection`'s company become journaled changes (one CDC call).
 
-        The inbox serves every connection; `connection` names the read gate this message was sent
-        for (engine.coalesce), released before the inbox is read so no later body waits."""
+        Each company's deliveries are its own (the inbox keeps them by realm): one company's read
+        never takes, nor waits behind, another's. `connection` also names the read gate this message
+        was sent for (engine.coalesce), released before the inbox is read so no later body waits."""
         if services.inbox is None:
             return
         reads = services.reads
         if reads is not None:
             reads.begin(connection)
-            with services.store.session() as s:
-                if not s.inbox_pending(1):
-                    return  # nothing to read: the window does not start
+            if not _pending(connection):
+                return  # nothing to read: the window does not start
             reads.done(connection)
-        decide_each(services.inbox.ingest().changed)
+        decide_each(services.inbox.ingest(connection=connection).changed)
+
+    def _pending(connection: str) -> bool:
+        """Whether the company of `connection` has a delivery waiting (any company's, when the
+        connection has none stored)."""
+        with services.store.session() as s:
+            stored = s.get_connection(connection)
+            return bool(s.inbox_pending(1, stored.realm_id if stored is not None else None))
 
     def dispatch(connection: str) -> None:
         """Apply the ops of conflicts resolved in another process (the CLI, another web replica),

@@ -48,11 +48,12 @@ from engine.observe.families import Family, Source, counter_families
 from engine.observe.notify import notifiers
 from engine.ports import Clock, Connector
 from engine.runner import Runner
-from engine.settings import Config
-from engine.state import Connection, InboxReport
+from engine.settings import DEFAULT_TENANT, Config
+from engine.state import Connection, ConnectionStatus, InboxReport
 from engine.store import SqlStateStore, open_store
 from engine.web.present import Presenter
 from engine.workers import Services
+from ledgersync.tenancy import Tenancy, check_tenant
 from policies import PolicySet, load_policy
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,11 @@ def configured_policy(config: Config) -> PolicySet:
     return load_policy(config.path(config.settings.policy)) if config.settings.policy else PolicySet.default()
 
 
+def _section_key(settings: QboSettings) -> tuple[str, str]:
+    """What sets one QuickBooks app registration apart: tenants that share it share a token custodian."""
+    return settings.environment, settings.client_id
+
+
 @dataclass
 class Runtime:
     """The configured system in one process: built lazily, closed once."""
@@ -100,26 +106,69 @@ class Runtime:
     config: Config
     clock: Clock = field(default_factory=SystemClock)
     store: SqlStateStore = field(init=False)
+    #: The default policy (a tenant without one of its own uses it; `policy_for` says whose is whose).
     policy: PolicySet = field(init=False)
+    tenancy: Tenancy = field(init=False)
     _http: httpx.Client | None = None
-    _custodian: TokenCustodian | None = None
+    #: One per QuickBooks app registration (environment and client id), usually just the one.
+    _custodians: dict[tuple[str, str], TokenCustodian] = field(default_factory=dict)
     _budget: RateBudget | None = None
     _counters: Counters | None = None
-    _app: SqlConnector | None = None
+    _app_engine: Any = None
+    _apps: dict[str, SqlConnector] = field(default_factory=dict)
     _quickbooks: dict[str, QboConnector] = field(default_factory=dict)
     _runners: dict[str, Runner] = field(default_factory=dict)
     _oidc_http: httpx.Client | None = None
+    _tenants: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.policy = configured_policy(self.config)
+        self.tenancy = Tenancy.load(self.config)  # every policy file checked now, not at first use
+        self.policy = self.tenancy.default_policy
         self.store = open_configured_store(self.config)
 
     @property
     def connection(self) -> str:
+        """The default tenant's connection (the one connection of a single-company deployment)."""
         return self.config.settings.connection
 
-    def quickbooks_settings(self) -> QuickBooksSection:
-        section = self.config.sections.get("quickbooks")
+    # tenants and their connections
+
+    def connection_of(self, tenant: str) -> str:
+        return self.tenancy.connection_of(tenant)
+
+    def tenant_of(self, connection: str) -> str:
+        """The app tenant `connection` serves (as stored once connected, else as its id says)."""
+        if connection not in self._tenants:
+            with self.store.session() as s:
+                stored = s.get_connection(connection)
+            tenant = self.tenancy.tenant_of(connection, stored)
+            if stored is None:
+                return tenant  # not remembered: a connect may store it differently
+            self._tenants[connection] = tenant
+        return self._tenants[connection]
+
+    def policy_for(self, connection: str) -> PolicySet:
+        return self.tenancy.policy(self.tenant_of(connection))
+
+    def connections(self) -> list[Connection]:
+        with self.store.session() as s:
+            return s.list_connections()
+
+    def active_connections(self) -> list[str]:
+        """The connections to sync now: connected to a company (a revoked or expired grant waits for
+        a reconnect; its work is skipped, never in the others' way)."""
+        return [c.id for c in self.connections() if c.realm_id and c.status is ConnectionStatus.CONNECTED]
+
+    def connection_for_realm(self, realm_id: str) -> str | None:
+        return next((c.id for c in self.connections() if c.realm_id == realm_id), None)
+
+    def quickbooks_settings(self, connection: str | None = None) -> QuickBooksSection:
+        """The `quickbooks:` section as `connection`'s tenant sees it (the file's, for None)."""
+        tenant = DEFAULT_TENANT if connection is None else self.tenant_of(connection)
+        return self._quickbooks_section(tenant)
+
+    def _quickbooks_section(self, tenant: str) -> QuickBooksSection:
+        section = self.tenancy.section(tenant, "quickbooks")
         if not isinstance(section, QuickBooksSection):
             raise ConfigurationError(
                 f"{self.config.source}: no quickbooks section; add one (see `ledgersync init`)"
@@ -132,17 +181,25 @@ class Runtime:
             self._http = new_http_client(self.quickbooks_settings())
         return self._http
 
-    def oauth(self) -> OAuthClient:
-        return OAuthClient(self.http(), self.quickbooks_settings(), self.clock)
+    def oauth(self, connection: str | None = None, *, tenant: str | None = None) -> OAuthClient:
+        settings = self._settings_of(connection, tenant)
+        return OAuthClient(self.http(), settings, self.clock)
 
-    def custodian(self) -> TokenCustodian:
-        if self._custodian is None:
-            key = self.config.settings.secret_key
-            cipher = TokenCipher(key.get_secret_value() if key else "")
-            self._custodian = TokenCustodian(
-                self.store, self.oauth(), cipher, self.clock, self.quickbooks_settings()
-            )
-        return self._custodian
+    def custodian(self, connection: str | None = None, *, tenant: str | None = None) -> TokenCustodian:
+        """The token custodian of `connection`'s (or `tenant`'s) QuickBooks app registration."""
+        settings = self._settings_of(connection, tenant)
+        key = _section_key(settings)
+        if key not in self._custodians:
+            secret = self.config.settings.secret_key
+            cipher = TokenCipher(secret.get_secret_value() if secret else "")
+            oauth = OAuthClient(self.http(), settings, self.clock)
+            self._custodians[key] = TokenCustodian(self.store, oauth, cipher, self.clock, settings)
+        return self._custodians[key]
+
+    def _settings_of(self, connection: str | None, tenant: str | None) -> QuickBooksSection:
+        if tenant is not None:
+            return self._quickbooks_section(check_tenant(tenant))
+        return self.quickbooks_settings(connection)
 
     def budget(self) -> RateBudget:
         if self._budget is None:
@@ -210,21 +267,37 @@ class Runtime:
         usage = self.usage if quickbooks else (lambda _: None)
         return AlertCheck(self.store, channels, settings, self.clock, usage, self.connection)
 
-    def app_connector(self) -> SqlConnector:
-        if self._app is None:
+    def app_connector(self, connection: str | None = None) -> SqlConnector:
+        """The app side of `connection` (default: the default tenant's): its tenant's rows only when
+        the mapping names tenant columns. Every connection shares one database engine."""
+        connection = connection or self.connection
+        if connection not in self._apps:
             section = self.config.sections.get("app")
             if not isinstance(section, AppSection):
                 raise ConfigurationError(
                     f"{self.config.source}: no app section; add one (see `ledgersync init`)"
                 )
             mapping = load_mapping(self.config.path(section.mapping))
-            engine = make_app_engine(section.database_url, schema=section.schema_name)
+            fresh = self._app_engine is None
+            engine = (
+                make_app_engine(section.database_url, schema=section.schema_name)
+                if fresh
+                else self._app_engine
+            )
             try:
-                self._app = SqlConnector(mapping, engine, connection=self.connection, clock=self.clock)
+                self._apps[connection] = SqlConnector(
+                    mapping,
+                    engine,
+                    connection=connection,
+                    tenant=self.tenant_of(connection),
+                    clock=self.clock,
+                )
             except BaseException:
-                engine.dispose()  # a mapping refused at start-up leaves no connection open
+                if fresh:
+                    engine.dispose()  # a mapping refused at start-up leaves no connection open
                 raise
-        return self._app
+            self._app_engine = engine
+        return self._apps[connection]
 
     def quickbooks_connector(self, connection: str) -> QboConnector:
         if connection not in self._quickbooks:
@@ -234,29 +307,32 @@ class Runtime:
                 raise ConfigurationError(
                     f"connection {connection!r} is not connected; run `ledgersync connect`"
                 )
-            settings = self.quickbooks_settings()
+            settings = self.quickbooks_settings(connection)
             client = QboClient(
                 self.http(),
                 settings,
                 stored.realm_id,
                 connection,
-                self.custodian(),
+                self.custodian(connection),
                 self.budget(),
                 counters=self.counters(),
             )
             self._quickbooks[connection] = QboConnector(
-                client, settings.defaults, self.policy, self.clock, connection
+                client, settings.defaults, self.policy_for(connection), self.clock, connection
             )
         return self._quickbooks[connection]
 
     def sides(self, connection: str) -> dict[Side, Connector]:
-        return {Side.APP: self.app_connector(), Side.QUICKBOOKS: self.quickbooks_connector(connection)}
+        return {
+            Side.APP: self.app_connector(connection),
+            Side.QUICKBOOKS: self.quickbooks_connector(connection),
+        }
 
     def runner(self, connection: str | None = None) -> Runner:
         connection = connection or self.connection
         if connection not in self._runners:
             self._runners[connection] = Runner(
-                self.store, self.sides(connection), self.policy, self.clock, connection
+                self.store, self.sides(connection), self.policy_for(connection), self.clock, connection
             )
         return self._runners[connection]
 
@@ -264,23 +340,39 @@ class Runtime:
         """Link records that already exist on both sides (by the policy's match keys) before any create."""
         connection = connection or self.connection
         sides = self.sides(connection)
+        policy = self.policy_for(connection)
         return initial_match(
-            self.store, connection, sides[Side.APP], sides[Side.QUICKBOOKS], self.policy, self.clock
+            self.store, connection, sides[Side.APP], sides[Side.QUICKBOOKS], policy, self.clock
         )
 
     def inbox(self) -> QuickBooksInbox:
         """The stored QuickBooks webhooks, each realm read by its connection's QuickBooks connector."""
         return QuickBooksInbox(self.store, self.clock, self.quickbooks_connector)
 
-    def ingest_webhooks(self) -> InboxReport:
-        """Read what pending QuickBooks webhooks name (one CDC call per realm) and journal it."""
-        return self.inbox().ingest()
+    def ingest_webhooks(self, connection: str | None = None) -> InboxReport:
+        """Read what pending QuickBooks webhooks name (one CDC call per realm) and journal it: every
+        company's, or `connection`'s only."""
+        return self.inbox().ingest(connection=connection)
 
     def refresh_tokens(self, now: datetime) -> RefreshReport:
         """The scheduled token job: refresh every token that would expire before the job's next run
-        (`schedule.token_refresh_minutes` from now, plus the refresh margin)."""
+        (`schedule.token_refresh_minutes` from now, plus the refresh margin), each connection through
+        its own app registration's custodian; one failing connection does not stop the others."""
         every = intervals(self.config.settings.schedule).token_refresh
-        return self.custodian().refresh_due(now, within=every + self.quickbooks_settings().refresh_margin)
+        groups: dict[tuple[str, str], list[str]] = {}
+        for c in self.connections():
+            groups.setdefault(_section_key(self.quickbooks_settings(c.id)), []).append(c.id)
+        reports = []
+        for ids in groups.values():
+            settings = self.quickbooks_settings(ids[0])
+            reports.append(
+                self.custodian(ids[0]).refresh_due(now, within=every + settings.refresh_margin, only=ids)
+            )
+        return RefreshReport(
+            refreshed=tuple(i for r in reports for i in r.refreshed),
+            needs_reauth=tuple(i for r in reports for i in r.needs_reauth),
+            failed=tuple(i for r in reports for i in r.failed),
+        )
 
     def sweep(self, connection: str) -> int:
         """The daily sweep: re-read all QuickBooks has (inactive records too); duplicates are no-ops."""
@@ -294,6 +386,7 @@ class Runtime:
             check_alerts=None if alerts is None else alerts.run,
             store=self.store,
             policy=self.policy,
+            policies=self.policy_for,
             clock=self.clock,
             connectors=self.sides,
             refresh_tokens=self.refresh_tokens,
@@ -302,9 +395,10 @@ class Runtime:
             reads=reads,
         )
 
-    def web_routes(self, on_webhook: Callable[[], object] | None = None) -> list[Any]:
-        """The connectors' routes for the web app: the QuickBooks webhook receiver (then `on_webhook`
-        after each delivery stored whole: the runtime asks for a read there), OAuth connect."""
+    def web_routes(self, on_webhook: Callable[[str], object] | None = None) -> list[Any]:
+        """The connectors' routes for the web app: the QuickBooks webhook receiver (then
+        `on_webhook(connection)` for each company a delivery stored whole names: the runtime asks
+        for its read there), OAuth connect (`/connect?tenant=T` for a tenant's company)."""
         routes: list[Any] = []
         section = self.config.sections.get("quickbooks")
         if isinstance(section, QuickBooksSection):
@@ -314,10 +408,15 @@ class Runtime:
             from engine.web.csrf import derive_key
 
             secret = derive_key(self.config.settings.secret_key, "web/oauth-state")
-            routes += connect_routes(self.oauth, self.custodian, self.connection, secret)
+            routes += connect_routes(
+                lambda tenant: self.oauth(tenant=tenant),
+                lambda tenant: self.custodian(tenant=tenant),
+                self.connection_of,
+                secret,
+            )
         return routes
 
-    def _webhook_route(self, section: QuickBooksSection, on_webhook: Callable[[], object] | None) -> Route:
+    def _webhook_route(self, section: QuickBooksSection, on_webhook: Callable[[str], object] | None) -> Route:
         """The webhook path's first two steps, in order: store the delivery, then ask for its read."""
         assert section.webhook_verifier_token is not None
         token = secret_text(section.webhook_verifier_token)
@@ -326,21 +425,31 @@ class Runtime:
         async def webhook(request: Request) -> Response:
             received = await receive_webhook(request, self.store, token, self.clock, max_body)
             if received.complete and on_webhook is not None:
-                try:
-                    await run_in_threadpool(on_webhook)
-                except Exception:
-                    # The body is in the inbox: the scheduled inbox check reads it.
-                    log.exception(
-                        "reading QuickBooks now failed; the inbox check reads webhook %d", received.entry_id
-                    )
+                for realm in received.realms:
+                    try:
+                        await run_in_threadpool(self._read_realm, on_webhook, realm)
+                    except Exception:
+                        # The body is in the inbox: the scheduled inbox check reads it.
+                        log.exception(
+                            "reading QuickBooks now failed; the inbox check reads webhook %d",
+                            received.entry_id,
+                            extra={"realm": realm},
+                        )
             return received.response
 
         return Route(WEBHOOK_PATH, webhook, methods=["POST"])
 
+    def _read_realm(self, on_webhook: Callable[[str], object], realm: str) -> None:
+        connection = self.connection_for_realm(realm)
+        if connection is None:
+            log.warning("QuickBooks webhook for a company no connection holds", extra={"realm": realm})
+            return
+        on_webhook(connection)
+
     def web_app(
         self,
         checks: dict[str, Callable[[], bool]] | None = None,
-        on_webhook: Callable[[], object] | None = None,
+        on_webhook: Callable[[str], object] | None = None,
         broker: Any | None = None,
     ) -> Any:
         """The web app (an ASGI app): conflicts, health, metrics and the connectors' routes, with its
@@ -395,8 +504,8 @@ class Runtime:
     def close(self) -> None:
         if isinstance(self._counters, RedisCounters):
             self._counters.close()
-        if self._app is not None:
-            self._app.close()
+        for app in self._apps.values():
+            app.close()
         if self._http is not None:
             self._http.close()
         if self._oidc_http is not None:

@@ -285,7 +285,8 @@ def _tenant_problems(mapping: Mapping) -> list[str]:
         at = f"entities.{entity}"
         if spec.tenant_column is None:
             problems.append(
-                f"{at}.tenant_column: required, since {scoped[0]} has one (every entity is per tenant or none is)"
+                f"{at}.tenant_column: required, since {scoped[0]} has one"
+                " (every entity is per tenant or none is)"
             )
             continue
         if spec.capture.mode == "outbox":

@@ -20,49 +20,63 @@ from starlette.routing import Route
 from connectors.quickbooks.oauth import OAuthClient
 from connectors.quickbooks.settings import CALLBACK_PATH
 from connectors.quickbooks.tokens import TokenCustodian
-from engine.errors import LedgersyncError
+from engine.errors import ConfigurationError, LedgersyncError
+from engine.settings import DEFAULT_TENANT
 
 log = logging.getLogger(__name__)
 COOKIE = "ledgersync_oauth_state"
 
 
 def connect_routes(
-    oauth: Callable[[], OAuthClient],
-    custodian: Callable[[], TokenCustodian],
-    connection: str,
+    oauth: Callable[[str], OAuthClient],
+    custodian: Callable[[str], TokenCustodian],
+    connection_of: Callable[[str], str],
     secret: bytes | None = None,
 ) -> list[Route]:
-    """`secret` signs the state cookie: give one derived from the configured secret_key, so a restart
-    or another web replica between /connect and /callback still accepts it (None: one per process)."""
+    """/connect (`?tenant=T` connects tenant T's company, else the default tenant's) and its callback.
+    `oauth`, `custodian` and `connection_of` take the tenant. `secret` signs the state cookie: give
+    one derived from the configured secret_key, so a restart or another web replica between /connect
+    and /callback still accepts it (None: one per process)."""
     key = secret or secrets.token_bytes(32)
 
-    def sign(state: str) -> str:
-        return state + "." + hmac.new(key, state.encode(), hashlib.sha256).hexdigest()
+    def sign(state: str, tenant: str) -> str:
+        payload = f"{state}~{tenant}"
+        return payload + "." + hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()
 
-    def unsign(cookie: str | None) -> str | None:
-        state, _, mac = (cookie or "").partition(".")
-        good = hmac.new(key, state.encode(), hashlib.sha256).hexdigest()
-        return state if state and hmac.compare_digest(mac, good) else None
+    def unsign(cookie: str | None) -> tuple[str, str] | None:
+        payload, _, mac = (cookie or "").rpartition(".")
+        good = hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()
+        state, _, tenant = payload.partition("~")
+        return (state, tenant) if state and tenant and hmac.compare_digest(mac, good) else None
 
-    def start(_: Request) -> Response:
-        request = oauth().authorization_request()
-        response = RedirectResponse(request.url, status_code=302)
-        response.set_cookie(COOKIE, sign(request.state), max_age=600, httponly=True, samesite="lax")
+    def start(request: Request) -> Response:
+        tenant = request.query_params.get("tenant") or DEFAULT_TENANT
+        try:
+            connection_of(tenant)  # a name that can be a tenant's
+            authorization = oauth(tenant).authorization_request()
+        except ConfigurationError as error:
+            return _page(f"Cannot connect: {error}", 400)
+        response = RedirectResponse(authorization.url, status_code=302)
+        response.set_cookie(
+            COOKIE, sign(authorization.state, tenant), max_age=600, httponly=True, samesite="lax"
+        )
         return response
 
     async def callback(request: Request) -> Response:
         expected = unsign(request.cookies.get(COOKIE))
         if expected is None:
             return _page("The connect request expired or did not come from this browser; start again.", 400)
+        state, tenant = expected
         if "error" in request.query_params:
             return _page(f"QuickBooks did not connect: {request.query_params['error']}.", 400)
         try:
-            client = oauth()
-            parsed = client.parse_callback(str(request.url), expected)
+            client = oauth(tenant)
+            parsed = client.parse_callback(str(request.url), state)
             tokens = await run_in_threadpool(client.exchange_code, parsed)
-            stored = await run_in_threadpool(custodian().connect, connection, tokens)
+            connection = connection_of(tenant)
+            stored = await run_in_threadpool(custodian(tenant).connect, connection, tokens, app_tenant=tenant)
         except LedgersyncError as error:
-            log.warning("QuickBooks connect failed: %s", error)
+            log.warning("QuickBooks connect failed: %s", error, extra={"tenant": tenant})
             return _page(f"QuickBooks did not connect: {error}", 400)
         response = _page(f"Connected to QuickBooks company {stored.realm_id}.", 200)
         response.delete_cookie(COOKIE)

@@ -28,7 +28,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from pydantic import SecretStr
 from starlette.applications import Starlette
@@ -77,10 +77,12 @@ class Received:
     """What `receive_webhook` did with one delivery."""
 
     response: Response
-    #: The inbox entry the body went to, if it was stored.
+    #: The inbox entry the body went to, if it was stored (its first, when it names several companies).
     entry_id: int | None = None
     #: Stored whole (not cut at the size limit): worth reading now.
     complete: bool = False
+    #: The companies (realm ids) the delivery names: whose reads to ask for.
+    realms: tuple[str, ...] = ()
 
 
 async def receive_webhook(
@@ -106,13 +108,13 @@ async def receive_webhook(
         return Received(_refused())
     problem = None if size <= max_body else f"body of {size} bytes is over the {max_body}-byte limit"
     try:
-        entry_id = await run_in_threadpool(store_delivery, store, bytes(head), clock.now(), problem)
+        stored = await run_in_threadpool(store_delivery, store, bytes(head), clock.now(), problem)
     except Exception:
         # Unacknowledged, QuickBooks delivers it again: better a held feed than a lost event.
         log.exception("QuickBooks webhook could not be stored; asking for a retry")
         return Received(PlainTextResponse("try again", status_code=503))
-    log.debug("QuickBooks webhook stored as inbox entry %d", entry_id)
-    return Received(PlainTextResponse("ok"), entry_id, complete=problem is None)
+    log.debug("QuickBooks webhook stored as inbox entry %d", stored.entry_id, extra={"realms": stored.realms})
+    return Received(PlainTextResponse("ok"), stored.entry_id, problem is None, stored.realms)
 
 
 def secret_text(token: SecretStr | str) -> str:
@@ -152,25 +154,35 @@ def create_receiver_app(
     return Starlette(routes=[webhook_route(store, verifier_token, clock, path, max_body)])
 
 
-def store_delivery(store: StateStore, body: bytes, now: datetime, problem: str | None = None) -> int:
-    """Keep a verified body; a malformed one is kept already marked with its error, never processed.
+class Delivery(NamedTuple):
+    """Where `store_delivery` kept a body: its first inbox entry, and the companies it names."""
+
+    entry_id: int
+    realms: tuple[str, ...] = ()
+
+
+def store_delivery(store: StateStore, body: bytes, now: datetime, problem: str | None = None) -> Delivery:
+    """Keep a verified body, once per company it names (each company's read takes its own); a
+    malformed one is kept once, already marked with its error, never processed.
 
     `problem` says the body is unusable before it is parsed (too large: `body` is only its head).
     """
     error: str | None
+    realms: tuple[str, ...] = ()
     if problem is not None:
         malformed, error = True, f"{problem}; its first {len(body)} bytes are kept, unread"
     else:
         parsed = parse_webhook(body)
         malformed, error = parsed.malformed, parsed.error
+        realms = tuple(dict.fromkeys(n.realm_id for n in parsed.notifications))
     with store.session() as s:
-        entry_id = s.inbox_add(body, now)
+        ids = [s.inbox_add(body, now, realm) for realm in realms] or [s.inbox_add(body, now)]
         if malformed:
-            log.warning("QuickBooks webhook %d is malformed, kept and acknowledged: %s", entry_id, error)
-            s.inbox_done(entry_id, error=f"malformed: {error}")
+            log.warning("QuickBooks webhook %d is malformed, kept and acknowledged: %s", ids[0], error)
+            s.inbox_done(ids[0], error=f"malformed: {error}")
         elif error:
-            log.warning("QuickBooks webhook %d has unreadable events: %s", entry_id, error)
-    return entry_id
+            log.warning("QuickBooks webhook %d has unreadable events: %s", ids[0], error)
+    return Delivery(ids[0], realms if not malformed else ())
 
 
 def ingest_inbox(
@@ -179,11 +191,13 @@ def ingest_inbox(
     clock: Clock,
     *,
     limit: int = 100,
+    only: str | None = None,
 ) -> InboxReport:
     """Read the records pending webhooks name, per realm (`readers` by realm id), journal them, and
-    mark the webhooks done (those of a realm whose read failed stay pending, to retry)."""
+    mark the webhooks done (those of a realm whose read failed stay pending, to retry). `only` (a realm): only
+    that company's deliveries (and any stored before deliveries were routed by company)."""
     with store.session() as s:
-        entries = s.inbox_pending(limit)
+        entries = s.inbox_pending(limit, only)
     report = InboxReport(entries=len(entries))
     by_realm: dict[str, list[Notification]] = {}
     realms_of: dict[int, set[str]] = {}
@@ -192,8 +206,11 @@ def ingest_inbox(
         parsed = parse_webhook(entry.body)
         if parsed.error:
             problems[entry.id] = parsed.error
-        realms_of[entry.id] = {n.realm_id for n in parsed.notifications}
-        for note in parsed.notifications:
+        # An entry stored for one company reads that company's notifications only (its body may name
+        # others, stored again for them).
+        notes = [n for n in parsed.notifications if entry.realm_id in (None, n.realm_id)]
+        realms_of[entry.id] = {n.realm_id for n in notes}
+        for note in notes:
             by_realm.setdefault(note.realm_id, []).append(note)
     for realm, notes in by_realm.items():
         reader = readers.get(realm)
@@ -232,11 +249,17 @@ class QuickBooksInbox:
         self.clock = clock
         self.connector = connector
 
-    def ingest(self, limit: int = 100) -> InboxReport:
+    def ingest(self, limit: int = 100, connection: str | None = None) -> InboxReport:
         with self.store.session() as s:
-            realms = {c.realm_id: c.id for c in s.list_connections() if c.realm_id}
+            connections = s.list_connections()
+        realms = {c.realm_id: c.id for c in connections if c.realm_id}
         readers = {realm: self.connector(connection) for realm, connection in realms.items()}
-        return ingest_inbox(self.store, readers, self.clock, limit=limit)
+        only = None
+        if connection is not None:
+            only = next((c.realm_id for c in connections if c.id == connection), None)
+            if only is None:
+                return InboxReport()  # not connected to a company: nothing of its own to read
+        return ingest_inbox(self.store, readers, self.clock, limit=limit, only=only)
 
 
 def coalesce(notes: list[Notification]) -> tuple[dict[EntityType, set[str]], datetime | None]:

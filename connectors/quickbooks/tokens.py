@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -16,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from connectors.quickbooks.crypto import TokenCipher
 from connectors.quickbooks.oauth import OAuthClient, TokenSet
 from connectors.quickbooks.settings import QboSettings
-from engine.errors import ConfigurationError, NeedsReauthorizationError, RetriableError
+from engine.errors import ConfigurationError, LedgersyncError, NeedsReauthorizationError, RetriableError
 from engine.ports import Clock, StateStore
 from engine.state import Connection, ConnectionStatus
 
@@ -162,13 +163,21 @@ class TokenCustodian:
         """QuickBooks refused `failed_access_token` (401): refresh once, unless another worker already did."""
         return self._refresh(connection_id, failed_access_token, within=self.settings.refresh_margin)
 
-    def refresh_due(self, now: datetime | None = None, within: timedelta | None = None) -> RefreshReport:
+    def refresh_due(
+        self,
+        now: datetime | None = None,
+        within: timedelta | None = None,
+        only: Collection[str] | None = None,
+    ) -> RefreshReport:
         """The scheduled job: refresh every connected grant whose access token expires within `within`
-        (default: the refresh margin); warn about hard expiries. One failure does not stop the rest."""
+        (default: the refresh margin); warn about hard expiries. One failure does not stop the rest.
+        `only`: the connections this custodian's app registration serves (None: every one)."""
         now = now or self.clock.now()
         within = within or self.settings.refresh_margin
         with self.store.session() as session:
             connections = session.list_connections()
+        if only is not None:
+            connections = [c for c in connections if c.id in only]
         refreshed: list[str] = []
         parked: list[str] = []
         failed: list[str] = []
@@ -190,6 +199,40 @@ class TokenCustodian:
                 )
                 failed.append(connection.id)
         return RefreshReport(refreshed=tuple(refreshed), needs_reauth=tuple(parked), failed=tuple(failed))
+
+    def disconnect(self, connection_id: str) -> Connection:
+        """Revoke the grant at Intuit and mark the connection `revoked`, its tokens dropped; links and
+        snapshots stay for a reconnect (to the same company), and no other connection is touched. A
+        revocation Intuit refuses (the grant already gone) still disconnects here."""
+        with self.store.session() as session:
+            connection = session.lock_connection(connection_id)
+            if connection is None:
+                raise ConfigurationError(f"no QuickBooks connection {connection_id}")
+            tokens = self._decrypt(connection) if connection.tokens_encrypted is not None else None
+            revoked = connection.model_copy(
+                update={
+                    "status": ConnectionStatus.REVOKED,
+                    "tokens_encrypted": None,
+                    "access_expires_at": None,
+                    "updated_at": self.clock.now(),
+                }
+            )
+            session.save_connection(revoked)
+        with self._lock:
+            self._cache.pop(connection_id, None)
+        if tokens is not None:
+            try:
+                self.oauth.revoke(tokens.refresh_token)
+            except LedgersyncError as error:
+                log.warning(
+                    "revoking at Intuit failed (%s); disconnected here",
+                    error,
+                    extra={"connection": connection_id},
+                )
+        log.info(
+            "QuickBooks connection revoked", extra={"connection": connection_id, "realm": connection.realm_id}
+        )
+        return revoked
 
     def mark_needs_reauth(self, connection_id: str, reason: str) -> None:
         """Park the connection (its ops wait) and notify; idempotent."""
@@ -236,6 +279,11 @@ class TokenCustodian:
         return fresh.access_token.get_secret_value()
 
     def _usable(self, connection: Connection | None, connection_id: str) -> Connection:
+        if connection is not None and connection.status is ConnectionStatus.REVOKED:
+            raise NeedsReauthorizationError(
+                f"QuickBooks connection {connection_id} is revoked",
+                detail=f"reconnect with `ledgersync connect --connection {connection_id}`",
+            )
         if connection is None or connection.tokens_encrypted is None:
             raise ConfigurationError(
                 f"no QuickBooks connection {connection_id}",

@@ -28,14 +28,15 @@ class FakeInbox:
 
     def notify(self, event: ChangeEvent) -> None:
         with self.store.session() as s:
-            s.inbox_add(event.model_dump_json().encode(), self.clock.now())
+            s.inbox_add(event.model_dump_json().encode(), self.clock.now(), event.connection)
 
-    def ingest(self, limit: int = 100) -> InboxReport:
+    def ingest(self, limit: int = 100, connection: str | None = None) -> InboxReport:
         with self._lock:
             self.reads += 1
             failing, self.fail_next = self.fail_next > 0, max(0, self.fail_next - 1)
         with self.store.session() as s:
-            entries = s.inbox_pending(limit)
+            # The fake keeps each notification under its connection, as the real one under its realm.
+            entries = s.inbox_pending(limit, connection)
         report = InboxReport(entries=len(entries))
         if failing:
             report.failed["fake"] = str(UpstreamUnavailableError("the fake inbox's upstream is down"))

@@ -126,18 +126,22 @@ class JournalMixin(BulkMixin):
         """The record's new entries with seq <= up_to_seq become processed (stale ones stay stale)."""
         self.mark_processed_many([Processed(key, up_to_seq)])
 
-    def inbox_add(self, body: bytes, now: datetime) -> int:
-        """Store a raw webhook body (unprocessed) and return its id."""
+    def inbox_add(self, body: bytes, now: datetime, realm_id: str | None = None) -> int:
+        """Store a raw webhook body (unprocessed) for the company `realm_id` and return its id."""
         result = self._conn.execute(
-            sa.insert(t.inbox).values(body=body, received_at=now, processed=False).returning(t.inbox.c.id)
+            sa.insert(t.inbox)
+            .values(body=body, received_at=now, processed=False, realm_id=realm_id)
+            .returning(t.inbox.c.id)
         )
         return int(result.scalar_one())
 
-    def inbox_pending(self, limit: int = 100) -> list[InboxEntry]:
-        """Unprocessed webhook bodies, oldest first."""
-        statement = (
-            sa.select(t.inbox).where(t.inbox.c.processed.is_(False)).order_by(t.inbox.c.id).limit(limit)
-        )
+    def inbox_pending(self, limit: int = 100, realm_id: str | None = None) -> list[InboxEntry]:
+        """Unprocessed webhook bodies, oldest first: all of them, or those of the company `realm_id`
+        (and those stored before deliveries were routed by company)."""
+        pending: sa.ColumnElement[bool] = t.inbox.c.processed.is_(False)
+        if realm_id is not None:
+            pending = sa.and_(pending, sa.or_(t.inbox.c.realm_id == realm_id, t.inbox.c.realm_id.is_(None)))
+        statement = sa.select(t.inbox).where(pending).order_by(t.inbox.c.id).limit(limit)
         return [rows.to_inbox_entry(r) for r in self._all(statement)]
 
     def inbox_kept(self, limit: int = 100) -> list[InboxEntry]:

@@ -133,7 +133,9 @@ journal = sa.Table(
 )
 
 inbox = sa.Table(
-    # Not keyed by connection: one webhook body may name several realms; the worker splits it.
+    # Keyed by the company (realm) a delivery is for, so that each company's reads take only its own
+    # deliveries; a body naming several realms is stored once per realm. NULL: stored before deliveries
+    # were routed (read by every company's read, each taking its own notifications), or malformed.
     "inbox",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
@@ -141,7 +143,9 @@ inbox = sa.Table(
     sa.Column("received_at", UtcDateTime, nullable=False),
     sa.Column("processed", sa.Boolean, nullable=False),
     sa.Column("error", sa.Text),
+    sa.Column("realm_id", sa.String(64)),
     sa.Index(None, "processed", "id"),
+    sa.Index(None, "processed", "realm_id", "id"),
 )
 
 ops = sa.Table(

@@ -1,11 +1,13 @@
-"""`ledgersync connect` (the OAuth authorization-code flow) and `ledgersync status` (connections, token
-expiry, hard-expiry warnings, metered reads this month).
+"""`ledgersync connect | disconnect` (a tenant's company: the OAuth authorization-code flow, revoking it),
+`ledgersync connections list` and `ledgersync status` (every connection: tenant, company, token expiry,
+hard-expiry warnings, metered reads this month).
 
-`status --json` prints a list of objects with keys id, realm_id, environment, status, token_age_seconds,
-access_expires_at, refresh_expires_at, refresh_hard_expires_at, warning, metered_reads (null without a
-Redis broker), ops (count by status), open_conflicts, parked (op_id, entity, error), parked_records (records
-a side holds but could not read: side, entity, external_id, version, error, action, since), dead_letters
-(messages the workers gave up on; null without a Redis broker).
+`status --json` prints a list of objects with keys id, tenant, realm_id, environment, status,
+token_age_seconds, access_expires_at, refresh_expires_at, refresh_hard_expires_at, warning,
+metered_reads (null without a Redis broker), ops (count by status), open_conflicts, parked (op_id,
+entity, error), parked_records (records a side holds but could not read: side, entity, external_id,
+version, error, action, since), dead_letters (messages the workers gave up on; null without a Redis
+broker).
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
+from rich.table import Table
 
 from engine.errors import ConfigurationError, LedgersyncError, NeedsReauthorizationError
 from engine.plan import OpStatus
+from engine.settings import DEFAULT_TENANT
 from engine.state import Connection
 from ledgersync.cli.context import EXIT_NEEDS_REAUTH, err, fail, load, out
 
@@ -29,11 +33,37 @@ FIX_IN_QUICKBOOKS = "fix the record in QuickBooks; it syncs by itself once it is
 
 def register(app: typer.Typer) -> None:
     app.command("connect")(connect)
+    app.command("disconnect")(disconnect)
     app.command("status")(status)
+    connections = typer.Typer(
+        help="The QuickBooks connections: one per tenant of the app.", no_args_is_help=True
+    )
+    connections.command("list")(list_connections)
+    app.add_typer(connections, name="connections")
 
 
-def connect(ctx: typer.Context) -> None:
-    """Connect the configured QuickBooks company (or reconnect one that needs re-authorization).
+TenantOption = Annotated[
+    str | None,
+    typer.Option("--tenant", help="The app tenant whose company to connect (default: the default tenant)."),
+]
+ConnectionOption = Annotated[
+    str | None, typer.Option("--connection", help="A connection by its id (its stored tenant).")
+]
+
+
+def _target(runtime: Any, tenant: str | None, connection: str | None) -> tuple[str, str]:
+    """(connection id, tenant) named by --tenant or --connection (or the default tenant's)."""
+    if tenant is not None and connection is not None:
+        raise ConfigurationError("give --tenant or --connection, not both")
+    if connection is not None:
+        return connection, runtime.tenant_of(connection)
+    tenant = tenant or DEFAULT_TENANT
+    return runtime.connection_of(tenant), tenant
+
+
+def connect(ctx: typer.Context, tenant: TenantOption = None, connection: ConnectionOption = None) -> None:
+    """Connect a tenant's QuickBooks company (or reconnect one that needs re-authorization or was
+    disconnected): its own tokens, cursors, links, status and conflicts; no other connection changes.
 
     Against the emulator, which consents by itself, this completes without a browser; otherwise open
     the printed address, approve, and paste the address QuickBooks sent your browser back to.
@@ -46,8 +76,9 @@ def connect(ctx: typer.Context) -> None:
     except ConfigurationError as error:
         fail(str(error))
     try:
-        settings = runtime.quickbooks_settings()
-        oauth = runtime.oauth()
+        target, owner = _target(runtime, tenant, connection)
+        settings = runtime.custodian(tenant=owner).settings
+        oauth = runtime.oauth(tenant=owner)
         request = oauth.authorization_request()
         out.print(f"Authorize ledgersync in QuickBooks:\n{request.url}", highlight=False, soft_wrap=True)
         if settings.is_emulator:
@@ -55,14 +86,78 @@ def connect(ctx: typer.Context) -> None:
         else:
             pasted = typer.prompt("Paste the address QuickBooks redirected your browser to")
             callback = oauth.parse_callback(pasted, request.state)
-        stored = runtime.custodian().connect(runtime.connection, oauth.exchange_code(callback))
+        stored = runtime.custodian(tenant=owner).connect(
+            target, oauth.exchange_code(callback), app_tenant=owner
+        )
     except NeedsReauthorizationError as error:
         fail(str(error), EXIT_NEEDS_REAUTH)
     except LedgersyncError as error:
         fail(str(error))
     finally:
         runtime.close()
-    out.print(f"Connected {stored.id} to QuickBooks company {stored.realm_id} ({settings.environment}).")
+    tenant_note = "" if stored.app_tenant == DEFAULT_TENANT else f" for tenant {stored.app_tenant}"
+    company = f"QuickBooks company {stored.realm_id} ({settings.environment})"
+    out.print(f"Connected {stored.id}{tenant_note} to {company}.")
+
+
+def disconnect(ctx: typer.Context, tenant: TenantOption = None, connection: ConnectionOption = None) -> None:
+    """Revoke a tenant's QuickBooks authorization: its sync stops (links, history and conflicts stay
+    for a reconnect to the same company); every other connection syncs on untouched."""
+    from ledgersync.bootstrap import Runtime
+
+    config = load(ctx)
+    try:
+        runtime = Runtime(config)
+    except ConfigurationError as error:
+        fail(str(error))
+    try:
+        target, owner = _target(runtime, tenant, connection)
+        revoked = runtime.custodian(tenant=owner).disconnect(target)
+    except LedgersyncError as error:
+        fail(str(error))
+    finally:
+        runtime.close()
+    out.print(f"Disconnected {revoked.id} from QuickBooks company {revoked.realm_id}.")
+
+
+def list_connections(
+    ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
+) -> None:
+    """Every connection: its id, tenant, QuickBooks company, environment and status.
+
+    `--json` prints a list of objects with keys id, tenant, realm_id, environment, status, updated_at."""
+    from ledgersync.bootstrap import open_configured_store
+
+    config = load(ctx)
+    store = open_configured_store(config)
+    try:
+        with store.session() as session:
+            connections = session.list_connections()
+    finally:
+        store.dispose()
+    rows = [
+        {
+            "id": c.id,
+            "tenant": c.app_tenant,
+            "realm_id": c.realm_id,
+            "environment": c.environment,
+            "status": c.status.value,
+            "updated_at": None if c.updated_at is None else c.updated_at.isoformat(),
+        }
+        for c in connections
+    ]
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    if not rows:
+        out.print("No QuickBooks connection yet: run `ledgersync connect --tenant T`.")
+        return
+    table = Table(title=f"{len(rows)} connection(s)")
+    for column in ("connection", "tenant", "company (realm)", "environment", "status"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["id"], row["tenant"], row["realm_id"] or "-", row["environment"], row["status"])
+    out.print(table)
 
 
 def status(
@@ -133,6 +228,7 @@ def _row(connection: Connection, now: datetime, metered: dict[str, int] | None) 
     age = None if connection.updated_at is None else int((now - connection.updated_at).total_seconds())
     return {
         "id": connection.id,
+        "tenant": connection.app_tenant,
         "realm_id": connection.realm_id,
         "environment": connection.environment,
         "status": connection.status.value,
@@ -178,7 +274,8 @@ def _print(rows: list[dict[str, Any]]) -> None:
         metered = "unknown (no Redis broker)" if reads is None else str(reads["total"])
         age = row["token_age_seconds"]
         out.print(
-            f"{row['id']}: {row['status']}  realm {row['realm_id']} ({row['environment']})\n"
+            f"{row['id']}: {row['status']}  tenant {row['tenant']}, "
+            f"realm {row['realm_id']} ({row['environment']})\n"
             f"  tokens refreshed {'never' if age is None else f'{age // 60} min ago'}, "
             f"access token expires {row['access_expires_at']}\n"
             f"  refresh token expires {row['refresh_expires_at']}, "
@@ -187,7 +284,7 @@ def _print(rows: list[dict[str, Any]]) -> None:
             highlight=False,
         )
         if row["status"] != "connected":
-            out.print("  [yellow]reconnect: ledgersync connect[/yellow]")
+            out.print(f"  [yellow]reconnect: ledgersync connect --connection {row['id']}[/yellow]")
         if row["warning"]:
             out.print(f"  [yellow]{row['warning']}[/yellow]", highlight=False)
         ops = ", ".join(f"{n} {status}" for status, n in sorted(row["ops"].items())) or "none"

@@ -22,10 +22,13 @@ from rich.table import Table
 from engine.errors import ConfigurationError, LedgersyncError, NeedsReauthorizationError
 from engine.plan import OpStatus
 from engine.state import ConnectionStatus
-from ledgersync.cli.context import EXIT_NEEDS_REAUTH, EXIT_PARKED, fail, load, out
+from ledgersync.cli.context import EXIT_NEEDS_REAUTH, EXIT_PARKED, err, fail, load, out
 
 Host = Annotated[str | None, typer.Option(help="Address to listen on (default: web.host in the config).")]
 Port = Annotated[int | None, typer.Option(help="Port to listen on (default: web.port in the config).")]
+TenantOption = Annotated[
+    str | None, typer.Option("--tenant", help="Only this tenant's connection (default: every one).")
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -94,7 +97,8 @@ def _app_watch(runtime: Any, actors: Any, active: Any) -> tuple[Any, Any]:
 
     def changed(entities: Any) -> None:
         if active():
-            jobs.poll_app(actors, runtime.connection, entities)
+            for connection in runtime.active_connections():
+                jobs.poll_app(actors, connection, entities)
 
     tables = [t for e in outbox for t in (app.layouts[e].spec.table, *_child(app.layouts[e]))]
     listener = listener_for(app.engine, app.mapping.outbox_table, outbox, changed, tables)
@@ -121,7 +125,7 @@ def run(ctx: typer.Context, host: Host = None, port: Port = None) -> None:
         probe, listener = _app_watch(runtime, actors, lambda: True)
         worker = in_process_worker(broker, threads=2)
         scheduler = Scheduler(
-            jobs.Jobs(actors, runtime.connection, reads, probe),
+            jobs.Jobs(actors, runtime.active_connections, reads, probe),
             jobs.intervals(settings.schedule),
             runtime.clock.now,
         )
@@ -134,7 +138,7 @@ def run(ctx: typer.Context, host: Host = None, port: Port = None) -> None:
             # The webhook path: store the delivery, ask for its company's read (coalesced); the ingest
             # actor journals what it names and sends each changed record to reconcile, then apply.
             app = runtime.web_app(
-                on_webhook=lambda: jobs.read_quickbooks(actors, runtime.connection, reads), broker=broker
+                on_webhook=lambda connection: jobs.read_quickbooks(actors, connection, reads), broker=broker
             )
             _serve(app, host or settings.web.host, port or settings.web.port)
         finally:
@@ -193,7 +197,7 @@ def scheduler(ctx: typer.Context) -> None:
     holder: list[Scheduler] = []
     probe, listener = _app_watch(runtime, actors, lambda: bool(holder) and holder[0].active)
     loop = Scheduler(
-        jobs.Jobs(actors, runtime.connection, reads, probe),
+        jobs.Jobs(actors, runtime.active_connections, reads, probe),
         jobs.intervals(runtime.config.settings.schedule),
         runtime.clock.now,
         lease,
@@ -234,8 +238,8 @@ def web(ctx: typer.Context, host: Host = None, port: Port = None) -> None:
         reads = _reads(runtime)
         actors = build_actors(broker, runtime.services(reads))
 
-        def on_webhook() -> None:
-            jobs.read_quickbooks(actors, runtime.connection, reads)
+        def on_webhook(connection: str) -> None:
+            jobs.read_quickbooks(actors, connection, reads)
 
     try:
         _serve(
@@ -253,44 +257,44 @@ def sync(
         bool, typer.Option("--dry-run", help="Print the plan; write nothing anywhere.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary.")] = False,
+    tenant: TenantOption = None,
 ) -> None:
-    """Sync in this process until nothing is pending (`--dry-run`: only show what would be written)."""
+    """Sync in this process until nothing is pending (`--dry-run`: only show what would be written):
+    every connection, or `--tenant`'s; one that needs reconnecting does not stop the others (exit 3)."""
     from engine.dryrun import dry_run as plan_only
 
     runtime = _runtime(ctx)
     try:
         if dry_run:
-            sides = runtime.sides(runtime.connection)
+            one = runtime.connection_of(tenant) if tenant else runtime.connection
+            sides = runtime.sides(one)
             # The dry run holds one store transaction open throughout; on SQLite that is the write
             # lock, so the QuickBooks token must be in hand before it (reading it inside would wait
             # for our own lock, and every QuickBooks read would fail after the busy timeout).
-            runtime.custodian().access_token(runtime.connection)
-            report = plan_only(
-                runtime.store,
-                sides,
-                runtime.policy,
-                runtime.clock,
-                runtime.connection,
-            )
+            runtime.custodian(one).access_token(one)
+            report = plan_only(runtime.store, sides, runtime.policy_for(one), runtime.clock, one)
             _print_plan(report, as_json)
             return
+        targets = _targets(runtime, tenant)
         # What webhooks announced first (one CDC call per company), then both sides until quiet.
         webhooks = 0
-        while (inbox := runtime.ingest_webhooks()).entries:
+        only = targets[0] if tenant else None
+        while (inbox := runtime.ingest_webhooks(only)).entries:
             webhooks += inbox.events
             if inbox.failed:
                 break  # those stay in the inbox; the polls below still read QuickBooks' changes
-        stats = runtime.runner().run_until_quiet()
+        stats, refused = _run_each(runtime, targets)
+        parked, unreadable, waiting = [], [], []
         with runtime.store.session() as s:
-            parked = s.ops(runtime.connection, [OpStatus.PARKED])
-            unreadable = s.parked_records(runtime.connection)
-            waiting = s.ops(runtime.connection, [OpStatus.WAITING])
-            connection = s.get_connection(runtime.connection)
-        if connection is not None and connection.status is not ConnectionStatus.CONNECTED:
-            fail(
-                f"connection {connection.id} is {connection.status}; reconnect with `ledgersync connect`",
-                EXIT_NEEDS_REAUTH,
-            )
+            for target in targets:
+                parked += s.ops(target, [OpStatus.PARKED])
+                unreadable += s.parked_records(target)
+                waiting += s.ops(target, [OpStatus.WAITING])
+            stored = [c for c in (s.get_connection(t) for t in targets) if c is not None]
+        down = [c for c in stored if c.status is not ConnectionStatus.CONNECTED]
+        if down or refused:
+            named = ", ".join(f"{c.id} is {c.status}" for c in down) or f"{refused[0]} needs reconnecting"
+            fail(f"connection {named}; reconnect with `ledgersync connect`", EXIT_NEEDS_REAUTH)
         summary = {
             "webhooks": webhooks,
             "captured": stats.captured,
@@ -315,6 +319,40 @@ def sync(
         raise typer.Exit(EXIT_NEEDS_REAUTH)
     if parked or unreadable:
         raise typer.Exit(EXIT_PARKED)
+
+
+def _targets(runtime: Any, tenant: str | None) -> list[str]:
+    """The connections a command works on: `tenant`'s, else every stored one (the default one when
+    none is stored yet, whose runner then says to connect)."""
+    if tenant:
+        return [runtime.connection_of(tenant)]
+    return [c.id for c in runtime.connections() if c.realm_id] or [runtime.connection]
+
+
+def _run_each(runtime: Any, targets: list[str]) -> tuple[Any, list[str]]:
+    """Each connection until quiet: the stats of all, and those that need reconnecting (with one
+    target, its error is raised as it was before there were several)."""
+    from engine.runner import RunStats
+
+    stats = RunStats()
+    refused: list[str] = []
+    for target in targets:
+        try:
+            _add(stats, runtime.runner(target).run_until_quiet())
+        except NeedsReauthorizationError as error:
+            if len(targets) == 1:
+                raise
+            err.print(f"{target}: {error}", highlight=False)  # the others sync on
+            refused.append(target)
+    return stats, refused
+
+
+def _add(total: Any, one: Any) -> None:
+    for name in ("captured", "duplicates", "stale", "decided", "applied", "rejected"):
+        setattr(total, name, getattr(total, name) + getattr(one, name))
+    total.conflicted |= one.conflicted
+    for outcome, n in one.outcomes.items():
+        total.outcomes[outcome] = total.outcomes.get(outcome, 0) + n
 
 
 def _print_plan(report: Any, as_json: bool) -> None:
@@ -358,6 +396,10 @@ def backfill(
     as_json: Annotated[
         bool, typer.Option("--json", help="Machine-readable summary, no progress bar.")
     ] = False,
+    tenant: Annotated[
+        str | None,
+        typer.Option("--tenant", help="The tenant whose company to fill (default: the default one)."),
+    ] = None,
 ) -> None:
     """First sync of existing records: link what already exists on both sides, then push and pull the rest.
 
@@ -374,7 +416,8 @@ def backfill(
         started = time.monotonic()
         #: Seconds spent in each step (matching, reading both sides, deciding and writing, settling).
         phases: dict[str, float] = {}
-        report = runtime.match()
+        connection = runtime.connection_of(tenant) if tenant else runtime.connection
+        report = runtime.match(connection)
         phases["match"] = time.monotonic() - started
         linked = sum(len(pairs) for pairs in report.linked.values())
         if not as_json:
@@ -383,13 +426,13 @@ def backfill(
                 out.print(
                     f"  not linked: {entity} {key} {value!r} is shared by several records; link by hand"
                 )
-        runner = runtime.runner()
+        runner = runtime.runner(connection)
         stats = RunStats()
         with backfill_progress(out, quiet=as_json) as bar:
             bar.step("reading both sides", len(runner.entities) * len(runner.connectors))
             read_both_sides(runner, stats, bar.advance)
             with runtime.store.session() as s:
-                pending = s.count_pending_records(runtime.connection)
+                pending = s.count_pending_records(connection)
             phases["read"] = time.monotonic() - started - sum(phases.values())
             bar.step("writing", pending)
             write_pending(runner, stats, bar.advance)

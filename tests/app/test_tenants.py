@@ -67,7 +67,9 @@ def test_an_id_of_another_tenant_is_not_found_nor_written(shared: tuple[str, Pat
         with pytest.raises(NotFoundError):
             a.fetch(CUSTOMER, str(theirs))
         with pytest.raises(NotFoundError):
-            a.write(op(OpKind.UPDATE, CUSTOMER, {"phone": "555-9999"}, external_id=str(theirs), expected_seq=1))
+            a.write(
+                op(OpKind.UPDATE, CUSTOMER, {"phone": "555-9999"}, external_id=str(theirs), expected_seq=1)
+            )
         with pytest.raises(NotFoundError):
             a.write(op(OpKind.DELETE, CUSTOMER, {}, external_id=str(theirs), expected_seq=1))
     assert [(r["account_id"], r["phone"]) for r in customers(engine)] == [("globex", "555-0000")]
@@ -102,7 +104,9 @@ def test_a_create_carries_the_tenant_and_may_not_reference_another_tenants_recor
         max_size=8,
     )
 )
-def test_each_tenant_reads_exactly_its_own_rows(tmp_path_factory: pytest.TempPathFactory, rows: list[tuple[str, str]]) -> None:
+def test_each_tenant_reads_exactly_its_own_rows(
+    tmp_path_factory: pytest.TempPathFactory, rows: list[tuple[str, str]]
+) -> None:
     directory = tmp_path_factory.mktemp("tenants")
     url = f"sqlite:///{directory / 'app.db'}"
     create_tenant_db(url)

@@ -22,6 +22,7 @@ from connectors.quickbooks.receiver import (
     coalesce,
     create_receiver_app,
     ingest_inbox,
+    store_delivery,
 )
 from connectors.quickbooks.webhooks import parse_webhook, sign
 from engine.clock import FakeClock
@@ -368,30 +369,71 @@ def runtime_with_webhooks(tmp_path: Path) -> Runtime:
         "  client_secret: {env: QBO_CLIENT_SECRET}\n"
         "  webhook_verifier_token: {env: QBO_WEBHOOK_VERIFIER}\n"
     )
-    return Runtime(load_config(config, {"QBO_CLIENT_SECRET": "s", "QBO_WEBHOOK_VERIFIER": TOKEN}, SECTIONS))
+    runtime = Runtime(
+        load_config(config, {"QBO_CLIENT_SECRET": "s", "QBO_WEBHOOK_VERIFIER": TOKEN}, SECTIONS)
+    )
+    from engine.state import Connection
+
+    with runtime.store.session() as s:  # the companies the deliveries are for
+        s.save_connection(Connection(id="default", realm_id="111", updated_at=T0))
+        s.save_connection(Connection(id="tenant-b", realm_id="222", app_tenant="b", updated_at=T0))
+    return runtime
 
 
 def test_a_stored_delivery_asks_for_a_read_at_once_and_a_refused_one_does_not(tmp_path: Path) -> None:
     runtime = runtime_with_webhooks(tmp_path)
-    asked: list[int] = []
+    asked: list[tuple[str, int]] = []
 
-    def on_webhook() -> None:
-        asked.append(len(pending(runtime.store)))  # called once the body is in the inbox
+    def on_webhook(connection: str) -> None:
+        asked.append((connection, len(pending(runtime.store))))  # called once the body is in the inbox
 
     try:
         with TestClient(Starlette(routes=runtime.web_routes(on_webhook))) as client:
             body = body_of([cloudevent("Customer", "1")])
             assert post(client, body, sign(body, TOKEN)) == 200
             assert post(client, body, "bm90IGl0") == 401
-        assert asked == [1]
+        assert asked == [("default", 1)]
     finally:
         runtime.close()
+
+
+def test_a_delivery_naming_two_companies_asks_each_ones_read_and_is_kept_for_each(tmp_path: Path) -> None:
+    runtime = runtime_with_webhooks(tmp_path)
+    asked: list[str] = []
+    try:
+        with TestClient(Starlette(routes=runtime.web_routes(asked.append))) as client:
+            body = body_of([cloudevent("Customer", "1"), cloudevent("Item", "2", realm="222")])
+            assert post(client, body, sign(body, TOKEN)) == 200
+        assert asked == ["default", "tenant-b"]
+        with runtime.store.session() as s:
+            assert [e.realm_id for e in s.inbox_pending(10, "222")] == ["222"]
+            assert [e.realm_id for e in s.inbox_pending(10, "111")] == ["111"]
+    finally:
+        runtime.close()
+
+
+def test_each_company_reads_only_its_own_deliveries(state: StateStore) -> None:
+    from engine.state import Connection
+
+    with state.session() as s:
+        s.save_connection(Connection(id="c1", realm_id="111", updated_at=T0))
+        s.save_connection(Connection(id="c2", realm_id="222", updated_at=T0))
+    store_delivery(
+        state, body_of([cloudevent("Customer", "4"), cloudevent("Customer", "9", realm="222")]), T0
+    )
+    readers: dict[str, RecordingReader] = {}
+    inbox = QuickBooksInbox(
+        state, FakeClock(T0), lambda connection: readers.setdefault(connection, RecordingReader())
+    )
+    assert [key.external_id for key in inbox.ingest(connection="c2").changed] == ["9"]
+    assert [c.connection for c in inbox.ingest(connection="c2").changed] == []  # its own: all read
+    assert [key.external_id for key in inbox.ingest(connection="c1").changed] == ["4"]
 
 
 def test_a_failed_read_request_still_acknowledges_the_stored_delivery(tmp_path: Path) -> None:
     runtime = runtime_with_webhooks(tmp_path)
 
-    def on_webhook() -> None:
+    def on_webhook(connection: str) -> None:
         raise ConnectionError("broker down")
 
     try:

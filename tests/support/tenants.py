@@ -25,7 +25,9 @@ def create_tenant_db(url: str, *, schema: str | None = None) -> None:
     try:
         with engine.begin() as conn:
             for table in SCOPED_TABLES:
-                conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN account_id VARCHAR(64) NOT NULL DEFAULT ''")
+                conn.exec_driver_sql(
+                    f"ALTER TABLE {table} ADD COLUMN account_id VARCHAR(64) NOT NULL DEFAULT ''"
+                )
     finally:
         engine.dispose()
 
