@@ -105,6 +105,9 @@ class Runtime:
 
     config: Config
     clock: Clock = field(default_factory=SystemClock)
+    #: This process runs actors shared by every company: a call that would wait long for its
+    #: company's rate budget hands its message back instead (`quickbooks.budget_patience_seconds`).
+    workers: bool = False
     store: SqlStateStore = field(init=False)
     #: The default policy (a tenant without one of its own uses it; `policy_for` says whose is whose).
     policy: PolicySet = field(init=False)
@@ -204,13 +207,14 @@ class Runtime:
     def budget(self) -> RateBudget:
         if self._budget is None:
             settings = self.quickbooks_settings()
+            patience = settings.budget_patience_seconds if self.workers else None
             url = self.config.settings.broker_url
             if url:
                 import redis
 
-                self._budget = RedisRateBudget(redis.Redis.from_url(url), settings)
+                self._budget = RedisRateBudget(redis.Redis.from_url(url), settings, patience=patience)
             else:
-                self._budget = MemoryRateBudget(settings)
+                self._budget = MemoryRateBudget(settings, patience=patience)
         return self._budget
 
     def counters(self) -> Counters:

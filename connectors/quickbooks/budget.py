@@ -8,6 +8,11 @@ batches and spare calls could start now, so a pipeline can choose what to send.
 
 Two implementations of one Protocol: `MemoryRateBudget` for the embedded single-process mode (threads)
 and `RedisRateBudget` for many workers. Both take a clock and a sleep, so tests need not wait.
+
+With `patience` (the workers' setting), a call that would wait longer than that for its company's
+budget (a 429's penalty, a spent minute) raises RateLimitedError with the wait instead of sleeping:
+the actor hands its message back, delayed, and its thread serves other companies' messages meanwhile.
+So a company in a 429 storm or a long backfill holds no worker thread the others need.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import redis
 from pydantic import SecretStr
 
 from connectors.quickbooks.settings import QboSettings
-from engine.errors import UpstreamUnavailableError
+from engine.errors import RateLimitedError, UpstreamUnavailableError
 
 #: How long to wait before looking again when only the in-flight limit is full.
 IN_FLIGHT_POLL_SECONDS = 0.02
@@ -103,6 +108,20 @@ def spare_cap(settings: QboSettings) -> int | None:
     return cap if cap > 0 else None
 
 
+def wait_or_hand_back(
+    realm_id: str, wait: float, waited: float, patience: float | None, sleep: Callable[[float], None]
+) -> float:
+    """Sleep `wait` (returning the total waited), unless that would pass `patience`: then raise
+    RateLimitedError saying how long the company's budget is spent, for the caller to come back."""
+    if patience is not None and waited + wait > patience:
+        raise RateLimitedError(
+            f"QuickBooks company {realm_id} has no rate budget for {wait:.1f} s; handed back",
+            retry_after=wait,
+        )
+    sleep(wait)
+    return waited + wait
+
+
 def room_of(
     settings: QboSettings,
     requests: int,
@@ -150,18 +169,21 @@ class MemoryRateBudget:
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        patience: float | None = None,
     ) -> None:
         self.settings = settings
         self._clock = clock
         self._sleep = sleep
+        self.patience = patience
         self._lock = threading.Lock()
         self._realms: dict[str, _RealmState] = {}
         self._metered: dict[tuple[str, str], dict[str, int]] = {}
 
     @contextmanager
     def _slot(self, realm_id: str, batch: bool, spare: bool) -> Iterator[None]:
+        waited = 0.0
         while (taken := self._try_take(realm_id, batch, spare))[0] > 0:
-            self._sleep(taken[0])
+            waited = wait_or_hand_back(realm_id, taken[0], waited, self.patience, self._sleep)
         try:
             yield
         finally:
@@ -335,8 +357,10 @@ class RedisRateBudget:
         prefix: str = "ledgersync:budget",
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        patience: float | None = None,
     ) -> None:
         self.settings = settings
+        self.patience = patience
         self._redis = client
         self._prefix = prefix
         self._clock = clock
@@ -351,8 +375,9 @@ class RedisRateBudget:
     @contextmanager
     def _slot(self, realm_id: str, batch: bool, spare: bool) -> Iterator[None]:
         member = uuid.uuid4().hex
+        waited = 0.0
         while (wait := self._try_take(realm_id, batch, spare, member)) > 0:
-            self._sleep(wait)
+            waited = wait_or_hand_back(realm_id, wait, waited, self.patience, self._sleep)
         try:
             yield
         finally:

@@ -62,6 +62,10 @@ class QboSettings(BaseModel):
     throttle_penalty_seconds: float | None = None
     #: 429s retried before RateLimitedError reaches the caller.
     throttle_retries: int = Field(3, ge=0)
+    #: How long a worker's call waits for its company's rate budget before it hands its message back,
+    #: delayed, so that its thread serves other companies meanwhile (`ledgersync sync` and the other
+    #: one-shot commands wait as long as it takes).
+    budget_patience_seconds: float = Field(2.0, ge=0)
     #: 5xx and timeouts retried (same requestid) before UpstreamUnavailableError.
     server_error_retries: int = Field(4, ge=0)
     #: The wait before retry n (from 0): between half of and all of min(max, base * 2**n)

@@ -121,6 +121,20 @@ class TokenCustodian:
                     f"connection {connection_id} belongs to QuickBooks company {existing.realm_id}, "
                     f"not {tokens.realm_id}; use another connection id for another company"
                 )
+            holder = next(
+                (
+                    c
+                    for c in session.list_connections()
+                    if c.realm_id == tokens.realm_id and c.id != connection_id
+                ),
+                None,
+            )
+            if holder is not None:
+                # Two tenants in one company would read and write each other's records.
+                raise ConfigurationError(
+                    f"QuickBooks company {tokens.realm_id} is connected to tenant {holder.app_tenant} already"
+                    f" (connection {holder.id}); each tenant connects a company of its own"
+                )
             base = existing or Connection(id=connection_id)
             connection = self._with_tokens(base, tokens, now).model_copy(
                 update={

@@ -43,12 +43,13 @@ def register(app: typer.Typer) -> None:
         app.command(name)(fn)
 
 
-def _runtime(ctx: typer.Context) -> Any:
+def _runtime(ctx: typer.Context, *, workers: bool = False) -> Any:
+    """The configured runtime; `workers`: this process runs actors shared by every company."""
     from ledgersync.bootstrap import Runtime
 
     config = load(ctx)
     try:
-        return Runtime(config)
+        return Runtime(config, workers=workers)
     except ConfigurationError as error:
         fail(str(error))
 
@@ -116,7 +117,7 @@ def run(ctx: typer.Context, host: Host = None, port: Port = None) -> None:
     from engine.scheduler import Scheduler
     from engine.workers import build_actors
 
-    runtime = _runtime(ctx)
+    runtime = _runtime(ctx, workers=True)
     settings = runtime.config.settings
     try:
         broker = make_broker(None)
@@ -158,7 +159,7 @@ def worker(
     from engine.broker import QUEUE, in_process_worker, make_broker
     from engine.workers import build_actors
 
-    runtime = _runtime(ctx)
+    runtime = _runtime(ctx, workers=True)
     if not runtime.config.settings.broker_url:
         fail("a worker needs broker_url (Redis) in the config; for one process use `ledgersync run`")
     broker = make_broker(runtime.config.settings.broker_url)
@@ -186,7 +187,7 @@ def scheduler(ctx: typer.Context) -> None:
     from engine.scheduler import RedisLease, Scheduler
     from engine.workers import build_actors
 
-    runtime = _runtime(ctx)
+    runtime = _runtime(ctx, workers=True)
     url = runtime.config.settings.broker_url
     if not url:
         fail("the scheduler needs broker_url (Redis) in the config; for one process use `ledgersync run`")
@@ -219,7 +220,7 @@ def scheduler(ctx: typer.Context) -> None:
 
 def web(ctx: typer.Context, host: Host = None, port: Port = None) -> None:
     """The web app alone: OAuth connect, the QuickBooks webhook receiver, conflicts, /healthz, /metrics."""
-    runtime = _runtime(ctx)
+    runtime = _runtime(ctx, workers=True)
     checks = {}
     on_webhook = None
     broker = None

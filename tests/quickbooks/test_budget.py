@@ -18,6 +18,7 @@ from connectors.quickbooks.budget import (
     RedisRateBudget,
 )
 from connectors.quickbooks.settings import QboSettings
+from engine.errors import RateLimitedError
 
 REALM = "9341455600000001"
 #: How long a request counts in a (60 s) minute's window after its answer.
@@ -232,3 +233,23 @@ def test_redis_budget_is_shared_by_workers(redis_prefix: str):
         for key in client.scan_iter(f"{redis_prefix}:*"):
             client.delete(key)
         client.close()
+
+
+def test_a_patient_budget_hands_a_long_wait_back_and_other_companies_go_on(
+    make_budget: BudgetFactory,
+) -> None:
+    # A company in a 429 storm: its call raises at once (with how long to come back) instead of
+    # holding a worker thread for the penalty; another company's call is served meanwhile.
+    clock = FakeTime(1_000.0)
+    budget = make_budget(settings(), clock=clock, sleep=clock.sleep, patience=2.0)
+    budget.penalize(REALM, 60.0)
+    with pytest.raises(RateLimitedError) as raised, budget.acquire(REALM):
+        pass
+    assert raised.value.retry_after is not None and 59.0 <= raised.value.retry_after <= 60.0
+    assert clock.sleeps == []
+    with budget.acquire("9341455600000002"):
+        pass
+    clock.sleep(58.5)  # a short wait is still waited out, within the patience
+    with budget.acquire(REALM):
+        pass
+    assert clock.sleeps[-1] <= 2.0

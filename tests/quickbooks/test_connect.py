@@ -189,3 +189,23 @@ def test_the_web_connect_uses_the_same_redirect_uri_and_survives_a_restart_befor
         finally:
             first.close()
             second.close()
+
+
+def test_the_web_connect_of_a_tenant_stores_its_own_connection_and_touches_no_other(tmp_path: Path):
+    callback = "https://sync.example.com/callback"
+    with running_emulator(EmulatorConfig(redirect_uri_allowlist=(callback,))) as qbo:
+        config = config_file(tmp_path, qbo, web="web:\n  public_url: https://sync.example.com\n")
+        env = {"LEDGERSYNC_SECRET_KEY": generate_key(), "QBO_CLIENT_SECRET": qbo.client_secret}
+        runtime = Runtime(load_config(config, env, SECTIONS))
+        try:
+            with TestClient(runtime.web_app(), base_url="https://sync.example.com") as browser:
+                assert browser.get("/connect?tenant=../x", follow_redirects=False).status_code == 400
+                start = browser.get("/connect?tenant=acme", follow_redirects=False)
+                back = httpx.get(start.headers["location"], follow_redirects=False).headers["location"]
+                done = browser.get(back)
+            assert done.status_code == 200, done.text
+            with runtime.store.session() as s:
+                (stored,) = s.list_connections()
+            assert (stored.id, stored.app_tenant, stored.realm_id) == ("tenant-acme", "acme", qbo.realm_id)
+        finally:
+            runtime.close()

@@ -1,0 +1,68 @@
+"""The scheduler's jobs with several connections: each per-connection job goes to every connection
+that is connected now (one revoked is skipped, the rest go on), token refresh and alerts go once, and
+one connection's failed send neither stops the others nor is forgotten (raised for the next tick)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from engine.jobs import Jobs
+from engine.model import EntityType
+
+
+class Sent:
+    """Stands in for an actor: keeps the messages sent to it, and fails for the connections told."""
+
+    def __init__(self, failing: frozenset[str] = frozenset()) -> None:
+        self.messages: list[tuple[object, ...]] = []
+        self.failing = failing
+
+    def send(self, *args: object) -> None:
+        if args and args[0] in self.failing:
+            raise ConnectionError("broker down for this one")
+        self.messages.append(args)
+
+    def send_with_options(self, args: tuple[object, ...], delay: int = 0) -> None:
+        self.send(*args)
+
+
+def actors(**failing: frozenset[str]) -> Any:
+    names = ("poll", "kick", "dispatch", "sweep", "ingest", "refresh_tokens", "alerts")
+    return SimpleNamespace(**{name: Sent(failing.get(name, frozenset())) for name in names})
+
+
+def test_per_connection_jobs_reach_every_active_connection_and_only_those() -> None:
+    active = ["tenant-acme", "tenant-initech"]  # tenant-globex is revoked: not listed as active
+    sent = actors()
+    jobs = Jobs(sent, lambda: active)
+    for job in ("kick", "dispatch", "sweep", "quickbooks_poll", "token_refresh", "alerts"):
+        jobs(job)
+    assert sent.kick.messages == [("tenant-acme",), ("tenant-initech",)]
+    assert sent.sweep.messages == sent.dispatch.messages == sent.kick.messages
+    assert {m[0] for m in sent.poll.messages} == {"tenant-acme", "tenant-initech"}
+    assert sent.refresh_tokens.messages == [()] and sent.alerts.messages == [()]
+    active.append("tenant-globex")  # reconnected: served from the next job on
+    jobs("kick")
+    assert sent.kick.messages[-1] == ("tenant-globex",)
+
+
+def test_one_probe_of_the_shared_app_database_polls_every_connection() -> None:
+    sent = actors()
+    probes: list[int] = []
+
+    def probe() -> list[EntityType]:
+        probes.append(1)
+        return [EntityType.CUSTOMER]
+
+    Jobs(sent, lambda: ["a", "b"], probe=probe)("app_probe")
+    assert probes == [1] and sent.poll.messages == [("a", "app", "customer"), ("b", "app", "customer")]
+
+
+def test_a_failed_send_for_one_connection_leaves_the_others_served_and_is_raised() -> None:
+    sent = actors(kick=frozenset({"a"}))
+    with pytest.raises(ConnectionError):
+        Jobs(sent, lambda: ["a", "b"])("kick")
+    assert sent.kick.messages == [("b",)]
