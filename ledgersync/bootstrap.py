@@ -45,6 +45,7 @@ from engine.model import EntityType, Side
 from engine.observe.alerts import AlertCheck, Usage
 from engine.observe.counters import Counters, MemoryCounters, RedisCounters
 from engine.observe.families import Family, Source, counter_families
+from engine.observe.logs import LABELS
 from engine.observe.notify import notifiers
 from engine.ports import Clock, Connector
 from engine.runner import Runner
@@ -148,6 +149,7 @@ class Runtime:
             if stored is None:
                 return tenant  # not remembered: a connect may store it differently
             self._tenants[connection] = tenant
+            LABELS.describe(connection, tenant, stored.realm_id)  # every log line about it says whose
         return self._tenants[connection]
 
     def policy_for(self, connection: str) -> PolicySet:

@@ -216,7 +216,7 @@ class SqlConnector:
                     "kind": op.kind,
                 }
                 log.debug("app write applied", extra={"connection": self.connection, **context})
-        log.info("app batch written", extra={"ops": len(ops)})
+        log.info("app batch written", extra={"connection": self.connection, "ops": len(ops)})
         return out
 
     def _ensure_applied_table(self) -> None:

@@ -75,6 +75,34 @@ class Redact(logging.Filter):
         return True
 
 
+class ConnectionLabels(logging.Filter):
+    """Gives a record that names its `connection` the connection's `tenant` and `realm` too (unless it
+    names them itself), from what the composition module tells it as it opens each connection; so a
+    line about one company of many says whose it is without every call site passing both."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._labels: dict[str, tuple[str | None, str | None]] = {}
+
+    def describe(self, connection: str, tenant: str | None, realm: str | None) -> None:
+        self._labels[connection] = (tenant, realm)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        connection = record.__dict__.get("connection")
+        labels = self._labels.get(connection) if isinstance(connection, str) else None
+        if labels is not None:
+            tenant, realm = labels
+            if tenant is not None and "tenant" not in record.__dict__:
+                record.tenant = tenant
+            if realm is not None and "realm" not in record.__dict__:
+                record.realm = realm
+        return True
+
+
+#: The process's one table of connection labels, filled by the composition module.
+LABELS = ConnectionLabels()
+
+
 class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever `sys.stderr` is at the time (a test runner swaps it per command)."""
 
@@ -105,6 +133,7 @@ def configure_logging(settings: LoggingSettings, stream: TextIO | None = None) -
     handler: logging.Handler = _Stderr() if stream is None else logging.StreamHandler(stream)
     setattr(handler, _OURS, True)
     handler.setFormatter(formatter(settings.format))
+    handler.addFilter(LABELS)
     handler.addFilter(Redact())
     root.addHandler(handler)
     root.setLevel(settings.level)

@@ -49,6 +49,11 @@ def store_families(s: StoreSession, connections: Iterable[str], now: datetime) -
             ("connection", "side"),
         ),
         "status": gauge("connection_status", "1 for the connection's status", ("connection", "status")),
+        "info": gauge(
+            "connection_info",
+            "1 per connection, naming the app tenant it serves and its QuickBooks company",
+            ("connection", "tenant", "realm"),
+        ),
         "age": gauge("token_age_seconds", "Seconds since the connection's tokens were last refreshed"),
         "expiry": gauge(
             "token_expires_in_seconds", "Seconds until each token expires", ("connection", "token")
@@ -76,6 +81,7 @@ def store_families(s: StoreSession, connections: Iterable[str], now: datetime) -
 def _connection(f: dict[str, Family], connection: Connection, now: datetime) -> None:
     cid = connection.id
     f["status"].samples.append(((cid, connection.status.value), 1))
+    f["info"].samples.append(((cid, connection.app_tenant, connection.realm_id or ""), 1))
     if connection.updated_at is not None:
         f["age"].samples.append(((cid,), _seconds(now, connection.updated_at)))
     for token, column in _EXPIRIES.items():

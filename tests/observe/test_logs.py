@@ -123,3 +123,20 @@ def test_an_unknown_log_format_or_level_names_the_key(tmp_path: Path):
     problems = "\n".join(raised.value.problems)
     assert "logging.format: expected 'plain' or 'json'" in problems
     assert "logging.level: expected 'DEBUG'" in problems
+
+
+def test_a_tenants_log_lines_say_its_tenant_and_company(tmp_path: Path):
+    if not app.registered_groups:
+        _register()
+    runner = CliRunner()
+    with sandbox(tmp_path) as box:
+        with box.config_path.open("a", encoding="utf-8") as config:
+            config.write("logging:\n  format: json\n  level: debug\n")
+        base = ["--config", str(box.config_path)]
+        assert runner.invoke(app, [*base, "connect", "--tenant", "acme"], env=box.environ).exit_code == 0
+        result = runner.invoke(app, [*base, "sync", "--tenant", "acme"], env=box.environ)
+        realm = box.qbo.realm_id
+    assert result.exit_code == 0, result.output
+    about = [line for line in json_lines(result.stderr) if line.get("connection") == "tenant-acme"]
+    assert about and all(line["tenant"] == "acme" and line["realm"] == realm for line in about)
+    assert "connectors.quickbooks.client" in {line["logger"] for line in about}

@@ -233,3 +233,37 @@ def test_with_redis_every_process_adds_to_the_same_counters_and_the_queue_is_rea
         for key in client.scan_iter(f"{namespace}:*"):
             client.delete(key)
         client.close()
+
+
+def test_every_connection_is_on_metrics_with_its_tenant_and_company(box: Sandbox):
+    from engine.state import Connection, ConnectionStatus
+
+    runtime = Runtime(load_config(box.config_path, box.environ, SECTIONS))
+    web = TestClient(runtime.web_app())
+    try:
+        with runtime.store.session() as s:
+            now = runtime.clock.now()
+            s.save_connection(Connection(id="tenant-acme", app_tenant="acme", realm_id="111", updated_at=now))
+            s.save_connection(
+                Connection(
+                    id="tenant-beta",
+                    app_tenant="beta",
+                    realm_id="222",
+                    status=ConnectionStatus.REVOKED,
+                    updated_at=now,
+                )
+            )
+        scrape = Scrape(web.get("/metrics").text)
+        assert (
+            scrape.value("ledgersync_connection_info", connection="tenant-acme", tenant="acme", realm="111")
+            == 1
+        )
+        assert (
+            scrape.value("ledgersync_connection_info", connection="tenant-beta", tenant="beta", realm="222")
+            == 1
+        )
+        assert scrape.value("ledgersync_connection_status", connection="tenant-beta", status="revoked") == 1
+        assert scrape.value("ledgersync_links", connection="tenant-acme") == 0
+    finally:
+        web.close()
+        runtime.close()
