@@ -45,7 +45,7 @@ from engine.model import EntityType, Side
 from engine.observe.alerts import AlertCheck, Usage
 from engine.observe.counters import Counters, MemoryCounters, RedisCounters
 from engine.observe.families import Family, Source, counter_families
-from engine.observe.logs import LABELS
+from engine.observe.logs import CONNECTION_LABELS
 from engine.observe.notify import notifiers
 from engine.ports import Clock, Connector
 from engine.runner import Runner
@@ -55,7 +55,7 @@ from engine.store import SqlStateStore, open_store
 from engine.web.present import Presenter
 from engine.workers import Services
 from ledgersync.tenancy import Tenancy, check_tenant
-from policies import PolicySet, load_policy
+from policies import PolicySet
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +89,6 @@ SECTIONS: dict[str, type[BaseModel]] = {
 def open_configured_store(config: Config) -> SqlStateStore:
     """The state store the configuration names, migrated to the newest schema."""
     return open_store(config.settings.state_url)
-
-
-def configured_policy(config: Config) -> PolicySet:
-    return load_policy(config.path(config.settings.policy)) if config.settings.policy else PolicySet.default()
 
 
 def _section_key(settings: QboSettings) -> tuple[str, str]:
@@ -149,7 +145,9 @@ class Runtime:
             if stored is None:
                 return tenant  # not remembered: a connect may store it differently
             self._tenants[connection] = tenant
-            LABELS.describe(connection, tenant, stored.realm_id)  # every log line about it says whose
+            CONNECTION_LABELS.describe(
+                connection, tenant, stored.realm_id
+            )  # every log line about it says whose
         return self._tenants[connection]
 
     def policy_for(self, connection: str) -> PolicySet:

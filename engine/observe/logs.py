@@ -100,7 +100,7 @@ class ConnectionLabels(logging.Filter):
 
 
 #: The process's one table of connection labels, filled by the composition module.
-LABELS = ConnectionLabels()
+CONNECTION_LABELS = ConnectionLabels()
 
 
 class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
@@ -133,7 +133,7 @@ def configure_logging(settings: LoggingSettings, stream: TextIO | None = None) -
     handler: logging.Handler = _Stderr() if stream is None else logging.StreamHandler(stream)
     setattr(handler, _OURS, True)
     handler.setFormatter(formatter(settings.format))
-    handler.addFilter(LABELS)
+    handler.addFilter(CONNECTION_LABELS)
     handler.addFilter(Redact())
     root.addHandler(handler)
     root.setLevel(settings.level)

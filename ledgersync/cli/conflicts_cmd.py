@@ -30,11 +30,24 @@ def register(app: typer.Typer) -> None:
 
 
 def _links(ctx: typer.Context) -> Any:
-    from ledgersync.bootstrap import configured_policy, open_configured_store
+    """The store, the tenants (each connection's policy) and the configuration."""
+    from ledgersync.bootstrap import open_configured_store
+    from ledgersync.tenancy import Tenancy
 
     config = load(ctx)
     with clean_errors():
-        return open_configured_store(config), configured_policy(config), config
+        return open_configured_store(config), Tenancy.load(config), config
+
+
+def _connections(s: Any, tenancy: Any, tenant: str | None) -> list[str]:
+    """`tenant`'s connection, else every stored one (and the configured default)."""
+    if tenant is not None:
+        with clean_errors():
+            return [tenancy.connection_of(tenant)]
+    return list(dict.fromkeys([tenancy.config.settings.connection, *(c.id for c in s.list_connections())]))
+
+
+Tenant = Annotated[str | None, typer.Option("--tenant", help="Only this tenant's (default: every tenant's).")]
 
 
 def conflict_json(conflict: Conflict, link: Link | None, s: Any) -> dict[str, Any]:
@@ -51,14 +64,16 @@ def list_conflicts(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     include_resolved: Annotated[bool, typer.Option("--all", help="Resolved ones too.")] = False,
+    tenant: Tenant = None,
 ) -> None:
-    """The open conflicts (oldest first)."""
-    store, _, config = _links(ctx)
+    """The open conflicts (oldest first), of every connection or `--tenant`'s."""
+    store, tenancy, _ = _links(ctx)
     try:
         with store.session() as s:
             items = [
                 conflict_json(c, s.get_link(c.link_id), s)
-                for c in s.list_conflicts(config.settings.connection, open_only=not include_resolved)
+                for connection in _connections(s, tenancy, tenant)
+                for c in s.list_conflicts(connection, open_only=not include_resolved)
             ]
     finally:
         store.dispose()
@@ -139,13 +154,16 @@ def resolve_command(
 
     if (take is None) == (set_ is None):
         fail("give exactly one of --take app|quickbooks or --set FIELD=VALUE")
-    store, policy, _ = _links(ctx)
+    store, tenancy, _ = _links(ctx)
     try:
         with store.session() as s:
             conflict = s.get_conflict(conflict_id)
             if conflict is None:
                 fail(f"no conflict {conflict_id}", EXIT_NOT_FOUND)
             choice = _choice(take, set_, conflict.field)
+            # Decided by the policy of the tenant whose conflict it is.
+            stored = s.get_connection(conflict.connection)
+            policy = tenancy.policy(tenancy.tenant_of(conflict.connection, stored))
             with clean_errors():
                 resolved = resolve(s, conflict_id, choice, by, policy, _now())
     finally:
@@ -179,13 +197,18 @@ def history(
     record: Annotated[str, typer.Argument(help="ENTITY:SIDE:ID (e.g. customer:app:42) or a link id.")],
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     limit: Annotated[int, typer.Option(help="How many entries, newest last.")] = 100,
+    tenant: Annotated[
+        str | None,
+        typer.Option("--tenant", help="Whose record ENTITY:SIDE:ID is (default: the default tenant's)."),
+    ] = None,
 ) -> None:
     """A record's history, as the console's timeline tells it ("phone changed in QuickBooks", "sent to
     the app", "conflict on Email opened", "resolved by maria"); --json: the audit entries themselves."""
-    store, _, config = _links(ctx)
+    store, tenancy, config = _links(ctx)
     try:
         with store.session() as s:
-            link = _link(s, config.settings.connection, record)
+            connection = _connections(s, tenancy, tenant)[0] if tenant else config.settings.connection
+            link = _link(s, connection, record)
             entries = record_history(s, link, limit=limit)
     finally:
         store.dispose()
