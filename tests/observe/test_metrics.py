@@ -253,7 +253,7 @@ def test_every_connection_is_on_metrics_with_its_tenant_and_company(box: Sandbox
                     updated_at=now,
                 )
             )
-        scrape = Scrape(web.get("/metrics").text)
+        scrape = Scrape(web.get("/metrics", headers={"Authorization": f"Bearer {SCRAPER_TOKEN}"}).text)
         assert (
             scrape.value("ledgersync_connection_info", connection="tenant-acme", tenant="acme", realm="111")
             == 1

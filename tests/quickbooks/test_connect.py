@@ -198,7 +198,10 @@ def test_the_web_connect_of_a_tenant_stores_its_own_connection_and_touches_no_ot
         env = {"LEDGERSYNC_SECRET_KEY": generate_key(), "QBO_CLIENT_SECRET": qbo.client_secret}
         runtime = Runtime(load_config(config, env, SECTIONS))
         try:
+            with runtime.store.session() as s:
+                add_user(s, "olga", Role.ADMIN, "an admin's long password", datetime.now(UTC))
             with TestClient(runtime.web_app(), base_url="https://sync.example.com") as browser:
+                sign_in(browser, "olga", "an admin's long password")  # connecting takes an admin
                 assert browser.get("/connect?tenant=../x", follow_redirects=False).status_code == 400
                 start = browser.get("/connect?tenant=acme", follow_redirects=False)
                 back = httpx.get(start.headers["location"], follow_redirects=False).headers["location"]
