@@ -114,7 +114,6 @@ class Runtime:
     _custodians: dict[tuple[str, str], TokenCustodian] = field(default_factory=dict)
     _budget: RateBudget | None = None
     _counters: Counters | None = None
-    _app_engine: Any = None
     _apps: dict[str, SqlConnector] = field(default_factory=dict)
     _quickbooks: dict[str, QboConnector] = field(default_factory=dict)
     _runners: dict[str, Runner] = field(default_factory=dict)
@@ -273,34 +272,29 @@ class Runtime:
 
     def app_connector(self, connection: str | None = None) -> SqlConnector:
         """The app side of `connection` (default: the default tenant's): its tenant's rows only when
-        the mapping names tenant columns. Every connection shares one database engine."""
+        the mapping names tenant columns. Every connection shares one database engine, and the
+        mapping is checked against the database once."""
         connection = connection or self.connection
         if connection not in self._apps:
+            tenant = self.tenant_of(connection)
+            first = next(iter(self._apps.values()), None)
+            if first is not None:
+                self._apps[connection] = first.for_tenant(connection, tenant)
+                return self._apps[connection]
             section = self.config.sections.get("app")
             if not isinstance(section, AppSection):
                 raise ConfigurationError(
                     f"{self.config.source}: no app section; add one (see `ledgersync init`)"
                 )
             mapping = load_mapping(self.config.path(section.mapping))
-            fresh = self._app_engine is None
-            engine = (
-                make_app_engine(section.database_url, schema=section.schema_name)
-                if fresh
-                else self._app_engine
-            )
+            engine = make_app_engine(section.database_url, schema=section.schema_name)
             try:
                 self._apps[connection] = SqlConnector(
-                    mapping,
-                    engine,
-                    connection=connection,
-                    tenant=self.tenant_of(connection),
-                    clock=self.clock,
+                    mapping, engine, connection=connection, tenant=tenant, clock=self.clock
                 )
             except BaseException:
-                if fresh:
-                    engine.dispose()  # a mapping refused at start-up leaves no connection open
+                engine.dispose()  # a mapping refused at start-up leaves no connection open
                 raise
-            self._app_engine = engine
         return self._apps[connection]
 
     def quickbooks_connector(self, connection: str) -> QboConnector:

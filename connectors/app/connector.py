@@ -56,18 +56,24 @@ class SqlConnector:
         tenant: str | None = None,
         clock: Clock | None = None,
         page_size: int | None = None,
+        layouts: dict[EntityType, Layout] | None = None,
     ) -> None:
-        """`tenant`: the app tenant this connection serves, when the mapping names tenant columns."""
+        """`tenant`: the app tenant this connection serves, when the mapping names tenant columns.
+        `layouts`: the mapping already checked against this database and bound (`for_tenant`)."""
         self.mapping = mapping
         self.engine = engine
         self.connection = connection
         self.tenant = tenant
         self.clock = clock or SystemClock()
-        try:
-            schema.check(engine, mapping)
-            self.layouts: dict[EntityType, Layout] = bind(engine, mapping, tenant)
-        except exc.SQLAlchemyError as error:
-            raise translate(error) from error
+        self._page_size = page_size
+        if layouts is not None:
+            self.layouts: dict[EntityType, Layout] = {e: lay.for_tenant(tenant) for e, lay in layouts.items()}
+        else:
+            try:
+                schema.check(engine, mapping)
+                self.layouts = bind(engine, mapping, tenant)
+            except exc.SQLAlchemyError as error:
+                raise translate(error) from error
         codec = Codec(engine.dialect.name)
         self.reader = Reader(codec)
         self.reader.integer_keys = {entity: layout.integer_key for entity, layout in self.layouts.items()}
@@ -101,6 +107,19 @@ class SqlConnector:
         except BaseException:
             engine.dispose()
             raise
+
+    def for_tenant(self, connection: str, tenant: str | None) -> SqlConnector:
+        """A connector for another tenant's connection on the same database and mapping: checked and
+        bound once, so a deployment of many companies reflects the database once, not per company."""
+        return SqlConnector(
+            self.mapping,
+            self.engine,
+            connection=connection,
+            tenant=tenant,
+            clock=self.clock,
+            page_size=self._page_size,
+            layouts=self.layouts,
+        )
 
     def close(self) -> None:
         self.engine.dispose()

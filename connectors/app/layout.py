@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,6 +27,12 @@ class Layout:
     #: The tenant this connector serves, as the tenant column stores it (None: the mapping has no
     #: tenant column, every row is this connector's).
     tenant: Any = None
+    #: Whether the tenant column holds integers (the tenant's name is then a number).
+    tenant_integer: bool = False
+
+    def for_tenant(self, tenant: str | None) -> Layout:
+        """This layout for another tenant of the same table (nothing to reflect again)."""
+        return replace(self, tenant=tenant_value(self.spec, self.tenant_integer, tenant))
 
     def scope(self, where: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
         """`where`, narrowed to this connector's tenant's rows."""
@@ -119,12 +125,12 @@ def bind(engine: sa.Engine, mapping: Mapping, tenant: str | None = None) -> dict
             tombstone_key_integer=tomb is not None
             and isinstance(type_of(tomb.table, tomb.key_column), sa.Integer),
             child_key=single_key(child.table) if child is not None else None,
-            tenant=tenant_value(spec, type_of(spec.table, spec.tenant_column), tenant),
+            tenant_integer=isinstance(type_of(spec.table, spec.tenant_column), sa.Integer),
         )
-    return layouts
+    return {entity: layout.for_tenant(tenant) for entity, layout in layouts.items()}
 
 
-def tenant_value(spec: Entity, column_type: Any, tenant: str | None) -> Any:
+def tenant_value(spec: Entity, integer: bool, tenant: str | None) -> Any:
     """The tenant as `spec`'s tenant column stores it; ConfigurationError when it cannot be one."""
     if spec.tenant_column is None:
         return None
@@ -132,7 +138,7 @@ def tenant_value(spec: Entity, column_type: Any, tenant: str | None) -> Any:
         raise ConfigurationError(
             f"the mapping scopes {spec.table} by {spec.tenant_column}: a connection needs a tenant"
         )
-    if isinstance(column_type, sa.Integer):
+    if integer:
         try:
             return int(tenant)
         except ValueError:

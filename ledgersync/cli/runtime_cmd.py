@@ -89,7 +89,8 @@ def _app_watch(runtime: Any, actors: Any, active: Any) -> tuple[Any, Any]:
     from engine import jobs
 
     try:
-        app = runtime.app_connector()
+        # Any connection's connector reads the shared tables' marks (every tenant's changes).
+        app = runtime.app_connector(next(iter(runtime.active_connections()), None))
     except LedgersyncError as error:
         out.print(f"app changes are read by the scheduled poll only: {error}")
         return None, None

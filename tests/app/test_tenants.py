@@ -173,3 +173,20 @@ def test_an_integer_tenant_column_takes_the_tenant_as_a_number(tmp_path: Path) -
         assert [e.fields["display_name"] for e in c.read_changes(CUSTOMER, None).events] == ["one"]
     with pytest.raises(ConfigurationError, match="not a number"):
         SqlConnector(mapping, make_engine(url), tenant="acme")
+
+
+def test_a_connector_for_another_tenant_reuses_the_checked_mapping_and_reads_only_its_rows(
+    shared: tuple[str, Path],
+) -> None:
+    engine = make_engine(shared[0])
+    acme = add_customer(engine, "acme", "Same Name")
+    globex = add_customer(engine, "globex", "Same Name")
+    engine.dispose()
+    with connector(shared, "acme") as a:
+        g = a.for_tenant("tenant-globex", "globex")
+        assert g.engine is a.engine and g.connection == "tenant-globex"
+        assert [e.external_id for e in g.read_changes(CUSTOMER, None).events] == [str(globex)]
+        assert [e.external_id for e in a.read_changes(CUSTOMER, None).events] == [str(acme)]
+        made = g.write(op(OpKind.CREATE, CUSTOMER, {"display_name": "Globex New"}))
+        with pytest.raises(NotFoundError):
+            a.fetch(CUSTOMER, made.external_id)
