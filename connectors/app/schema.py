@@ -180,6 +180,15 @@ def _check_entity(
     checker.column(f"{at}.updated_at_column", table, spec.updated_at_column, "timestamp")
     checker.column(f"{at}.origin_column", table, spec.origin_column, Kind.TEXT)
     checker.column(f"{at}.tenant_column", table, spec.tenant_column)
+    tenant = spec.tenant_column
+    if tenant in table.types and tenant is not None and not checker.leads_an_index(table.name, tenant):
+        # Each tenant's poll reads its own rows since its cursor: led by the tenant, an index serves it.
+        poll = spec.updated_at_column if spec.poll_by == "updated_at" else spec.version_column
+        checker.advisories.append(
+            f"{at}.tenant_column: no index of {table.name!r} starts with {tenant!r}, so each tenant's"
+            f" poll reads past every other tenant's changes; create one, e.g. CREATE INDEX"
+            f" {table.name}_{tenant} ON {table.name} ({tenant}, {poll}, {spec.primary_key})"
+        )
     kinds = ENTITY_FIELDS[entity]
     for name, _ in spec.fields.items():
         column = spec.column(name)

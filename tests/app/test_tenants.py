@@ -190,3 +190,19 @@ def test_a_connector_for_another_tenant_reuses_the_checked_mapping_and_reads_onl
         made = g.write(op(OpKind.CREATE, CUSTOMER, {"display_name": "Globex New"}))
         with pytest.raises(NotFoundError):
             a.fetch(CUSTOMER, made.external_id)
+
+
+def test_the_start_up_check_advises_an_index_led_by_the_tenant_column(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bare, indexed = f"sqlite:///{tmp_path / 'bare.db'}", f"sqlite:///{tmp_path / 'indexed.db'}"
+    create_tenant_db(bare, indexed=False)
+    create_tenant_db(indexed)
+    mapping = tenant_mapping(tmp_path)
+    with caplog.at_level("WARNING", logger="connectors.app.schema"):
+        SqlConnector.open(mapping, bare, tenant="acme").close()
+    assert "CREATE INDEX customers_account_id ON customers (account_id, updated_at, id)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="connectors.app.schema"):
+        SqlConnector.open(mapping, indexed, tenant="acme").close()
+    assert "tenant_column" not in caplog.text
