@@ -97,12 +97,16 @@ def apply_pending(
     *,
     in_flight: int = IN_FLIGHT,
     page: int = PAGE,
+    patience: float | None = None,
 ) -> list[Applied]:
     """Apply every pending op of `connection` once, a page of `page` ops at a time (oldest first), each
     page wave by wave; each op's outcome.
 
     Paged so that a backfill of any size holds only one page of ops: an op whose references a later
-    page links waits (unlinked, still pending) for the next call, as one waits for a later wave."""
+    page links waits (unlinked, still pending) for the next call, as one waits for a later wave.
+    `patience`: when the company's rate budget has no room for longer than that (a 429's penalty),
+    what is not sent yet stays pending for a later call instead of this thread waiting (a worker
+    shared by many companies); None waits."""
     outcomes: list[Applied] = []
     after = FIRST
     while True:
@@ -118,7 +122,9 @@ def apply_pending(
                 if writer is None:
                     outcomes += [apply_op(store, connector, r.op.op_id, clock.now()) for r in records]
                 else:
-                    outcomes += apply_wave(store, writer, records, clock, in_flight=in_flight)
+                    outcomes += apply_wave(
+                        store, writer, records, clock, in_flight=in_flight, patience=patience
+                    )
         if len(pending) < page:
             return outcomes
 
@@ -130,9 +136,11 @@ def apply_wave(
     clock: Clock,
     *,
     in_flight: int = IN_FLIGHT,
+    patience: float | None = None,
 ) -> list[Applied]:
     """Apply ops that do not depend on each other through `writer`: batches sent concurrently, each
-    recorded when it comes back. An op another worker holds is skipped, as `apply_op` does."""
+    recorded when it comes back. An op another worker holds is skipped, as `apply_op` does, and so is
+    one left unsent because the budget had no room within `patience` (see `apply_pending`)."""
     groups = batch_groups(records, writer.capabilities().batch_size)
     outcomes: dict[str, Applied] = {}
     with ExitStack() as claims:
@@ -144,7 +152,7 @@ def apply_wave(
         outcomes.update(settled)
         pacer = paced(writer)
         if batches and pacer is not None:
-            outcomes.update(_send_paced(store, pacer, batches, clock, in_flight))
+            outcomes.update(_send_paced(store, pacer, batches, clock, in_flight, patience))
         elif batches:
             outcomes.update(_send_all(store, writer, batches, clock, in_flight))
     ordered = [r.op.op_id for r in records]
@@ -178,12 +186,17 @@ _Answer = tuple[Batch, list[Result] | Exception]
 
 
 def _send_paced(
-    store: StateStore, writer: PacedWriter, batches: Sequence[Batch], clock: Clock, in_flight: int
+    store: StateStore,
+    writer: PacedWriter,
+    batches: Sequence[Batch],
+    clock: Clock,
+    in_flight: int,
+    patience: float | None = None,
 ) -> dict[str, Applied]:
     """Send `batches` as the writer's budget has room, from `in_flight` sender threads that each take
     their next request from one `_Feed`; this thread records what comes back, what came back close
     together (`gather`) in one transaction, while the senders go on."""
-    feed = _Feed(writer, batches, marker(store))
+    feed = _Feed(writer, batches, marker(store), patience)
     answers: queue.SimpleQueue[_Answer | None] = queue.SimpleQueue()
     outcomes: dict[str, Applied] = {}
     failure: BaseException | None = None
@@ -268,9 +281,12 @@ class _Feed:
     defers a slot to the next look, one request later.
     """
 
-    def __init__(self, writer: PacedWriter, batches: Sequence[Batch], mark: Mark) -> None:
+    def __init__(
+        self, writer: PacedWriter, batches: Sequence[Batch], mark: Mark, patience: float | None = None
+    ) -> None:
         self._writer = writer
         self._mark = mark
+        self._patience = patience
         self._queue = deque(batches)
         self._lock = threading.Lock()
         #: Handed out and not answered yet: [batches, spare single writes].
@@ -289,6 +305,12 @@ class _Feed:
                     return None
                 batches, spares, wait_for = self._writer.room()
                 queue_ = self._queue
+                if self._patience is not None and wait_for > self._patience:
+                    # The company is held (a 429's penalty): what is left stays pending, unsent, for a
+                    # later pass; a batch stored as sent goes whole then, as after a crash.
+                    log.info("rate budget held %.1f s: %d request(s) left for later", wait_for, len(queue_))
+                    queue_.clear()
+                    return None
                 if batches > self._out[0]:
                     first = next((i for i, b in enumerate(queue_) if b.as_batch), None)
                     if first is not None:

@@ -294,13 +294,16 @@ class Runner:
                 log.warning("%s %s %s not decided now: %s", key.side, key.entity, key.external_id, error)
         return decisions
 
-    def apply_pending(self, stats: RunStats | None = None) -> int:
+    def apply_pending(self, stats: RunStats | None = None, *, patience: float | None = None) -> int:
         """Apply every pending op once; returns how many were applied or superseded (progress).
 
         The pipeline (engine.pipeline) applies them in dependency waves, in concurrent batches where the
-        target connector is a BatchWriter, one at a time elsewhere.
+        target connector is a BatchWriter, one at a time elsewhere. `patience`: see
+        `pipeline.apply_pending` (a worker's kick leaves a held company's writes for later).
         """
-        outcomes = pipeline.apply_pending(self.store, self.connectors, self.clock, self.connection)
+        outcomes = pipeline.apply_pending(
+            self.store, self.connectors, self.clock, self.connection, patience=patience
+        )
         if stats is not None:
             for done in outcomes:
                 stats.count(done.outcome)

@@ -78,6 +78,9 @@ class Actors:
     alerts: dramatiq.Actor[..., Any]
 
 
+#: How long a kick waits for its company's rate budget before leaving the rest for the next kick.
+KICK_PATIENCE_SECONDS = 2.0
+
 #: How far back `dispatch` looks for resolved conflicts; older ones are the kick's (it sweeps every op).
 RESOLVED_WINDOW = timedelta(minutes=10)
 
@@ -111,7 +114,9 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:  # noqa
         runner = services.runner(connection)
         runner.resume_waiting()
         decided = runner.decide_pending()
-        applied = runner.apply_pending()
+        # A company whose budget is held (a 429 storm) keeps its writes for the next kick rather than
+        # this worker thread, which other companies' messages need.
+        applied = runner.apply_pending(patience=KICK_PATIENCE_SECONDS)
         log.debug("kick %s: %d record(s) decided, %d op(s) applied", connection, decided, applied)
 
     def reconcile(connection: str, side: str, entity: str, external_id: str) -> None:

@@ -259,3 +259,31 @@ def test_the_feed_never_hands_out_more_batches_than_the_budget_has_room_for(cloc
     feed.sent(False)  # the batch was answered: the room the budget reports is the room there is
     fourth = feed.next()
     assert fourth is not None and fourth[1] is False and fourth[0].ops == tuple(ops[3:6])
+
+
+def test_a_held_company_leaves_its_writes_pending_for_later_instead_of_holding_the_thread(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    class Held(PacedFake):
+        """A company in a 429's penalty: no room for the next 60 s."""
+
+        held = True
+
+        def room(self) -> tuple[int, int, float]:
+            return (0, 0, 60.0) if self.held else super().room()
+
+    with fresh_store("sqlite", tmp_path) as store:
+        app = FakeConnector(Side.APP, "default", clock)
+        quickbooks = Held(clock, batch_size=3, batches=10)
+        runner = Runner(
+            store, {Side.APP: app, Side.QUICKBOOKS: quickbooks}, PolicySet.default(), clock, "default"
+        )
+        seed(app)
+        runner.poll_new(Side.APP, C)
+        runner.decide_pending()
+        assert runner.apply_pending(patience=2.0) == 0 and quickbooks.writes == 0
+        with store.session() as s:
+            waiting = len(s.ops("default", [OpStatus.PENDING]))
+        assert waiting == len(app.all(C)), "still pending, none sent or lost"
+        quickbooks.held = False  # the penalty is over: the next kick sends them
+        assert runner.apply_pending(patience=2.0) == waiting and len(quickbooks.all(C)) == waiting
