@@ -144,9 +144,8 @@ class Runtime:
             if stored is None:
                 return tenant  # not remembered: a connect may store it differently
             self._tenants[connection] = tenant
-            CONNECTION_LABELS.describe(
-                connection, tenant, stored.realm_id
-            )  # every log line about it says whose
+            # From now on every log line about this connection says whose it is.
+            CONNECTION_LABELS.describe(connection, tenant, stored.realm_id)
         return self._tenants[connection]
 
     def policy_for(self, connection: str) -> PolicySet:

@@ -121,11 +121,13 @@ class TokenCustodian:
                     f"connection {connection_id} belongs to QuickBooks company {existing.realm_id}, "
                     f"not {tokens.realm_id}; use another connection id for another company"
                 )
+            base = existing or Connection(id=connection_id)
+            tenant = app_tenant or base.app_tenant
             holder = next(
                 (
                     c
                     for c in session.list_connections()
-                    if c.realm_id == tokens.realm_id and c.id != connection_id
+                    if c.realm_id == tokens.realm_id and c.id != connection_id and c.app_tenant != tenant
                 ),
                 None,
             )
@@ -135,12 +137,11 @@ class TokenCustodian:
                     f"QuickBooks company {tokens.realm_id} is connected to tenant {holder.app_tenant} already"
                     f" (connection {holder.id}); each tenant connects a company of its own"
                 )
-            base = existing or Connection(id=connection_id)
             connection = self._with_tokens(base, tokens, now).model_copy(
                 update={
                     "realm_id": tokens.realm_id,
                     "environment": self.settings.environment,
-                    "app_tenant": app_tenant or base.app_tenant,
+                    "app_tenant": tenant,
                 }
             )
             session.save_connection(connection)
