@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 from rich.markup import escape
@@ -61,7 +62,18 @@ def _target(runtime: Any, tenant: str | None, connection: str | None) -> tuple[s
     return runtime.connection_of(tenant), tenant
 
 
-def connect(ctx: typer.Context, tenant: TenantOption = None, connection: ConnectionOption = None) -> None:
+def connect(
+    ctx: typer.Context,
+    tenant: TenantOption = None,
+    connection: ConnectionOption = None,
+    realm: Annotated[
+        str | None,
+        typer.Option(
+            "--realm",
+            help="Emulator only: the company that consents (at Intuit, the user picks it when consenting).",
+        ),
+    ] = None,
+) -> None:
     """Connect a tenant's QuickBooks company (or reconnect one that needs re-authorization or was
     disconnected): its own tokens, cursors, links, status and conflicts; no other connection changes.
 
@@ -80,6 +92,12 @@ def connect(ctx: typer.Context, tenant: TenantOption = None, connection: Connect
         settings = runtime.custodian(tenant=owner).settings
         oauth = runtime.oauth(tenant=owner)
         request = oauth.authorization_request()
+        if realm is not None:
+            if not settings.is_emulator:
+                raise ConfigurationError(
+                    "--realm picks a company of the emulator; at Intuit, pick it when you consent"
+                )
+            request = request.model_copy(update={"url": f"{request.url}&realm={quote(realm, safe='')}"})
         out.print(f"Authorize ledgersync in QuickBooks:\n{request.url}", highlight=False, soft_wrap=True)
         if settings.is_emulator:
             callback = oauth.consent_automatically(request)

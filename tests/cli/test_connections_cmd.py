@@ -87,3 +87,17 @@ def test_a_company_serves_one_tenant_only(box: Sandbox) -> None:
 def test_a_bad_tenant_name_is_refused(box: Sandbox) -> None:
     code, output = cli(box, "connect", "--tenant", "no/slashes")
     assert code == 2 and "not a valid name" in output
+
+
+def test_tenants_connect_companies_of_one_emulator_by_realm(tmp_path: Path) -> None:
+    with sandbox(tmp_path, EmulatorConfig().with_companies(3)) as box:
+        realms = [str(c["realm_id"]) for c in box.qbo.companies()][1:]
+        for tenant, realm in zip(("acme", "globex"), realms, strict=True):
+            code, output = cli(box, "connect", "--tenant", tenant, "--realm", realm)
+            assert code == 0 and realm in output, output
+        assert {k: r["realm_id"] for k, r in listed(box).items()} == {
+            "tenant-acme": realms[0],
+            "tenant-globex": realms[1],
+        }
+        code, output = cli(box, "connect", "--tenant", "initech", "--realm", realms[0])
+        assert code == 2 and "connected to tenant acme already" in output, output
