@@ -1,7 +1,9 @@
-"""Issue 14: one deployment, one app database with three tenants, three QuickBooks companies.
+"""Issue 14: one deployment, one app database with three tenants, three QuickBooks companies (of one
+emulator, as of one Intuit app).
 
-Each tenant connects its own company (`ledgersync connect --tenant T`), two workers, the scheduler and
-the web app (receiving every company's webhooks) run on Redis and PostgreSQL, and the test edits both
+Each tenant connects its own company (`ledgersync connect --tenant T --realm R`), two workers, the
+scheduler and the web app (receiving every company's webhooks, one realm per POST) run on Redis and
+PostgreSQL, and the test edits both
 sides of every tenant: each change lands in its own tenant's company or rows, never another's (the
 same display name lives in all three). Then one tenant disconnects: the other two keep syncing both
 ways, and nothing of the disconnected one moves.
@@ -22,7 +24,8 @@ import sqlalchemy as sa
 from connectors.app.codec import Codec
 from connectors.app.database import make_engine
 from connectors.quickbooks.crypto import generate_key
-from connectors.quickbooks.emulator import EmulatorConfig, EmulatorHandle, running_emulator
+from connectors.quickbooks.emulator import EmulatorConfig, running_emulator
+from connectors.quickbooks.emulator.handle import CompanyHandle
 from engine.model import EntityType
 from engine.settings import load_config
 from engine.web.serve import free_port
@@ -39,7 +42,7 @@ SHARED_NAME = "Jo's Plumbing"
 
 @dataclass
 class Deployment:
-    companies: dict[str, EmulatorHandle]
+    companies: dict[str, CompanyHandle]
     app: sa.Engine
     runtime: Runtime
     processes: Processes
@@ -92,21 +95,18 @@ def deployment(tmp_path: Path) -> Iterator[Deployment]:
     port = free_port()
     web = f"http://127.0.0.1:{port}"
     with contextlib.ExitStack() as stack:
-        companies = {
-            tenant: stack.enter_context(
-                running_emulator(
-                    EmulatorConfig(
-                        realm_id=f"91300000000000{n}",
-                        company_name=f"{tenant.title()} Books",
-                        minute_seconds=1.0,
-                        webhook_url=f"{web}/webhooks/quickbooks",
-                        verifier_token=VERIFIER,
-                        webhook_batch_window=0.05,
-                    )
-                )
+        qbo = stack.enter_context(
+            running_emulator(
+                EmulatorConfig(
+                    minute_seconds=1.0,
+                    webhook_url=f"{web}/webhooks/quickbooks",
+                    verifier_token=VERIFIER,
+                    webhook_batch_window=0.05,
+                ).with_companies(len(TENANTS))
             )
-            for n, tenant in enumerate(TENANTS, start=1)
-        }
+        )
+        realms = [str(c["realm_id"]) for c in qbo.companies()]
+        companies = {tenant: qbo.company_handle(realm) for tenant, realm in zip(TENANTS, realms, strict=True)}
         app_url = pg_url_in(stack.enter_context(postgres_schema()))
         state_url = pg_url_in(stack.enter_context(postgres_schema()))
         broker_url = stack.enter_context(redis_database())
@@ -117,16 +117,13 @@ def deployment(tmp_path: Path) -> Iterator[Deployment]:
             add_customer(app, tenant, SHARED_NAME, notes=f"{tenant} original")
             add_customer(app, tenant, f"{tenant.title()} Only")
         first = companies[TENANTS[0]]
-        tenants = "".join(
-            f"  {t}:\n    quickbooks:\n      environment: {companies[t].base_url}\n" for t in TENANTS
-        )
         config = tmp_path / "ledgersync.yaml"
         config.write_text(
             f"state_url: {state_url}\n"
             f"broker_url: {broker_url}\n"
             "secret_key: {env: LEDGERSYNC_SECRET_KEY}\n"
             "quickbooks:\n"
-            f"  environment: {first.base_url}\n"
+            f"  environment: {qbo.base_url}\n"
             f"  client_id: {first.client_id}\n"
             "  client_secret: {env: QBO_CLIENT_SECRET}\n"
             "  webhook_verifier_token: {env: QBO_VERIFIER_TOKEN}\n"
@@ -137,7 +134,6 @@ def deployment(tmp_path: Path) -> Iterator[Deployment]:
             "app:\n"
             f"  database_url: {app_url}\n"
             f"  mapping: {tenant_mapping(tmp_path)}\n"
-            f"tenants:\n{tenants}"
             "schedule:\n"
             "  app_poll_seconds: 0.5\n"
             "  quickbooks_poll_seconds: 600\n"  # QuickBooks' edits come by webhook, routed by realm
@@ -168,7 +164,7 @@ def test_three_companies_sync_both_ways_apart_and_a_revoked_one_stops_alone(tmp_
     with deployment(tmp_path) as d:
         seeded = {t: set(d.names_in(t)) for t in TENANTS}
         for tenant in TENANTS:
-            done = d.processes.run("connect", "--tenant", tenant)
+            done = d.processes.run("connect", "--tenant", tenant, "--realm", d.companies[tenant].realm_id)
             assert done.returncode == 0, done.stdout + done.stderr
             assert f"tenant-{tenant} for tenant {tenant}" in done.stdout
         listed = d.processes.run("connections", "list", "--json")
