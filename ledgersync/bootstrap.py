@@ -459,6 +459,7 @@ class Runtime:
         services = WebServices(
             store=self.store,
             policy=self.policy,
+            policies=self.policy_for,
             clock=self.clock,
             connection=self.connection,
             checks=checks or {},

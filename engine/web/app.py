@@ -30,6 +30,8 @@ class WebServices:
     policy: Policy
     clock: Clock
     connection: str = "default"
+    #: The policy of each connection (a tenant's own overrides); None: `policy` serves them all.
+    policies: Callable[[str], Policy] | None = None
     #: Extra checks for /healthz (e.g. the broker answers), by name; each returns True when healthy.
     checks: dict[str, Callable[[], bool]] = field(default_factory=dict)
     #: What /metrics shows beside the store's families: counters every process adds to (QuickBooks
@@ -48,6 +50,10 @@ class WebServices:
     reconnect_path: str | None = None
     #: "Sign in with ..." through this identity provider (None: passwords only).
     identity: IdentityProvider | None = None
+
+    def policy_of(self, connection: str) -> Policy:
+        """The policy a conflict of `connection` is resolved under."""
+        return self.policies(connection) if self.policies is not None else self.policy
 
 
 def create_web_app(services: WebServices, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:

@@ -66,7 +66,10 @@ class ConflictViews:
 
     def do_resolve(self, conflict_id: int, choice: Choice, by: str) -> dict[str, Any]:
         with self.services.store.session() as s:
-            resolved = resolve(s, conflict_id, choice, by, self.services.policy, self.services.clock.now())
+            found = s.get_conflict(conflict_id)
+            # A tenant's conflict is resolved under its own policy (the directions its fields sync in).
+            policy = self.services.policy_of(found.connection) if found else self.services.policy
+            resolved = resolve(s, conflict_id, choice, by, policy, self.services.clock.now())
             return as_json(resolved, s.get_link(resolved.link_id), s)
 
     def bulk(self, ids: list[int], take: Side, by: str) -> tuple[int, list[str]]:

@@ -156,3 +156,38 @@ def test_the_connections_page_says_how_often_tokens_are_renewed_as_configured(wo
     with TestClient(world.app()) as browser:
         page = sign_in(browser).get("/connections").text
     assert "renewed automatically every 20 minutes" in page
+
+
+def test_a_conflict_is_resolved_under_its_own_connections_policy(world: World):
+    """Tenants may override the policy: the console resolves each conflict under its connection's."""
+    from pydantic import SecretStr
+
+    from engine.settings import Web
+    from engine.web import WebServices, create_web_app
+    from policies import PolicySet
+    from tests.web.conftest import SECRET
+
+    asked: list[str] = []
+
+    def policies(connection: str) -> PolicySet:
+        asked.append(connection)
+        return PolicySet.default()
+
+    services = WebServices(
+        store=world.loop.store,
+        policy=PolicySet.default(),
+        clock=world.loop.runner.clock,
+        policies=policies,
+        secret_key=SecretStr(SECRET),
+        web=Web(api_token=SecretStr(API_TOKEN)),
+    )
+    with TestClient(create_web_app(services)) as script:
+        done = script.post(
+            "/api/conflicts/1/resolve",
+            json={"take": "quickbooks", "by": "script"},
+            headers={"Authorization": f"Bearer {API_TOKEN}"},
+        )
+    assert done.status_code == 200, done.text
+    assert asked == [world.conflict()["connection"]]
+    plain = WebServices(store=world.loop.store, policy=PolicySet.default(), clock=world.loop.runner.clock)
+    assert plain.policy_of("tenant-acme") is plain.policy
