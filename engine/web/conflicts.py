@@ -67,8 +67,10 @@ class ConflictViews:
     def do_resolve(self, conflict_id: int, choice: Choice, by: str) -> dict[str, Any]:
         with self.services.store.session() as s:
             found = s.get_conflict(conflict_id)
-            # A tenant's conflict is resolved under its own policy (the directions its fields sync in).
-            policy = self.services.policy_of(found.connection) if found else self.services.policy
+        # A tenant's conflict is resolved under its own policy (the directions its fields sync in). Read
+        # in a transaction of its own: resolving takes the record's lock first thing.
+        policy = self.services.policy_of(found.connection) if found else self.services.policy
+        with self.services.store.session() as s:
             resolved = resolve(s, conflict_id, choice, by, policy, self.services.clock.now())
             return as_json(resolved, s.get_link(resolved.link_id), s)
 
