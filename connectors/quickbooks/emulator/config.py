@@ -4,10 +4,12 @@ configurable uncertainties."""
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Literal
+
+from connectors.quickbooks.emulator.profile import CompanyProfile
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8700
@@ -58,6 +60,9 @@ class EmulatorConfig:
     client_id: str = DEFAULT_CLIENT_ID
     client_secret: str = DEFAULT_CLIENT_SECRET
     company_name: str = "Emulated Company"
+    #: Country, sales tax, currencies and terms of the company (seeded once; see profile.py). Companies
+    #: added beside the default one have the same profile.
+    profile: CompanyProfile = field(default_factory=CompanyProfile)
     webhook_url: str | None = None
     verifier_token: str = DEFAULT_VERIFIER_TOKEN
     webhook_format: Literal["cloudevents", "legacy"] = "cloudevents"

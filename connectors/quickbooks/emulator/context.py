@@ -14,10 +14,12 @@ from connectors.quickbooks.emulator.store import JsonDict, Row, Store
 NAME_LISTS = ("Customer", "Vendor", "Employee", "Item", "Account")
 PEOPLE = ("Customer", "Vendor", "Employee")
 TRANSACTIONS = ("Invoice", "Payment")
-READ_ONLY = ("TaxCode", "CompanyInfo")
+#: Read and query only here (tax codes and rates are read-only in QuickBooks' entity API too; terms and
+#: currencies are seeded per company, see company.py).
+READ_ONLY = ("TaxCode", "TaxRate", "Term", "CompanyCurrency", "ExchangeRate", "Preferences", "CompanyInfo")
 ENTITIES = (*NAME_LISTS, *TRANSACTIONS, *READ_ONLY)
 #: Entities change data capture does not cover.
-NOT_IN_CDC = ("TaxCode",)
+NOT_IN_CDC = ("TaxCode", "TaxRate", "ExchangeRate")
 URL_NAMES = {name.lower(): name for name in ENTITIES}
 
 

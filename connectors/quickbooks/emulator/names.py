@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from connectors.quickbooks.emulator import faults
+from connectors.quickbooks.emulator import currencies, faults
 from connectors.quickbooks.emulator.context import PEOPLE, Context, blank, money, resolve_ref
 from connectors.quickbooks.emulator.store import JsonDict
 
@@ -104,7 +104,7 @@ def _person(
         data.setdefault("BillWithParent", False)
         data.setdefault("Taxable", True)
         data.setdefault("PreferredDeliveryMethod", "Print")
-        data.setdefault("CurrencyRef", {"value": "USD", "name": "United States Dollar"})
+        currencies.customer_currency(ctx, data, existing)
         opening = existing.get("Balance", 0) if existing else data.get("Balance", 0) or 0
         data["Balance"] = float(money(opening, "Balance"))
         data["BalanceWithJobs"] = data["Balance"]

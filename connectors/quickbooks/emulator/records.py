@@ -6,7 +6,7 @@ import copy
 from datetime import datetime
 from typing import Any
 
-from connectors.quickbooks.emulator import faults, names, transactions
+from connectors.quickbooks.emulator import faults, names, profile, transactions
 from connectors.quickbooks.emulator.clock import format_stamp
 from connectors.quickbooks.emulator.context import (
     NAME_LISTS,
@@ -108,8 +108,8 @@ def _write(ctx: Context, entity: str, row: Row, prepared: JsonDict, operation: s
 
 
 def update(ctx: Context, entity: str, body: JsonDict) -> JsonDict:
-    if entity == "TaxCode":
-        raise faults.unsupported("Operation Update is not supported for TaxCode.")
+    if entity in READ_ONLY and entity != "CompanyInfo":
+        raise faults.unsupported(f"Operation Update is not supported for {entity}.")
     row = _current(ctx, entity, body)
     return _apply_update(ctx, entity, row, body, sparse=body.get("sparse") in (True, "true"))
 
@@ -176,14 +176,14 @@ def void(ctx: Context, entity: str, body: Any) -> JsonDict:
 
 def seed(ctx: Context, at: datetime | None = None) -> None:
     """A fresh company, made at `at` (default: now): CompanyInfo, income accounts, Undeposited Funds,
-    A/R, tax codes TAX and NON."""
+    A/R, and the profile's preferences, tax codes and rates, terms and currencies (see `profile.py`)."""
     now = at or ctx.clock.now()
     stamp = format_stamp(now, ctx.config.tz)
     meta = {"CreateTime": stamp, "LastUpdatedTime": stamp}
 
     def put(entity: str, data: JsonDict) -> None:
         data.update(MetaData=dict(meta))
-        if entity != "TaxCode" or data["Id"] not in ("TAX", "NON"):
+        if entity != "TaxCode" or data["Id"] not in profile.US_PSEUDO_CODES:
             data.update(SyncToken="0", domain="QBO", sparse=False)
         ctx.store.rows.setdefault(entity, {})[str(data["Id"])] = Row(data, now, now)
 
@@ -231,5 +231,4 @@ def seed(ctx: Context, at: datetime | None = None) -> None:
             },
         )
     ctx.store.counters["Account"] = len(accounts)
-    for code, taxable in (("TAX", True), ("NON", False)):
-        put("TaxCode", {"Id": code, "Name": code, "Description": code, "Taxable": taxable, "TaxGroup": False})
+    profile.seed(ctx, put)
