@@ -115,6 +115,9 @@ class InvoiceLine(Frozen):
     unit_price: Money | None = None
     amount: Money
     taxable: bool = False
+    #: The line's tax code when `taxable` does not say it: a QuickBooks TaxCode id other than the
+    #: company's default taxable / non-taxable code (a reduced VAT rate...). None: per `taxable`.
+    tax_code: str | None = None
 
 
 class Invoice(Frozen):
@@ -124,9 +127,26 @@ class Invoice(Frozen):
     due_date: date | None = None
     lines: tuple[InvoiceLine, ...] = ()
     private_note: str | None = None
+    #: The invoice's tax rate group (US `TxnTaxDetail.TxnTaxCodeRef`); QuickBooks picks it itself under
+    #: Automated Sales Tax, and then it is neither read nor sent.
+    tax_code: str | None = None
+    #: Payment terms (a QuickBooks Term id); QuickBooks computes the due date from them when none is given.
+    terms: str | None = None
+    #: A discount on the item subtotal: a percent, or (when no percent) an amount.
+    discount_percent: Decimal | None = None
+    discount: Money | None = None
+    #: Whether tax is charged on the discounted amounts (None: the company's default).
+    tax_after_discount: bool | None = None
+    shipping: Money | None = None
+    #: ISO currency code; None means the company's home currency (and no exchange rate).
+    currency: str | None = None
+    #: Home-currency units per unit of `currency`.
+    exchange_rate: Decimal | None = None
     #: Computed by QuickBooks; they flow to the app only.
+    tax_total: Money | None = None
     total: Money | None = None
     balance: Money | None = None
+    home_total: Money | None = None
 
 
 class PaymentApplication(Frozen):
@@ -155,8 +175,14 @@ MODELS: Mapping[EntityType, type[Record]] = {
 QUICKBOOKS_COMPUTED: Mapping[EntityType, frozenset[str]] = {
     EntityType.CUSTOMER: frozenset(),
     EntityType.ITEM: frozenset(),
-    EntityType.INVOICE: frozenset({"total", "balance"}),
+    EntityType.INVOICE: frozenset({"tax_total", "total", "balance", "home_total"}),
     EntityType.PAYMENT: frozenset(),
+}
+
+#: Fields a QuickBooks write must carry together: an invoice's item lines, discount and shipping are all
+#: lines of one Line array, which QuickBooks replaces whole even in a sparse update.
+WRITTEN_TOGETHER: Mapping[EntityType, frozenset[str]] = {
+    EntityType.INVOICE: frozenset({"lines", "discount", "discount_percent", "shipping"}),
 }
 
 #: Entities a record of this type may reference; the reconciler waits for them to be linked first.

@@ -23,7 +23,16 @@ from typing import Any
 from pydantic import AwareDatetime
 
 from engine.diff import changed_fields
-from engine.model import QUICKBOOKS_COMPUTED, EntityType, Frozen, Ref, Side, Version, field_names
+from engine.model import (
+    QUICKBOOKS_COMPUTED,
+    WRITTEN_TOGETHER,
+    EntityType,
+    Frozen,
+    Ref,
+    Side,
+    Version,
+    field_names,
+)
 from engine.normalize import normalize_value
 from engine.plan import ConflictPolicy, DeleteAction, Direction, FieldConflict, OpKind, Plan, Wait, Write
 from engine.ports import Policy
@@ -248,6 +257,7 @@ def _merge(
         source = live[winner].fields
         assert source is not None
         updates[winner.other][field] = source.get(field)
+    _write_together(entity, updates, app, dirs, conflicts)
     writes = tuple(
         Write(
             side=side,
@@ -264,6 +274,27 @@ def _merge(
         entity=entity, writes=writes, conflicts=tuple(conflicts), settled=settled, reasons=tuple(reasons)
     )
     return _hold_unlinked(plan)
+
+
+def _write_together(
+    entity: EntityType,
+    updates: dict[Side, dict[str, Any]],
+    source: SideState,
+    dirs: Mapping[str, Direction],
+    conflicts: list[FieldConflict],
+) -> None:
+    """Complete a QuickBooks update with the fields that must go with those it changes (`WRITTEN_TOGETHER`),
+    from `source` (the app, whose unchanged values are the agreed ones); none held in a conflict or
+    being replaced in the app, none that does not flow to QuickBooks."""
+    fields = updates[Side.QUICKBOOKS]
+    together = WRITTEN_TOGETHER.get(entity)
+    if together is None or not fields.keys() & together:
+        return
+    assert source.fields is not None
+    held = {c.field for c in conflicts} | updates[Side.APP].keys()
+    for name in together - fields.keys() - held:
+        if name in dirs and dirs[name].writes_to(Side.QUICKBOOKS):
+            fields[name] = source.fields.get(name)
 
 
 def _filled_side(field: str, app: SideState, qbo: SideState) -> Side | None:

@@ -301,7 +301,7 @@ class Writer:
         collection = CHILD_FIELDS[layout.entity][0]
         zeroed = [{**child, "amount": ZERO} for child in stored.fields.get(collection, ())]
         sent: dict[str, Any] = {collection: zeroed}
-        for name in ("total", "balance"):
+        for name in ("tax_total", "total", "balance", "home_total"):
             if name in layout.spec.fields:
                 sent[name] = ZERO
         return sent

@@ -40,7 +40,7 @@ def test_check_prints_the_effective_policy(runner: CliRunner) -> None:
     assert "match keys:      email, display_name" in result.stdout
     assert "duplicate names: suffix" in result.stdout
     assert "on delete:       in QuickBooks void, in the app ignore" in result.stdout
-    assert "│ balance      │ quickbooks_to_app │ -" in result.stdout
+    assert "│ balance            │ quickbooks_to_app │ -" in result.stdout
 
 
 def test_check_lists_every_problem_on_stderr_and_exits_2(runner: CliRunner, tmp_path: Path) -> None:

@@ -127,9 +127,10 @@ def test_default_policy_has_the_documented_choices() -> None:
     assert {default.direction(IT, f) for f in field_names(IT) if f != "income_account"} == {
         Direction.APP_TO_QUICKBOOKS
     }
-    filled_by_quickbooks = {"doc_number", "due_date"}  # when the app leaves them empty
+    # when the app leaves them empty
+    filled_by_quickbooks = {"doc_number", "due_date", "currency", "exchange_rate", "discount"}
     for field in field_names(INV):
-        computed = field in {"total", "balance"}
+        computed = field in {"tax_total", "total", "balance", "home_total"}
         expected_direction = Direction.QUICKBOOKS_TO_APP if computed else Direction.APP_TO_QUICKBOOKS
         if field in filled_by_quickbooks:
             expected_direction = Direction.BOTH

@@ -119,8 +119,10 @@ def test_invoice_reads_sales_lines_only_and_takes_totals_from_quickbooks():
         "unit_price": Decimal("9.50"),
         "amount": Decimal("47.50"),
         "taxable": True,
+        "tax_code": None,  # TAX: what the taxable flag says anyway
     }
     assert (fields["total"], fields["balance"]) == (Decimal("362.07"), Decimal("362.07"))
+    assert (fields["tax_total"], fields["tax_code"], fields["terms"]) == (Decimal("26.82"), "2", "3")
 
 
 def test_invoice_line_without_qty_or_price_defaults_like_quickbooks():
@@ -133,6 +135,7 @@ def test_invoice_line_without_qty_or_price_defaults_like_quickbooks():
         "unit_price": None,
         "amount": Decimal("100.00"),
         "taxable": False,  # TaxCodeRef NON
+        "tax_code": None,
     }
 
 
@@ -178,7 +181,7 @@ def test_unknown_and_modern_fields_are_ignored():
         line["CustomExtensions"] = []
         if line["DetailType"] == "SalesItemLineDetail":
             line["SalesItemLineDetail"].update(ItemAccountRef={"value": "79"}, TaxClassificationRef={})
-    invoice["Line"].append({"DetailType": "DiscountLineDetail", "Amount": 10.0, "DiscountLineDetail": {}})
+    invoice["Line"].append({"DetailType": "GroupLineDetail", "Amount": 10.0, "GroupLineDetail": {}})
     assert to_canonical(EntityType.INVOICE, invoice) == before
 
 
@@ -281,7 +284,10 @@ def test_invoice_create_never_sends_computed_totals_and_always_sets_detail_type(
         EntityType.INVOICE, sample("invoice_with_tax_detail_excerpt", "body_excerpt", "Invoice")
     )
     body = to_qbo_create(EntityType.INVOICE, fields, US)
-    assert not {"TotalAmt", "Balance", "TxnTaxDetail", "Id", "SyncToken"} & body.keys()
+    assert not {"TotalAmt", "Balance", "HomeTotalAmt", "Id", "SyncToken"} & body.keys()
+    assert body["TxnTaxDetail"] == {"TxnTaxCodeRef": {"value": "2"}}  # the rate group, never the tax
+    automated = to_qbo_create(EntityType.INVOICE, fields, US.model_copy(update={"automated_sales_tax": True}))
+    assert "TxnTaxDetail" not in automated
     assert body["CustomerRef"] == {"value": "24"}
     assert body["Line"][1] == {
         "DetailType": "SalesItemLineDetail",

@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.model import EntityType, Side, Version, field_names
+from engine.model import WRITTEN_TOGETHER, EntityType, Side, Version, field_names
 from engine.normalize import normalize_value
 from engine.plan import ConflictPolicy, Direction, OpKind, Plan
 from engine.reconcile import SideState, directions, reconcile
@@ -55,6 +55,7 @@ _line = st.fixed_dictionaries(
         "quantity": st.sampled_from(["1", "2", "1.0"]),
         "description": _maybe_text,
         "taxable": st.booleans(),
+        "tax_code": st.sampled_from(["3", None]),
     },
 )
 INVOICE_VALUES: dict[str, st.SearchStrategy[Any]] = {
@@ -64,8 +65,18 @@ INVOICE_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "due_date": st.sampled_from(["2026-12-01", None]),
     "lines": st.lists(_line, max_size=3),
     "private_note": _maybe_text,
+    "tax_code": st.sampled_from(["2", None]),
+    "terms": st.sampled_from(["3", None]),
+    "discount_percent": st.sampled_from(["10", "10.0", None]),
+    "discount": st.sampled_from(["5.00", "5", None]),
+    "tax_after_discount": st.sampled_from([True, None]),
+    "shipping": st.sampled_from(["7.50", None]),
+    "currency": st.sampled_from(["EUR", None]),
+    "exchange_rate": st.sampled_from(["1.1", "1.10", None]),
+    "tax_total": st.sampled_from(["0.80", None]),
     "total": st.sampled_from(["10.00", "30.50", None]),
     "balance": st.sampled_from(["0.00", "10.00", None]),
+    "home_total": st.sampled_from(["11.00", None]),
 }
 assert set(INVOICE_VALUES) == set(field_names(INVOICE))
 VALUES = {CUSTOMER: CUSTOMER_VALUES, INVOICE: INVOICE_VALUES}
@@ -144,7 +155,9 @@ def check(
             continue
         assert name in done, f"{name} changed (app: {by_app}, quickbooks: {by_qbo}) but the plan lost it"
         if same(name, app.get(name), qbo.get(name)):
-            assert done[name] == "settled", f"{name} agrees on both sides yet the plan {done[name]}"
+            # A field QuickBooks must be sent with a changed one (one Line array) is settled, and sent.
+            sent_along = name in WRITTEN_TOGETHER.get(entity, ()) and name in plan.settled
+            assert done[name] == "settled" or sent_along, f"{name} agrees on both sides yet the plan {done[name]}"
     for conflict in plan.conflicts:
         assert synced[conflict.field] is Direction.BOTH
         assert policy.conflict_policy(entity, conflict.field) is ConflictPolicy.MANUAL

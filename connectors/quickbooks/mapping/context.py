@@ -6,6 +6,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from engine.errors import RecordRejectedError
+
 #: US companies use these pseudo tax codes on lines; anything else is fault 6100.
 US_TAXABLE = "TAX"
 US_NON_TAXABLE = "NON"
@@ -39,6 +41,15 @@ class MappingContext(BaseModel):
     )
     #: Item used for invoice lines that name no item. Mapped back to "no item" when read.
     default_item: str | None = None
+    #: US only: QuickBooks computes sales tax itself (Automated Sales Tax); an invoice's tax code is
+    #: then neither sent nor read, and its tax only flows QuickBooks -> app (`tax_total`).
+    automated_sales_tax: bool = False
+    #: The company's home currency: an invoice in it has no `currency` (None) in canonical form.
+    home_currency: str = "USD"
+    #: The TaxCode ids and foreign currencies the company has (None: not checked). A record naming one
+    #: outside them is rejected before sending, naming the code.
+    tax_codes: frozenset[str] | None = None
+    currencies: frozenset[str] | None = None
 
     @model_validator(mode="after")
     def _global_mode_needs_codes(self) -> MappingContext:
@@ -55,6 +66,34 @@ class MappingContext(BaseModel):
         code = self.taxable_tax_code if taxable else self.non_taxable_tax_code
         assert code is not None  # guaranteed by the validator
         return code
+
+    def default_code(self, code: str | None) -> bool:
+        """Whether a line's tax code is the one its taxable flag gives anyway (so it is not kept)."""
+        return code is None or code in (self.line_tax_code(True), self.line_tax_code(False))
+
+    def check_tax_code(self, code: str, what: str, *, line: bool = False) -> str:
+        """`code`, if QuickBooks has it; else RecordRejectedError naming it (before anything is sent)."""
+        pseudo = self.tax_mode is TaxMode.US and code in (US_TAXABLE, US_NON_TAXABLE)
+        if self.tax_mode is TaxMode.US and not pseudo and line:
+            raise RecordRejectedError(
+                f"{what}: tax code {code!r}: a US company's lines take only TAX or NON",
+                code="ledgersync.unknown_tax_code",
+            )
+        if not pseudo and self.tax_codes is not None and code not in self.tax_codes:
+            raise RecordRejectedError(
+                f"{what}: QuickBooks has no tax code {code!r} (it has {', '.join(sorted(self.tax_codes))})",
+                code="ledgersync.unknown_tax_code",
+            )
+        return code
+
+    def check_currency(self, currency: str, what: str) -> str:
+        known = (self.currencies or frozenset()) | {self.home_currency}
+        if self.currencies is not None and currency not in known:
+            raise RecordRejectedError(
+                f"{what}: QuickBooks has no currency {currency!r} (it has {', '.join(sorted(known))})",
+                code="ledgersync.unknown_currency",
+            )
+        return currency
 
     def is_taxable_code(self, code: str | None) -> bool:
         """Whether a line's TaxCodeRef value means "taxable" (an absent code means not taxable)."""
