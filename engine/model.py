@@ -90,6 +90,8 @@ class Customer(Frozen):
     billing_address: Address | None = None
     notes: str | None = None
     active: bool = True
+    #: ISO currency code, set once in QuickBooks; None means the company's home currency.
+    currency: str | None = None
 
 
 class ItemType(StrEnum):

@@ -29,6 +29,7 @@ ENTITY_FIELDS: Mapping[EntityType, Mapping[str, Kind]] = {
         "phone": Kind.TEXT,
         "notes": Kind.TEXT,
         "active": Kind.BOOL,
+        "currency": Kind.TEXT,
     },
     EntityType.ITEM: {
         "name": Kind.TEXT,

@@ -67,6 +67,7 @@ def test_intuit_customer_sample_reads_as_canonical_fields_and_version():
         },
         "notes": "Here are other details.",
         "active": True,
+        "currency": None,  # USD: the home currency
     }
     assert version.seq == 0
     assert version.at == datetime(2015, 7, 23, 10, 58, 12, tzinfo=PACIFIC_DST)

@@ -44,6 +44,7 @@ CUSTOMER_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "billing_address": _address,
     "notes": _maybe_text,
     "active": st.booleans(),
+    "currency": st.sampled_from(["EUR", None]),
 }
 assert set(CUSTOMER_VALUES) == set(field_names(CUSTOMER))
 
@@ -157,7 +158,9 @@ def check(
         if same(name, app.get(name), qbo.get(name)):
             # A field QuickBooks must be sent with a changed one (one Line array) is settled, and sent.
             sent_along = name in WRITTEN_TOGETHER.get(entity, ()) and name in plan.settled
-            assert done[name] == "settled" or sent_along, f"{name} agrees on both sides yet the plan {done[name]}"
+            assert done[name] == "settled" or sent_along, (
+                f"{name} agrees on both sides yet the plan {done[name]}"
+            )
     for conflict in plan.conflicts:
         assert synced[conflict.field] is Direction.BOTH
         assert policy.conflict_policy(entity, conflict.field) is ConflictPolicy.MANUAL

@@ -7,7 +7,7 @@ from typing import Any
 
 from connectors.quickbooks.mapping.context import MappingContext
 from connectors.quickbooks.mapping.names import DISPLAY_NAME_MAX, checked_length, checked_name, clean_name
-from connectors.quickbooks.mapping.values import JsonDict, obj, text
+from connectors.quickbooks.mapping.values import JsonDict, obj, ref_out, text
 from engine.errors import RecordRejectedError
 
 ADDRESS_LINES = 5
@@ -35,7 +35,13 @@ def to_canonical(qbo: Mapping[str, Any], ctx: MappingContext) -> dict[str, Any]:
         "billing_address": _address_in(qbo.get("BillAddr")),
         "notes": text(qbo.get("Notes")),
         "active": qbo.get("Active") is not False,  # absent means active
+        "currency": _foreign(text(obj(qbo.get("CurrencyRef")).get("value")), ctx),
     }
+
+
+def _foreign(currency: str | None, ctx: MappingContext) -> str | None:
+    """A currency other than the company's home currency (None means the home currency)."""
+    return None if currency == ctx.home_currency else currency
 
 
 def _address_in(value: Any) -> dict[str, Any] | None:
@@ -78,6 +84,9 @@ def to_qbo(fields: Mapping[str, Any], ctx: MappingContext, *, create: bool) -> J
         _put(body, "Notes", fields["notes"], create)
     if "active" in fields:
         body["Active"] = bool(fields["active"])
+    if fields.get("currency") is not None:
+        # Set once in QuickBooks: a change is refused there (fault 6000), so it is sent as is and parked.
+        body["CurrencyRef"] = ref_out(ctx.check_currency(fields["currency"], what))
     return body
 
 
