@@ -192,10 +192,11 @@ def _extras_out(
 ) -> None:
     """Tax code, terms, currency and the discount's tax order; a code or currency QuickBooks lacks is
     rejected here, before anything is sent."""
-    if fields.get("tax_code") is not None and not ctx.automated_sales_tax and ctx.tax_mode is TaxMode.US:
-        # Under Automated Sales Tax QuickBooks ignores it; elsewhere lines carry the codes.
+    if fields.get("tax_code") is not None:
         code = ctx.check_tax_code(fields["tax_code"], f"{what} tax code")
-        body["TxnTaxDetail"] = {"TxnTaxCodeRef": ref_out(code)}
+        if not ctx.automated_sales_tax and ctx.tax_mode is TaxMode.US:
+            # Under Automated Sales Tax QuickBooks picks the rate group itself; elsewhere lines carry codes.
+            body["TxnTaxDetail"] = {"TxnTaxCodeRef": ref_out(code)}
     if fields.get("terms") is not None:
         body["SalesTermRef"] = ref_out(fields["terms"])
     if fields.get("currency") is not None:
