@@ -81,7 +81,8 @@ def _extras_in(qbo: Mapping[str, Any], ctx: MappingContext) -> dict[str, Any]:
         else text(obj(tax.get("TxnTaxCodeRef")).get("value")),
         "terms": text(obj(qbo.get("SalesTermRef")).get("value")),
         "discount_percent": None if percent is None else percent.normalize(),
-        "discount": money(discount.get("Amount"), "Discount.Amount") if discount else None,
+        # A discount of nothing is no discount (it is never sent as a line).
+        "discount": (money(discount.get("Amount"), "Discount.Amount") or None) if discount else None,
         "tax_after_discount": True if us and qbo.get("ApplyTaxAfterDiscount") is True else None,
         "shipping": sum((money(row.get("Amount"), "Shipping.Amount") or ZERO for row in shipping), ZERO)
         if shipping
