@@ -25,6 +25,7 @@ from typing import Any
 
 from connectors.quickbooks.crypto import generate_key
 from connectors.quickbooks.emulator import EmulatorConfig, EmulatorHandle, running_emulator
+from connectors.quickbooks.emulator.company import Company
 from engine.accounts import add_user
 from engine.compare import differing_fields
 from engine.model import EntityType, Side
@@ -50,6 +51,8 @@ quickbooks:
   webhook_verifier_token: {{env: QBO_WEBHOOK_VERIFIER}}
   defaults:
     income_account: "1"
+    # The emulated company is on Automated Sales Tax: QuickBooks computes the tax itself.
+    automated_sales_tax: true
 app:
   database_url: {app}
   mapping: {mapping}
@@ -170,7 +173,7 @@ def sandbox(
     create_example_db(app_url)
     port = free_port()
     settings = replace(
-        emulator or EmulatorConfig(),
+        emulator or EmulatorConfig(company=Company.us_automated_sales_tax()),
         webhook_url=f"http://127.0.0.1:{port}/webhooks/quickbooks",
         state_file=workdir / EMULATOR_STATE if keep else None,
     )
@@ -304,7 +307,7 @@ def _play(story: Story) -> None:
 
 def _money_and_faults(story: Story, customer: int, qbo_customer: str) -> None:
     qbo, say = story.qbo, story.say
-    story.step("An invoice made in the app goes to QuickBooks, which computes its total")
+    story.step("An invoice made in the app goes to QuickBooks, which computes its sales tax and total")
     invoice = add_invoice(
         story.app_url,
         customer,
@@ -323,9 +326,11 @@ def _money_and_faults(story: Story, customer: int, qbo_customer: str) -> None:
     )
     story.sync()
     qbo_invoice = story.qbo_id(INV, invoice)
-    total = Decimal(str(qbo.read_record("Invoice", qbo_invoice)["TotalAmt"]))
+    booked = qbo.read_record("Invoice", qbo_invoice)
+    total, tax = Decimal(str(booked["TotalAmt"])), Decimal(str(booked["TxnTaxDetail"]["TotalTax"]))
     shown = _cell(story, "invoices", invoice, "total")
-    say(f"  QuickBooks invoice {qbo_invoice} totals {total}; the app shows {shown}")
+    say(f"  QuickBooks invoice {qbo_invoice} totals {total} with {tax} sales tax (8% of the taxable line)")
+    say(f"  the app shows total {shown}, tax {_cell(story, 'invoices', invoice, 'tax_amount')}")
 
     story.step("The accountant records the customer's payment in QuickBooks; the app shows the invoice paid")
     qbo.create_record(

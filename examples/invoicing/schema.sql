@@ -20,6 +20,7 @@ CREATE TABLE customers (
     postal_code   VARCHAR(20),
     country       VARCHAR(100),
     notes         TEXT,
+    currency      VARCHAR(3),   -- NULL: the company's home currency
     active        BOOLEAN NOT NULL DEFAULT TRUE,
     deleted_at    {timestamp},
     version       INTEGER NOT NULL DEFAULT 1,
@@ -50,8 +51,20 @@ CREATE TABLE invoices (
     issued_on   DATE,
     due_on      DATE,
     memo        TEXT,
+    -- Optional: what real invoices carry. NULL means "not set" (QuickBooks' defaults apply).
+    tax_code          VARCHAR(20),     -- the invoice's tax rate group (US, without Automated Sales Tax)
+    terms             VARCHAR(20),     -- a QuickBooks Term id ("3": Net 30), which sets the due date
+    discount_percent  NUMERIC(5, 2),
+    discount          NUMERIC(12, 2),  -- the discount amount (computed by QuickBooks for a percent)
+    tax_after_discount BOOLEAN,
+    shipping          NUMERIC(12, 2),
+    currency          VARCHAR(3),      -- NULL: the home currency
+    exchange_rate     NUMERIC(16, 6),
+    -- Computed by QuickBooks, read only here.
+    tax_amount  NUMERIC(12, 2),
     total       NUMERIC(12, 2),
     balance     NUMERIC(12, 2),
+    home_total  NUMERIC(12, 2),
     version     INTEGER NOT NULL DEFAULT 1,
     updated_at  {timestamp} NOT NULL,
     changed_by  VARCHAR(32) NOT NULL DEFAULT 'user'
@@ -67,7 +80,8 @@ CREATE TABLE invoice_lines (
     quantity    NUMERIC(12, 3) NOT NULL DEFAULT 1,
     unit_price  NUMERIC(12, 2),
     amount      NUMERIC(12, 2) NOT NULL,
-    taxable     BOOLEAN NOT NULL DEFAULT FALSE
+    taxable     BOOLEAN NOT NULL DEFAULT FALSE,
+    tax_code    VARCHAR(20)      -- only when `taxable` does not say it (a reduced VAT rate...)
 );
 -- ledgersync reads an invoice's lines by invoice_id, a page of invoices at a time.
 CREATE INDEX invoice_lines_invoice ON invoice_lines (invoice_id, position);

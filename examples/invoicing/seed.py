@@ -101,6 +101,11 @@ INVOICES: list[tuple[int, str, date, date, str | None, list[tuple[int, str | Non
         ],
     ),
 ]
+#: What else an invoice carries: A-1002 is on Net 30 terms with a 5% discount, and taxed after it (the
+#: tax, like the total, is QuickBooks' to compute: the app's tax_amount column is filled by the sync).
+INVOICE_EXTRAS: dict[str, dict[str, Any]] = {
+    "A-1002": {"terms": "3", "discount_percent": Decimal("5"), "tax_after_discount": True},
+}
 # (customer, received, amount, reference, applications as (invoice, amount)): invoice 1 is partly paid.
 PAYMENTS: list[tuple[int, date, str, str, list[tuple[int, str]]]] = [
     (1, date(2026, 1, 4), "200.00", "CHQ-4411", [(1, "200.00")]),
@@ -144,6 +149,7 @@ def seed(engine: sa.Engine, at: datetime = SEEDED_AT) -> None:
                     "issued_on": _day(codec, issued),
                     "due_on": _day(codec, due),
                     "memo": memo,
+                    **_extras(codec, INVOICE_EXTRAS.get(number, {})),
                     "total": codec.write(_MONEY, total),
                     "balance": codec.write(_MONEY, total - paid),
                     **stamp,
@@ -188,6 +194,11 @@ def seed(engine: sa.Engine, at: datetime = SEEDED_AT) -> None:
                         "amount": codec.write(_MONEY, Decimal(applied)),
                     },
                 )
+
+
+def _extras(codec: Codec, extras: dict[str, Any]) -> dict[str, Any]:
+    kinds = {"terms": Kind.TEXT, "discount_percent": Kind.DECIMAL, "tax_after_discount": Kind.BOOL}
+    return {name: codec.write(kinds[name], value) for name, value in extras.items()}
 
 
 def create_example_db(url: str, *, schema: str | None = None, with_data: bool = True) -> None:

@@ -52,6 +52,7 @@ def test_the_demo_plays_the_story_and_ends_with_both_sides_equal(kept_demo: Kept
     assert "QuickBooks customer" in out and "Kai Nakamura-Ortiz" in out
     assert "the app's phone for customer 4 is now (555) 010-7777" in out
     assert "conflict #1 on email" in out and "the app's e-mail is now billing@nakamura-design.example" in out
+    assert "with 2.96 sales tax" in out and "tax 2.96" in out  # 8% of 2 x 18.50
     assert "balance: 0.00" in out
     assert "the app's notes: 'Prefers e-mail after 5 pm'" in out
     assert "no webhook arrived" in out and "Nakamura & Ortiz Design" in out
