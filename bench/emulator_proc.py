@@ -28,6 +28,7 @@ from datetime import timedelta
 from typing import Any
 
 from connectors.quickbooks.emulator import CompanyConfig, CompanyHandle, EmulatorConfig, EmulatorHandle
+from connectors.quickbooks.emulator.profile import CompanyProfile
 
 
 class RemoteEmulator(EmulatorHandle):
@@ -75,6 +76,9 @@ def config_json(config: EmulatorConfig) -> str:
     values = asdict(config)
     values.pop("start_time", None)
     values.pop("state_file", None)
+    # The benchmark's company is the default one (no sales tax): the child builds it again.
+    if values.pop("profile") != asdict(CompanyProfile()):
+        raise ValueError("the benchmark's emulator process runs the default company only")
     return json.dumps(values)
 
 
