@@ -53,7 +53,8 @@ def test_check_lists_every_problem_on_stderr_and_exits_2(runner: CliRunner, tmp_
         f"{path}:4:5: entities.customer.conflict: expected one of app_wins, quickbooks_wins, newest_wins, "
         "manual; got 'app_win'",
         f"{path}:6:7: entities.customer.fields.emial: unknown customer field; expected one of display_name, "
-        "given_name, family_name, company_name, email, phone, billing_address, notes, active; got 'emial'",
+        "given_name, family_name, company_name, email, phone, billing_address, notes, active, currency; "
+        "got 'emial'",
     ]
 
 
