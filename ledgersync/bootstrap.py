@@ -35,6 +35,7 @@ from connectors.quickbooks.oauth import OAuthClient
 from connectors.quickbooks.receiver import DEFAULT_PATH as WEBHOOK_PATH
 from connectors.quickbooks.receiver import QuickBooksInbox, receive_webhook, secret_text
 from connectors.quickbooks.settings import QboSettings
+from connectors.quickbooks.sync.company import read_company
 from connectors.quickbooks.telemetry import COUNTERS, metered_families
 from connectors.quickbooks.tokens import RefreshReport, TokenCustodian
 from engine.clock import SystemClock
@@ -314,8 +315,11 @@ class Runtime:
                 self.budget(),
                 counters=self.counters(),
             )
+            mapping = settings.defaults
+            if mapping.read_company:
+                mapping = read_company(client, mapping)
             self._quickbooks[connection] = QboConnector(
-                client, settings.defaults, self.policy_for(connection), self.clock, connection
+                client, mapping, self.policy_for(connection), self.clock, connection
             )
         return self._quickbooks[connection]
 

@@ -51,8 +51,10 @@ quickbooks:
   webhook_verifier_token: {{env: QBO_WEBHOOK_VERIFIER}}
   defaults:
     income_account: "1"
-    # The emulated company is on Automated Sales Tax: QuickBooks computes the tax itself.
+    # The emulated company is on Automated Sales Tax (QuickBooks computes the tax itself); its tax
+    # codes and currencies are read from it, so an invoice naming one it lacks is refused before sending.
     automated_sales_tax: true
+    read_company: true
 app:
   database_url: {app}
   mapping: {mapping}

@@ -50,6 +50,9 @@ class MappingContext(BaseModel):
     #: outside them is rejected before sending, naming the code.
     tax_codes: frozenset[str] | None = None
     currencies: frozenset[str] | None = None
+    #: Fill the four settings above from the company itself when the connector is made (three metered
+    #: reads; see connectors/quickbooks/sync/company.py).
+    read_company: bool = False
 
     @model_validator(mode="after")
     def _global_mode_needs_codes(self) -> MappingContext:
