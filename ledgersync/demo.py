@@ -25,7 +25,7 @@ from typing import Any
 
 from connectors.quickbooks.crypto import generate_key
 from connectors.quickbooks.emulator import EmulatorConfig, EmulatorHandle, running_emulator
-from connectors.quickbooks.emulator.company import Company
+from connectors.quickbooks.emulator.profile import CompanyProfile
 from engine.accounts import add_user
 from engine.compare import differing_fields
 from engine.model import EntityType, Side
@@ -175,7 +175,7 @@ def sandbox(
     create_example_db(app_url)
     port = free_port()
     settings = replace(
-        emulator or EmulatorConfig(company=Company.us_automated_sales_tax()),
+        emulator or EmulatorConfig(profile=CompanyProfile.us_automated_sales_tax()),
         webhook_url=f"http://127.0.0.1:{port}/webhooks/quickbooks",
         state_file=workdir / EMULATOR_STATE if keep else None,
     )

@@ -24,14 +24,14 @@ from quickbooks.objects.taxcode import TaxCode
 from quickbooks.objects.term import Term
 
 from connectors.quickbooks.emulator import EmulatorConfig, running_emulator
-from connectors.quickbooks.emulator.company import Company
+from connectors.quickbooks.emulator.profile import CompanyProfile
 
 REDIRECT = "http://localhost:8000/callback"
 
 
 @contextmanager
-def quickbooks_on(company: Company) -> Iterator[QuickBooks]:
-    with running_emulator(EmulatorConfig(company=company)) as qbo:
+def quickbooks_on(company: CompanyProfile) -> Iterator[QuickBooks]:
+    with running_emulator(EmulatorConfig(profile=company)) as qbo:
         auth = AuthClient(qbo.client_id, qbo.client_secret, REDIRECT, qbo.discovery_url)
         with requests.Session() as browser:
             answer = browser.get(auth.get_authorization_url([Scopes.ACCOUNTING]), allow_redirects=False)
@@ -85,7 +85,7 @@ def _invoice(customer: Customer, *lines: SalesItemLine | DiscountLine) -> Invoic
 
 
 def test_us_automated_sales_tax_discount_terms_and_a_payment_over_three_invoices() -> None:
-    with quickbooks_on(Company.us_automated_sales_tax()) as qb:
+    with quickbooks_on(CompanyProfile.us_automated_sales_tax()) as qb:
         assert {code.Id for code in TaxCode.all(qb=qb)} == {"TAX", "NON", "2"}
         net_15 = next(term for term in Term.all(qb=qb) if term.Name == "Net 15")
         customer, item = _stock(qb)
@@ -125,7 +125,7 @@ def test_us_automated_sales_tax_discount_terms_and_a_payment_over_three_invoices
 
 
 def test_uk_vat_per_line() -> None:
-    with quickbooks_on(Company.uk()) as qb:
+    with quickbooks_on(CompanyProfile.uk()) as qb:
         customer, item = _stock(qb)
         invoice = _invoice(customer, _line(item, 100.0, "2"), _line(item, 40.0, "3"), _line(item, 10.0, "5"))
         invoice = invoice.save(qb=qb)  # python-quickbooks sends GlobalTaxCalculation TaxExcluded itself
@@ -137,7 +137,7 @@ def test_uk_vat_per_line() -> None:
 
 
 def test_a_eur_invoice_in_a_usd_company() -> None:
-    with quickbooks_on(Company.us_automated_sales_tax(multicurrency=True)) as qb:
+    with quickbooks_on(CompanyProfile.us_automated_sales_tax(multicurrency=True)) as qb:
         customer, item = _stock(qb, "EUR")
         invoice = _invoice(customer, _line(item, 100.0, "NON"))
         invoice.ExchangeRate = 1.1  # python-quickbooks sends 1 unless told

@@ -11,14 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors.quickbooks.emulator import Emulator, EmulatorConfig
-from connectors.quickbooks.emulator.company import Company
+from connectors.quickbooks.emulator.profile import CompanyProfile
 from connectors.quickbooks.emulator.records import create
 from connectors.quickbooks.mapping import MappingContext, TaxMode, to_canonical, to_qbo_create
 from engine.model import EntityType
 
 CENT = Decimal("0.01")
-US = Emulator(EmulatorConfig(company=Company.us_automated_sales_tax(multicurrency=True)))
-UK = Emulator(EmulatorConfig(company=Company.uk()))
+US = Emulator(EmulatorConfig(profile=CompanyProfile.us_automated_sales_tax(multicurrency=True)))
+UK = Emulator(EmulatorConfig(profile=CompanyProfile.uk()))
 US_MAPPING = MappingContext(income_account="1", automated_sales_tax=True)
 UK_MAPPING = MappingContext(
     income_account="1",

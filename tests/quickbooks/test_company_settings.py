@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from connectors.quickbooks.emulator import EmulatorConfig, running_emulator
-from connectors.quickbooks.emulator.company import Company
+from connectors.quickbooks.emulator.profile import CompanyProfile
 from connectors.quickbooks.mapping import MappingContext, to_qbo_create
 from connectors.quickbooks.sync.company import read_company
 from engine.errors import RecordRejectedError
@@ -18,10 +18,10 @@ from tests.quickbooks.conftest import Rig
 from tests.support.stores import fresh_store
 
 
-def _read(tmp_path: Path, company: Company, mapping: MappingContext) -> MappingContext:
+def _read(tmp_path: Path, company: CompanyProfile, mapping: MappingContext) -> MappingContext:
     with ExitStack() as stack:
         store = stack.enter_context(fresh_store("sqlite", tmp_path))
-        rig = Rig(stack.enter_context(running_emulator(EmulatorConfig(company=company))), store, stack)
+        rig = Rig(stack.enter_context(running_emulator(EmulatorConfig(profile=company))), store, stack)
         rig.connect("c1")
         return read_company(rig.client("c1"), mapping)
 
@@ -33,7 +33,7 @@ def _invoice(**fields: object) -> dict[str, object]:
 
 
 def test_a_multicurrency_company_on_automated_sales_tax(tmp_path: Path) -> None:
-    read = _read(tmp_path, Company.us_automated_sales_tax(multicurrency=True), MappingContext())
+    read = _read(tmp_path, CompanyProfile.us_automated_sales_tax(multicurrency=True), MappingContext())
     assert read.automated_sales_tax and read.home_currency == "USD"
     assert read.tax_codes == frozenset({"TAX", "NON", "2"}) and read.currencies == frozenset({"EUR", "GBP"})
     assert to_qbo_create(EntityType.INVOICE, _invoice(currency="EUR"), read)["CurrencyRef"] == {
@@ -46,6 +46,6 @@ def test_a_multicurrency_company_on_automated_sales_tax(tmp_path: Path) -> None:
 
 
 def test_configured_lists_win_and_a_single_currency_company_has_no_foreign_currency(tmp_path: Path) -> None:
-    read = _read(tmp_path, Company.uk(), MappingContext(tax_codes=frozenset({"2"})))
+    read = _read(tmp_path, CompanyProfile.uk(), MappingContext(tax_codes=frozenset({"2"})))
     assert read.home_currency == "GBP" and read.currencies == frozenset()
     assert read.tax_codes == frozenset({"2"}) and not read.automated_sales_tax

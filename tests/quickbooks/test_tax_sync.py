@@ -15,7 +15,7 @@ import pytest
 
 from connectors.quickbooks.connector import QboConnector
 from connectors.quickbooks.emulator import EmulatorConfig, running_emulator
-from connectors.quickbooks.emulator.company import Company
+from connectors.quickbooks.emulator.profile import CompanyProfile
 from connectors.quickbooks.mapping import MappingContext, TaxMode
 from engine.fakes import FakeConnector
 from engine.model import EntityType, Side
@@ -105,9 +105,9 @@ def assert_agree(book: Book, app_id: str) -> dict[str, Any]:
     return app
 
 
-def open_book(stack: ExitStack, tmp_path: Path, company: Company, mapping: MappingContext) -> Book:
+def open_book(stack: ExitStack, tmp_path: Path, company: CompanyProfile, mapping: MappingContext) -> Book:
     store = stack.enter_context(fresh_store("sqlite", tmp_path))
-    qbo = stack.enter_context(running_emulator(EmulatorConfig(company=company)))
+    qbo = stack.enter_context(running_emulator(EmulatorConfig(profile=company)))
     rig = Rig(qbo, store, stack)
     rig.connect(CONNECTION)
     connector = QboConnector(rig.client(CONNECTION), mapping, POLICY, rig.clock, CONNECTION)
@@ -119,7 +119,7 @@ def open_book(stack: ExitStack, tmp_path: Path, company: Company, mapping: Mappi
 @pytest.fixture
 def us(tmp_path: Path) -> Iterator[Book]:
     with ExitStack() as stack:
-        yield open_book(stack, tmp_path, Company.us_automated_sales_tax(), US_AST)
+        yield open_book(stack, tmp_path, CompanyProfile.us_automated_sales_tax(), US_AST)
 
 
 def test_us_invoice_under_automated_sales_tax(us: Book) -> None:
@@ -236,7 +236,7 @@ def test_a_tax_code_quickbooks_lacks_is_parked_naming_it(us: Book) -> None:
 
 def test_uk_invoice_with_vat_per_line(tmp_path: Path) -> None:
     with ExitStack() as stack:
-        book = open_book(stack, tmp_path, Company.uk(), UK)
+        book = open_book(stack, tmp_path, CompanyProfile.uk(), UK)
         customer, goods, labour = book.stock()
         invoice = book.app.create(
             INV,
@@ -278,7 +278,7 @@ def test_uk_invoice_with_vat_per_line(tmp_path: Path) -> None:
 def test_a_eur_invoice_in_a_usd_company(tmp_path: Path) -> None:
     mapping = US_AST.model_copy(update={"currencies": frozenset({"EUR", "GBP"})})
     with ExitStack() as stack:
-        book = open_book(stack, tmp_path, Company.us_automated_sales_tax(multicurrency=True), mapping)
+        book = open_book(stack, tmp_path, CompanyProfile.us_automated_sales_tax(multicurrency=True), mapping)
         customer, _, labour = book.stock("EUR")
         invoice = book.app.create(
             INV, {"customer": _ref(C, customer), "currency": "EUR", "lines": [_line(labour, "100.00")]}
