@@ -316,7 +316,8 @@ class Runtime:
                 counters=self.counters(),
             )
             mapping = settings.defaults
-            if mapping.read_company:
+            if mapping.read_company and stored.status is ConnectionStatus.CONNECTED:
+                # Only a usable connection is asked: a revoked one must not stop the others' commands.
                 mapping = read_company(client, mapping)
             self._quickbooks[connection] = QboConnector(
                 client, mapping, self.policy_for(connection), self.clock, connection
