@@ -162,17 +162,7 @@ def _mark(
     with store.session() as s:
         s.set_op_status(op.op_id, status, now, error=error, attempt=True)
         if audit is not None:
-            line = AuditLine(
-                op.connection,
-                op.entity,
-                audit,
-                now,
-                link_id=op.link_id,
-                side=op.side,
-                external_id=op.external_id,
-                detail={"op_id": op.op_id, "error": error},
-            )
-            s.audit_many([line])
+            s.audit_many([AuditLine.about_op(op, audit, now, error=error)])
     return outcome
 
 
@@ -224,17 +214,7 @@ def _superseded(store: StateStore, connector: Connector, op: Op, error: str, now
 
 def _audit_op(s: StoreSession, op: Op, now: datetime, **detail: Any) -> None:
     """A line in the record's history about what became of `op` (refused, superseded)."""
-    line = AuditLine(
-        op.connection,
-        op.entity,
-        AuditAction.DECIDED,
-        now,
-        link_id=op.link_id,
-        side=op.side,
-        external_id=op.external_id,
-        detail={"op_id": op.op_id, **detail},
-    )
-    s.audit_many([line])
+    s.audit_many([AuditLine.about_op(op, AuditAction.DECIDED, now, **detail)])
 
 
 def _restates(entity: EntityType, base: dict[str, Any] | None, result: WriteResult) -> bool:

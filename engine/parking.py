@@ -166,15 +166,4 @@ def _parked_record(s: StoreSession, connection: str, item_id: str) -> ParkedReco
 
 
 def _audit(s: StoreSession, record: OpRecord, action: AuditAction, by: str, now: datetime) -> None:
-    op = record.op
-    line = AuditLine(
-        op.connection,
-        op.entity,
-        action,
-        now,
-        link_id=op.link_id,
-        side=op.side,
-        external_id=op.external_id,
-        detail={"op_id": op.op_id, "by": by},
-    )
-    s.audit_many([line])
+    s.audit_many([AuditLine.about_op(record.op, action, now, by=by)])

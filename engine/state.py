@@ -218,6 +218,20 @@ class AuditLine(NamedTuple):
     external_id: str | None = None
     detail: dict[str, Any] | None = None
 
+    @classmethod
+    def about_op(cls, op: Op, action: AuditAction, at: datetime, **detail: Any) -> AuditLine:
+        """A line in `op`'s record's history (its op id first in the detail)."""
+        return cls(
+            op.connection,
+            op.entity,
+            action,
+            at,
+            link_id=op.link_id,
+            side=op.side,
+            external_id=op.external_id,
+            detail={"op_id": op.op_id, **detail},
+        )
+
 
 class Processed(NamedTuple):
     """A record whose journal entries up to `seq` are decided."""
