@@ -50,15 +50,8 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
         def log_message(self, *args: Any) -> None:
             return None
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with _serving(ThreadingHTTPServer(("127.0.0.1", port), Handler)):
         yield receiver
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @dataclass
@@ -114,11 +107,17 @@ def smtp_receiver() -> Iterator[SmtpReceiver]:
         daemon_threads = True
         allow_reuse_address = True
 
-    server = Server(("127.0.0.1", port), Handler)
+    with _serving(Server(("127.0.0.1", port), Handler)):
+        yield receiver
+
+
+@contextmanager
+def _serving(server: socketserver.BaseServer) -> Iterator[None]:
+    """`server` answering on a thread of its own until the block ends."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield receiver
+        yield
     finally:
         server.shutdown()
         server.server_close()
