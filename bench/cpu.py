@@ -2,7 +2,8 @@
 
 For each backend and size: seed the linked customers (bench.seed), then run `ledgersync sync --json`
 in this process (the CLI called as a function, so interpreter start-up and imports are not counted)
-three times, each measured by bench.meter:
+three times, each measured by bench.meter (with `--repeat N`, N rounds that go through every size in
+turn, so a change in the machine's load falls on all sizes alike; each figure is the median run):
 
 1. with nothing to do (the no-op sync);
 2. after E app edits (the app's users change one field of E customers spread over the whole table);
@@ -17,7 +18,8 @@ CPU of the server backends this process used is shown beside (not included in) t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -89,27 +91,60 @@ def _median(runs: list[tuple[Cost, dict[str, Any]]]) -> tuple[Cost, dict[str, An
     return sorted(runs, key=lambda run: run[0].cpu)[len(runs) // 2]
 
 
-def run_case(backend: str, records: int, edits: int, conflicts: int = 0, repeat: int = 1) -> Case:
-    """Seed, then measure the no-op sync, E app edits and E QuickBooks edits `repeat` times each
-    (other customers each time where the table has them), keeping each one's median run."""
-    with world(backend) as w:
-        pairs = seed_customers(w, records)
-        pool = sorted(pairs)[1:]  # the template stays untouched
-        if conflicts:
-            open_conflicts(w, _spread(pool, conflicts, 2))
-        meter().label(w.state_url, "store")
-        meter().label(w.app_url, "app")
-        noops, apps, qbos = [], [], []
+@dataclass
+class _Setup:
+    """One seeded world of a backend and size, and its runs so far."""
+
+    world: World
+    pairs: dict[int, str]
+    pool: list[int]
+    records: int
+    edits: int
+    conflicts: int
+    noops: list[tuple[Cost, dict[str, Any]]] = field(default_factory=list)
+    apps: list[tuple[Cost, dict[str, Any]]] = field(default_factory=list)
+    qbos: list[tuple[Cost, dict[str, Any]]] = field(default_factory=list)
+
+    def round(self, n: int) -> None:
+        """One no-op sync, E app edits and their sync, E QuickBooks edits and their sync (other
+        customers each round where the table has them)."""
+        w = self.world
+        self.noops.append(_sync(w))
+        edit_app(w, _spread(self.pool, self.edits, 2 * n), f"app edit {n}")
+        self.apps.append(_sync(w))
+        qbo_ids = [self.pairs[i] for i in _spread(self.pool, self.edits, 2 * n + 1)]
+        edit_quickbooks(w, qbo_ids, f"qbo edit {n}")
+        self.qbos.append(_sync(w))
+
+    def case(self, backend: str) -> Case:
+        noop, _ = _median(self.noops)
+        app, app_result = _median(self.apps)
+        qbo, qbo_result = _median(self.qbos)
+        return Case(backend, self.records, self.edits, noop, app, app_result, qbo, qbo_result, self.conflicts)
+
+
+def _setup(stack: ExitStack, backend: str, records: int, edits: int, conflicts: int) -> _Setup:
+    w = stack.enter_context(world(backend))
+    pairs = seed_customers(w, records)
+    pool = sorted(pairs)[1:]  # the template stays untouched
+    if conflicts:
+        open_conflicts(w, _spread(pool, conflicts, 2))
+    meter().label(w.state_url, "store")
+    meter().label(w.app_url, "app")
+    return _Setup(w, pairs, pool, records, min(edits, records - 1), conflicts)
+
+
+def run_cases(backend: str, shapes: list[tuple[int, int]], edits: int, repeat: int = 1) -> list[Case]:
+    """Seed a world per (records, open conflicts), then measure them in interleaved rounds: round n
+    measures every world once before round n + 1 begins, so a change in the machine's load (other
+    work, a busy sibling hyperthread) falls on every size alike instead of on whichever size ran
+    then. Each figure is the median of its `repeat` runs."""
+    with ExitStack() as stack:
+        setups = [_setup(stack, backend, records, edits, conflicts) for records, conflicts in shapes]
         for n in range(repeat):
-            noops.append(_sync(w))
-            edit_app(w, _spread(pool, edits, 2 * n), f"app edit {n}")
-            apps.append(_sync(w))
-            edit_quickbooks(w, [pairs[i] for i in _spread(pool, edits, 2 * n + 1)], f"qbo edit {n}")
-            qbos.append(_sync(w))
-        noop, _ = _median(noops)
-        app, app_result = _median(apps)
-        qbo, qbo_result = _median(qbos)
-        return Case(backend, records, edits, noop, app, app_result, qbo, qbo_result, conflicts)
+            for setup in setups:
+                setup.round(n)
+        return [setup.case(backend) for setup in setups]
 
 
 def figures(case: Case) -> list[Figure]:
@@ -204,18 +239,11 @@ def _server(cost: Cost, events: int, unit: str) -> str:
 def measure_all(
     backends: list[str], sizes: list[int], edits: int, conflicts: int = 0, repeat: int = 1
 ) -> list[Figure]:
-    cases = []
-    out: list[Figure] = []
+    cases: list[Case] = []
     for backend in backends:
-        for records in sizes:
-            case = run_case(backend, records, min(edits, records - 1), repeat=repeat)
-            cases.append(case)
-            out += figures(case)
+        shapes = [(records, 0) for records in sizes]
         if conflicts:
             largest = max(sizes)
-            case = run_case(
-                backend, largest, min(edits, largest - 1), min(conflicts, largest - 1), repeat=repeat
-            )
-            cases.append(case)
-            out += figures(case)
-    return out + flatness(cases)
+            shapes.append((largest, min(conflicts, largest - 1)))
+        cases += run_cases(backend, shapes, edits, repeat)
+    return [f for case in cases for f in figures(case)] + flatness(cases)

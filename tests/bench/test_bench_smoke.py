@@ -42,7 +42,11 @@ def test_the_ceiling_follows_from_quickbooks_limits() -> None:
 
 
 def test_cpu_benchmark_seeds_links_and_measures_each_sync(tmp_path: Path) -> None:
-    figures = by_name(bench(tmp_path, "cpu", "--records", "40", "--backend", "sqlite", "--edits", "5"))
+    figures = by_name(
+        bench(tmp_path, "cpu", "--records", "40,60", "--backend", "sqlite", "--edits", "5", "--repeat", "2")
+    )
+    flat = figures["cpu sqlite: app edits: per-event CPU at 60 / at 40"]
+    assert flat["bar"] == "<= 1.25 x" and isinstance(flat["value"], float) and flat["value"] > 0
     noop = figures["cpu sqlite 40: no-op sync CPU"]
     assert noop["bar"] == "<= 0.2 s" and isinstance(noop["value"], float) and noop["value"] > 0
     for side in ("app edits", "QuickBooks edits"):
