@@ -24,12 +24,11 @@ MAX_PASSES = 50
 
 
 def read_both_sides(runner: Runner, stats: RunStats, tick: Callable[[], None] = lambda: None) -> None:
-    """Every side's changes of every entity since its cursor, journaled; `tick` after each read."""
-    for entity in runner.entities:
-        for side in Side:
-            if side in runner.connectors:
-                runner.poll(side, entity, stats)
-                tick()
+    """Every side's changes of every entity since its cursor, journaled; `tick` after each side's read."""
+    for side in Side:
+        if side in runner.connectors:
+            runner.poll_side(side, stats)
+            tick()
 
 
 def write_pending(

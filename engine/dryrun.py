@@ -62,9 +62,8 @@ def dry_run(
     try:
         with store.session() as s:
             runner = Runner(_Pinned(s), connectors, policy, clock, connection)
-            for entity in runner.entities:
-                for side in connectors:
-                    runner.poll(side, entity, report.stats)
+            for side in connectors:
+                runner.poll_side(side, report.stats)
             runner.decide_pending(report.stats)
             report.ops = [r.op for r in s.ops(connection, [OpStatus.PENDING])]
             report.conflicts = s.list_conflicts(connection, open_only=True)

@@ -126,8 +126,7 @@ def send(
         if changed:
             poll_app(actors, connection, changed)
     elif job == "quickbooks_poll":
-        for entity in ORDER:
-            actors.poll.send(connection, Side.QUICKBOOKS.value, entity.value)
+        actors.poll_side.send(connection, Side.QUICKBOOKS.value)
     elif job == "kick":
         actors.kick.send(connection)
     elif job == "dispatch":

@@ -158,6 +158,26 @@ def batch_writer(connector: object) -> BatchWriter | None:
     return writer if writer.capabilities().batch_size > 1 else None
 
 
+class TogetherReader(Connector, Protocol):
+    """An optional port on top of `Connector`: several entities' changes in one request (QuickBooks' CDC
+    takes a list of entities, and each call is metered)."""
+
+    def read_changes_together(
+        self, cursors: Mapping[EntityType, str | None]
+    ) -> dict[EntityType, ChangePage] | None:
+        """Each entity's changes after its cursor, read at once; a page per entity, each with its own
+        cursor and `complete` as `read_changes` would give. None when they cannot be read at once (a
+        cursor that needs a sweep, an answer that may have been cut): read them one by one."""
+        ...
+
+
+def together_reader(connector: object) -> TogetherReader | None:
+    """`connector` as a TogetherReader when it can read several entities in one request, else None."""
+    if not callable(getattr(connector, "read_changes_together", None)):
+        return None
+    return cast(TogetherReader, connector)
+
+
 class StoreSession(Protocol):
     """One transaction on the state store: everything done through it commits together or not at all."""
 

@@ -68,6 +68,7 @@ class Actors:
     """The declared actors (`send` on one enqueues a message)."""
 
     poll: dramatiq.Actor[..., Any]
+    poll_side: dramatiq.Actor[..., Any]
     kick: dramatiq.Actor[..., Any]
     reconcile: dramatiq.Actor[..., Any]
     apply: dramatiq.Actor[..., Any]
@@ -106,6 +107,11 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:  # noqa
     def poll(connection: str, side: str, entity: str) -> None:
         """Read one side's changes of one entity from its cursor, then decide each changed record."""
         decide_each(services.runner(connection).poll_new(Side(side), EntityType(entity)))
+
+    def poll_side(connection: str, side: str) -> None:
+        """Read every entity's changes on one side (QuickBooks: one CDC call for all four), then decide
+        each changed record, in entity order."""
+        decide_each(services.runner(connection).poll_side_new(Side(side)))
 
     def kick(connection: str) -> None:
         """The scheduled sweep that makes a lost message cost nothing: ops that waited for a reconnect
@@ -205,6 +211,7 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:  # noqa
     apply_actor = actor(apply)
     return Actors(
         poll=poll_actor,
+        poll_side=actor(poll_side),
         kick=kick_actor,
         reconcile=reconcile_actor,
         apply=apply_actor,
@@ -218,7 +225,7 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:  # noqa
 
 
 #: The actors whose first argument is a connection id (the others take an op id, or nothing).
-_BY_CONNECTION = frozenset({"poll", "kick", "reconcile", "sweep", "ingest", "dispatch"})
+_BY_CONNECTION = frozenset({"poll", "poll_side", "kick", "reconcile", "sweep", "ingest", "dispatch"})
 
 
 def queue_families(broker: dramatiq.Broker, now: datetime) -> list[Family]:

@@ -431,7 +431,7 @@ def backfill(
         runner = runtime.runner(connection)
         stats = RunStats()
         with backfill_progress(out, quiet=as_json) as bar:
-            bar.step("reading both sides", len(runner.entities) * len(runner.connectors))
+            bar.step("reading both sides", len(runner.connectors))
             read_both_sides(runner, stats, bar.advance)
             with runtime.store.session() as s:
                 pending = s.count_pending_records(connection)

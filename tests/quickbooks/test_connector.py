@@ -185,6 +185,44 @@ class TestReading:
         assert pages >= 3
         assert json.loads(cursor or "{}")["mode"] == "cdc"
 
+    def test_the_four_entities_are_read_in_one_cdc_call_as_reading_each_alone_would(self, rig: Rig) -> None:
+        connector = make_connector(rig)
+        entities = list(EntityType)
+        old = rig.qbo.create_record("Customer", {"DisplayName": "Before"})
+        cursors = {entity: read_all(connector, entity)[1] for entity in entities}
+        rig.qbo.advance_clock(5)
+        item = {"Type": "Service", "IncomeAccountRef": {"value": INCOME_ACCOUNT}}
+        made = rig.qbo.create_record("Item", {"Name": "Together", **item})
+        rig.qbo.edit_record("Customer", old["Id"], {"Notes": "edited"})
+        rig.qbo.clear_request_log()
+
+        pages = connector.read_changes_together(cursors)
+
+        assert pages is not None and set(pages) == set(entities)
+        assert rig.qbo.request_log()["by_endpoint"] == {"cdc": 1}
+        assert all(page.complete for page in pages.values())
+        assert latest(list(pages[EntityType.CUSTOMER].events))[old["Id"]].fields["notes"] == "edited"
+        assert set(latest(list(pages[EntityType.ITEM].events))) == {made["Id"]}
+        alone = {entity: connector.read_changes(entity, cursors[entity]) for entity in entities}
+        for entity in entities:  # the same changes, and a cursor past them, as a read of each alone
+            assert latest(list(pages[entity].events)) == latest(list(alone[entity].events))
+            together, one = (json.loads(page.cursor or "") for page in (pages[entity], alone[entity]))
+            assert together["mode"] == one["mode"] == "cdc"
+            assert json.loads(cursors[entity])["since"] < together["since"] <= one["since"]
+
+    def test_reading_together_declines_what_one_call_cannot_answer_whole(self, rig_small_cdc: Rig) -> None:
+        rig = rig_small_cdc
+        connector = make_connector(rig, cdc_cap=3)
+        entities = [EntityType.CUSTOMER, EntityType.ITEM]
+        never_read: dict[EntityType, str | None] = {entity: None for entity in entities}
+        assert connector.read_changes_together(never_read) is None  # a first read sweeps with queries
+        cursors = {entity: read_all(connector, entity)[1] for entity in entities}
+        for n in range(3):
+            rig.qbo.create_record("Customer", {"DisplayName": f"Many {n}"})
+        rig.qbo.clear_request_log()
+        assert connector.read_changes_together(cursors) is None  # at the cap: it may have been cut
+        assert rig.qbo.request_log()["by_endpoint"] == {"cdc": 1}
+
 
 @pytest.fixture
 def rig_small_cdc(sqlite_store: StateStore) -> Iterator[Rig]:

@@ -177,7 +177,11 @@ def test_a_dropped_webhook_is_caught_by_the_cdc_poll(loop: Loop) -> None:
     wait_for(lambda: any("dropped" in d["note"] for d in loop.rig.qbo.webhook_deliveries()["deliveries"]))
     assert loop.process_webhooks() == 0
     assert loop.app.get(C, ids["customers"][0])["notes"] is None  # type: ignore[index]
-    # ...and the scheduled CDC poll catches it.
+    # ...and the scheduled CDC poll catches it, in one (metered) call for all four entities.
+    loop.rig.qbo.clear_request_log()
+    changed = loop.runner.poll_side_new(Side.QUICKBOOKS)
+    assert first in {key.external_id for key in changed if key.entity is C}
+    assert loop.rig.qbo.request_log()["by_endpoint"] == {"cdc": 1}
     loop.runner.run_until_quiet()
     assert loop.app.get(C, ids["customers"][0])["notes"] == "dropped webhook"  # type: ignore[index]
 

@@ -30,7 +30,7 @@ class Sent:
 
 
 def actors(**failing: frozenset[str]) -> Any:
-    names = ("poll", "kick", "dispatch", "sweep", "ingest", "refresh_tokens", "alerts")
+    names = ("poll", "poll_side", "kick", "dispatch", "sweep", "ingest", "refresh_tokens", "alerts")
     return SimpleNamespace(**{name: Sent(failing.get(name, frozenset())) for name in names})
 
 
@@ -42,7 +42,8 @@ def test_per_connection_jobs_reach_every_active_connection_and_only_those() -> N
         jobs(job)
     assert sent.kick.messages == [("tenant-acme",), ("tenant-initech",)]
     assert sent.sweep.messages == sent.dispatch.messages == sent.kick.messages
-    assert {m[0] for m in sent.poll.messages} == {"tenant-acme", "tenant-initech"}
+    # the CDC poll: one message (one metered call) per company, not one per entity
+    assert sent.poll_side.messages == [("tenant-acme", "quickbooks"), ("tenant-initech", "quickbooks")]
     assert sent.refresh_tokens.messages == [()] and sent.alerts.messages == [()]
     active.append("tenant-globex")  # reconnected: served from the next job on
     jobs("kick")
