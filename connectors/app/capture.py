@@ -9,7 +9,7 @@ read is never missed. See docs/app-connector.md for the exact guarantee.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -66,13 +66,13 @@ class Poller:
             state.tombs = StreamState(high=state.tombs.high, done=layout.tombstone is None)
         out = _Emitter(self, layout, state, now)
         if state.running:
-            out.emit_all(self._late(conn, layout, state.running, now))
+            out.emit_all(self._late(conn, layout, state.running, now, out.seen))
         complete = True
         for name in ("rows", "tombs"):
             stream: StreamState = getattr(state, name)
             if stream.done:
                 continue
-            page = self._page(conn, layout, name, stream, now)
+            page = self._page(conn, layout, name, stream, now, out.seen)
             out.emit_all(page[: self.page_size], name)
             if len(page) > self.page_size:
                 last = page[self.page_size - 1]
@@ -117,20 +117,33 @@ class Poller:
         return int(row.start), running
 
     def _late(
-        self, conn: sa.Connection, layout: Layout, running: Sequence[int], now: datetime
+        self,
+        conn: sa.Connection,
+        layout: Layout,
+        running: Sequence[int],
+        now: datetime,
+        known: Collection[tuple[str, int]],
     ) -> list[Stored]:
         """Rows (and tombstones) last written by transactions that were running at the last read."""
         xids = sorted({xid % _XID_SPACE for xid in running})
         written_by = sa.literal_column("xmin::text::bigint").in_(xids)
-        late = self.reader.select(conn, layout, written_by, now)
+        late = self.reader.select(conn, layout, written_by, now, known=known)
         late += self.tombstones.select(conn, layout, written_by, now)
         if late:
             log.info("late commits read", extra={"entity": layout.entity, "rows": len(late)})
         return late
 
     def _page(
-        self, conn: sa.Connection, layout: Layout, name: str, stream: StreamState, now: datetime
+        self,
+        conn: sa.Connection,
+        layout: Layout,
+        name: str,
+        stream: StreamState,
+        now: datetime,
+        known: Collection[tuple[str, int]],
     ) -> list[Stored]:
+        """The stream's next page (one row more than a page, to tell whether more follow); rows whose
+        version is `known` (read before: the overlap brings them again) are not decoded."""
         if name == "rows":
             key, pk = self._poll_column(layout), layout.pk
         else:
@@ -150,7 +163,7 @@ class Poller:
             where = key >= self._key_value(layout, low)
         limit = self.page_size + 1
         if name == "rows":
-            return self.reader.select(conn, layout, where, now, order_by=(key, pk), limit=limit)
+            return self.reader.select(conn, layout, where, now, order_by=(key, pk), limit=limit, known=known)
         return self.tombstones.select(conn, layout, where, now, order=True, limit=limit)
 
     # helpers

@@ -7,7 +7,7 @@ fix, by table, row and column); the rest of the page reads on.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -89,7 +89,11 @@ class Reader:
         order_by: Sequence[sa.ColumnElement[Any]] = (),
         limit: int | None = None,
         lock: bool = False,
+        known: Collection[tuple[str, int]] = (),
     ) -> list[Stored]:
+        """The rows `where` selects, decoded; a row whose (id, version) is `known` (handed over already:
+        a read's overlap brings it again) keeps its place, id, version and poll key, but is not decoded
+        and its children are not read (fields empty)."""
         query = (
             sa.select(*self.columns(layout))
             .select_from(layout.table)
@@ -101,8 +105,31 @@ class Reader:
         if lock and conn.dialect.name == "postgresql":
             query = query.with_for_update()
         rows = [row._mapping for row in conn.execute(query)]
-        kids = self.children(conn, layout, [row["_pk"] for row in rows if not self._deleted(row)])
-        return [self._stored(layout, row, kids.get(row["_pk"], []), now) for row in rows]
+        placed = {row["_pk"]: self._known(layout, row, now, known) for row in rows} if known else {}
+        kids = self.children(
+            conn,
+            layout,
+            [row["_pk"] for row in rows if not self._deleted(row) and placed.get(row["_pk"]) is None],
+        )
+        return [
+            known_row
+            if (known_row := placed.get(row["_pk"])) is not None
+            else self._stored(layout, row, kids.get(row["_pk"], []), now)
+            for row in rows
+        ]
+
+    def _known(
+        self, layout: Layout, row: Any, now: datetime, known: Collection[tuple[str, int]]
+    ) -> Stored | None:
+        """The row as a known version (not decoded), or None when it is not one (or cannot be placed)."""
+        try:
+            version, poll = self.version(layout, row, now)
+        except BadValueError:
+            return None
+        external_id = str(row["_pk"])
+        if (external_id, version.seq) not in known:
+            return None
+        return Stored(external_id, version, poll, deleted=self._deleted(row), fields={})
 
     def children(self, conn: sa.Connection, layout: Layout, keys: list[Any]) -> dict[Any, list[ChildRow]]:
         """Child rows per parent key, in their order; a value that cannot be read is a problem of its row."""

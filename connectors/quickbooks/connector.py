@@ -92,16 +92,14 @@ class QboConnector:
                     raise
                 log.info("QuickBooks refused the CDC window for %s as too old: sweeping", entity)
                 return self.read_changes(entity, qc.encode(qc.to_sweep(position)))
-            rows = objects.get(QBO_NAMES[entity], [])
-            step = qc.after_cdc(position, started, _stamps(rows), cap=self.cdc_cap, overlap=self.overlap)
-        else:
-            statement = qc.sweep_query(
-                QBO_NAMES[entity], position, name_list=entity in NAME_LISTS, page_size=self.page_size
-            )
-            rows, started = self._timed(lambda: self.client.query(statement))
-            step = qc.after_sweep_page(position, started, _stamps(rows), page_size=self.page_size)
+            return self._cdc_page(entity, position, started, objects.get(QBO_NAMES[entity], []))
+        statement = qc.sweep_query(
+            QBO_NAMES[entity], position, name_list=entity in NAME_LISTS, page_size=self.page_size
+        )
+        rows, started = self._timed(lambda: self.client.query(statement))
+        step = qc.after_sweep_page(position, started, _stamps(rows), page_size=self.page_size)
         events = tuple(self.events_from(entity, rows))
-        log.debug("read %d %s changes (%s), complete=%s", len(events), entity, position.mode, step.complete)
+        log.debug("read %d %s changes (sweep), complete=%s", len(events), entity, step.complete)
         return ChangePage(events=events, cursor=qc.encode(step.cursor), complete=step.complete)
 
     def read_changes_together(
@@ -129,14 +127,19 @@ class QboConnector:
         if sum(len(found) for found in rows.values()) >= self.cdc_cap:
             log.info("a CDC answer for %s reached the cap: reading each entity alone", ", ".join(names))
             return None
-        pages = {}
-        for entity, position in positions.items():
-            step = qc.after_cdc(
-                position, started, _stamps(rows[entity]), cap=self.cdc_cap, overlap=self.overlap
-            )
-            events = tuple(self.events_from(entity, rows[entity]))
-            pages[entity] = ChangePage(events=events, cursor=qc.encode(step.cursor), complete=step.complete)
-        return pages
+        return {e: self._cdc_page(e, position, started, rows[e]) for e, position in positions.items()}
+
+    def _cdc_page(
+        self, entity: EntityType, position: qc.QboCursor, started: datetime, rows: Sequence[Mapping[str, Any]]
+    ) -> ChangePage:
+        """The page of a CDC answer's `rows` of `entity`, read from `position`: the versions it has not
+        handed over yet, and a cursor that remembers the ones the next read's overlap brings again
+        (mapping a record costs more than the rest of reading it, and the overlap is a minute)."""
+        step = qc.after_cdc(position, started, _stamps(rows), cap=self.cdc_cap, overlap=self.overlap)
+        step = qc.remember(step, rows)
+        events = tuple(self.events_from(entity, qc.unseen(position, rows)))
+        log.debug("read %d %s changes (cdc), complete=%s", len(events), entity, step.complete)
+        return ChangePage(events=events, cursor=qc.encode(step.cursor), complete=step.complete)
 
     def fetch(self, entity: EntityType, external_id: str) -> ChangeEvent:
         try:

@@ -58,6 +58,9 @@ class QboCursor:
     position: int = 1
     #: Sweep: where CDC resumes when the sweep is done (None: as far back as CDC allows).
     resume: datetime | None = None
+    #: CDC: the (Id, SyncToken) versions already read that the overlap will bring again (those stamped
+    #: at or after `since`); the next read hands them over no more (`unseen`), but still counts them.
+    seen: frozenset[tuple[str, str]] = frozenset()
 
     def __post_init__(self) -> None:
         for moment in (self.since, self.resume):
@@ -94,6 +97,7 @@ def decode(text: str | None) -> QboCursor:
             since=_moment(raw.get("since")),
             position=int(raw.get("position", 1)),
             resume=_moment(raw.get("resume")),
+            seen=frozenset((str(i), str(t)) for i, t in raw.get("seen", ())),
         )
     except (ValueError, KeyError, TypeError) as exc:
         if isinstance(exc, CursorError):
@@ -105,6 +109,8 @@ def encode(cursor: QboCursor) -> str:
     raw: dict[str, Any] = {"v": _FORMAT, "mode": cursor.mode.value}
     if cursor.since is not None:
         raw["since"] = cursor.since.isoformat()
+    if cursor.seen:
+        raw["seen"] = sorted(cursor.seen)
     if cursor.mode is Mode.SWEEP:
         raw["position"] = cursor.position
         if cursor.resume is not None:
@@ -193,17 +199,47 @@ def sweep_query(entity: str, cursor: QboCursor, *, name_list: bool, page_size: i
     return f"{select} ORDERBY MetaData.LastUpdatedTime STARTPOSITION {cursor.position} MAXRESULTS {page_size}"
 
 
+def version_of(obj: Mapping[str, Any]) -> tuple[str, str]:
+    """(Id, SyncToken) of a QBO object; a deleted row counts as its own version."""
+    deleted = str(obj.get("status", "")).casefold() == "deleted"
+    return (str(obj.get("Id")), "deleted" if deleted else str(obj.get("SyncToken")))
+
+
 def dedupe(objects: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """QBO objects without repeats of the same (Id, SyncToken); a deleted row counts as its own version."""
+    """QBO objects without repeats of the same (Id, SyncToken)."""
     seen: set[tuple[str, str]] = set()
     out: list[Mapping[str, Any]] = []
     for obj in objects:
-        deleted = str(obj.get("status", "")).casefold() == "deleted"
-        key = (str(obj.get("Id")), "deleted" if deleted else str(obj.get("SyncToken")))
+        key = version_of(obj)
         if key not in seen:
             seen.add(key)
             out.append(obj)
     return out
+
+
+#: The most versions a CDC cursor remembers; past it, it remembers none and the overlap's rows are
+#: handed over again (the journal drops them as duplicates, at the cost of mapping them).
+SEEN_LIMIT = 5_000
+
+
+def unseen(cursor: QboCursor, objects: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The objects of a CDC answer read from `cursor` that it has not handed over already."""
+    if not cursor.seen:
+        return list(objects)
+    return [obj for obj in objects if version_of(obj) not in cursor.seen]
+
+
+def remember(step: Step, objects: Iterable[Mapping[str, Any]]) -> Step:
+    """`step` of a complete CDC read, its cursor remembering the versions the next read's overlap will
+    bring again: the objects stamped at or after its `since` (the answer holds every one of them)."""
+    cursor = step.cursor
+    if not step.complete or cursor.mode is not Mode.CDC or cursor.since is None:
+        return step
+    since = cursor.since
+    seen = frozenset(
+        version_of(obj) for obj in objects if (stamp := stamp_of(obj)) is not None and stamp >= since
+    )
+    return replace(step, cursor=replace(cursor, seen=seen if len(seen) <= SEEN_LIMIT else frozenset()))
 
 
 def parse_stamp(value: Any) -> datetime | None:

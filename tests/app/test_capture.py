@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from connectors.app import SqlConnector, parse_mapping
 from connectors.app.codec import Codec
 from connectors.app.database import make_engine
+from connectors.app.records import Reader, Stored
 from engine.clock import FakeClock
 from engine.model import ChangeEvent, EntityType, Operation, Ref, Side
 from tests.app.conftest import AppDb
@@ -158,6 +159,48 @@ def test_sqlite_a_late_commit_inside_the_overlap_is_read_once(sqlite_example: Ap
     assert [e.external_id for e in first] == ["2"]
     assert [e.external_id for e in later] == ["1"]  # customer 2 re-read in the overlap, and dropped
     assert again == []
+
+
+def test_rows_the_overlap_brings_again_are_not_decoded_again(
+    sqlite_example: AppDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded: list[str] = []
+    real = Reader._stored
+
+    def spy(self: Reader, layout: Any, row: Any, kids: Any, now: datetime) -> Stored:
+        decoded.append(str(row["_pk"]))
+        return real(self, layout, row, kids, now)
+
+    monkeypatch.setattr(Reader, "_stored", spy)
+    clock = FakeClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
+    with connector_with(
+        sqlite_example, "entities.customer.capture", {"overlap_seconds": 5}, clock=clock
+    ) as c:
+        _, cursor = read_all(c, CUSTOMER)
+        engine = make_engine(sqlite_example.url)
+        try:
+            with engine.begin() as conn:
+                user_edit(conn, 2, "555-0002", stamp(engine, clock.now()))
+            clock.advance(1)
+            decoded.clear()
+            first, cursor = read_all(c, CUSTOMER, cursor)
+            assert decoded == ["2"] and [e.fields["phone"] for e in first] == ["555-0002"]
+            with engine.begin() as conn:
+                user_edit(conn, 1, "555-0001", stamp(engine, clock.now()))
+            clock.advance(1)
+            decoded.clear()
+            later, cursor = read_all(c, CUSTOMER, cursor)
+            assert [e.external_id for e in later] == ["1"]
+            assert decoded == ["1"], "customer 2, read again in the overlap, was decoded again"
+            with engine.begin() as conn:  # a new version of a row in the overlap is read and decoded
+                user_edit(conn, 2, "555-0022", stamp(engine, clock.now()))
+            clock.advance(1)
+            decoded.clear()
+            again, _ = read_all(c, CUSTOMER, cursor)
+            assert [(e.external_id, e.fields["phone"]) for e in again] == [("2", "555-0022")]
+            assert decoded == ["2"]
+        finally:
+            engine.dispose()
 
 
 def test_the_cursor_never_moves_past_the_start_of_the_read(sqlite_example: AppDb) -> None:
