@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from connectors.app import SqlConnector
 from connectors.quickbooks.emulator.profile import CompanyProfile
 from connectors.quickbooks.mapping import MappingContext
 from engine.model import EntityType
+from engine.parking import retry_op
+from engine.plan import OpStatus
 from tests.app.shop import Shop, create_shop
 from tests.support.stores import postgres_schema, postgres_url
 from tests.support.tax import CONNECTION, UK, US_AST, Book, assert_agree, money, open_book
@@ -382,3 +385,18 @@ def test_a_tax_code_or_currency_quickbooks_lacks_parks_its_bill_naming_it(shop: 
         with records.lock:
             assert len(records.all("Invoice")) == 1  # nothing of the two was sent
         assert money(bill_agrees(book, shop, FIRST + 2)["gross"]) == Decimal("20.00")  # the rest syncs
+
+        # The shop corrects both bills and someone presses Retry, as the parked list advises: they go
+        # through as they now are (the refused values are not sent again).
+        shop.touch("bills", "bill_no", FIRST, second=5, vat_group=None)
+        shop.touch("bills", "bill_no", FIRST + 1, second=6, ccy="EUR")
+        book.runner.run_until_quiet()
+        with book.store.session() as s:
+            for parked in s.ops(CONNECTION, [OpStatus.PARKED]):
+                retry_op(s, parked.op.op_id, "shop", datetime.now(UTC))
+        book.runner.run_until_quiet()
+        assert book.parked() == []
+        assert [money(bill_agrees(book, shop, FIRST + n)["gross"]) for n in (0, 1)] == [
+            Decimal("10.00"),
+            Decimal("5.00"),
+        ]
