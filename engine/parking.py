@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 from engine.errors import NotFoundError, VersionConflictError
 from engine.history import record_label
 from engine.model import Side
-from engine.plan import OpStatus
+from engine.plan import Op, OpStatus
 from engine.ports import StoreSession
-from engine.state import AuditAction, AuditLine, OpRecord, ParkedRecord, RecordKey
+from engine.state import AuditAction, AuditLine, JournalStatus, OpRecord, ParkedRecord, RecordKey
 
 SIDE_NAMES = {Side.APP: "the app", Side.QUICKBOOKS: "QuickBooks"}
 _GONE = ("not found", "no longer", "deleted", "inactive", "made inactive", "gone")
@@ -110,11 +110,32 @@ def record_id(key: RecordKey) -> str:
 
 
 def retry_op(s: StoreSession, op_id: str, by: str, now: datetime) -> OpRecord:
-    """Send a parked op again: it goes back to pending (the next apply or kick writes it)."""
+    """Send a parked op again: it goes back to pending (the next apply or kick writes it).
+
+    When the record has changed since on the side the op's values came from (the refused value was
+    corrected there, as the advice says), the op is set aside instead and the next pass plans the record
+    from what it holds now: the op's own values would only be refused again."""
     record = _parked_op(s, op_id)
-    s.set_op_status(op_id, OpStatus.PENDING, now)
+    if _changed_at_source(s, record.op):
+        note = f"retried by {by} as the record now is: {record.last_error or ''}"
+        s.set_op_status(op_id, OpStatus.SUPERSEDED, now, error=note)
+    else:
+        s.set_op_status(op_id, OpStatus.PENDING, now)
     _audit(s, record, AuditAction.RETRIED, by, now)
     return record
+
+
+def _changed_at_source(s: StoreSession, op: Op) -> bool:
+    """Whether the record `op` takes its values from has a change journaled and not yet decided (a
+    parked op holds its record, so a change made after it waits)."""
+    link = s.get_link(op.link_id)
+    source = op.side.other
+    external_id = link.external_id(source) if link is not None else None
+    if external_id is None:
+        return False
+    key = RecordKey(connection=op.connection, side=source, entity=op.entity, external_id=external_id)
+    entry = s.latest_event(key)
+    return entry is not None and entry.status is JournalStatus.NEW
 
 
 def skip_op(s: StoreSession, op_id: str, by: str, now: datetime) -> OpRecord:

@@ -127,7 +127,8 @@ class Codec:
 
     # canonical -> database
 
-    def write(self, kind: Kind, value: Any, *, integer_ref: bool = False) -> Any:
+    def write(self, kind: Kind, value: Any, *, integer_ref: bool = False, number_flag: bool = False) -> Any:
+        """The stored form of a canonical value. `number_flag`: a yes/no goes into an integer column."""
         if value is None:
             return None
         if kind is Kind.REF:
@@ -138,7 +139,7 @@ class Codec:
         if kind is Kind.DATE:
             return value.isoformat() if self.sqlite else value
         if kind is Kind.BOOL:
-            return int(bool(value)) if self.sqlite else bool(value)
+            return int(bool(value)) if self.sqlite or number_flag else bool(value)
         return str(value)
 
     def write_timestamp(self, value: datetime) -> Any:

@@ -29,6 +29,9 @@ class Layout:
     tenant: Any = None
     #: Whether the tenant column holds integers (the tenant's name is then a number).
     tenant_integer: bool = False
+    #: (table, column) of each yes/no this entity writes (its boolean fields, its child rows', its
+    #: soft-delete flag) into an integer column: it is written 1 / 0 (PostgreSQL casts no boolean to one).
+    number_flags: frozenset[tuple[str, str]] = frozenset()
 
     def for_tenant(self, tenant: str | None) -> Layout:
         """This layout for another tenant of the same table (nothing to reflect again)."""
@@ -62,6 +65,10 @@ class Layout:
             assert column is not None
             found.append((name, kinds[name], column))
         return found
+
+    def flag_is_number(self, table: str, column: str) -> bool:
+        """Whether `table`.`column`, holding a yes/no, holds it as an integer."""
+        return (table, column) in self.number_flags
 
     @property
     def child(self) -> Child | None:
@@ -126,8 +133,34 @@ def bind(engine: sa.Engine, mapping: Mapping, tenant: str | None = None) -> dict
             and isinstance(type_of(tomb.table, tomb.key_column), sa.Integer),
             child_key=single_key(child.table) if child is not None else None,
             tenant_integer=isinstance(type_of(spec.table, spec.tenant_column), sa.Integer),
+            number_flags=frozenset(
+                (table, column)
+                for table, column in _flag_columns(entity, spec)
+                if isinstance(type_of(table, column), sa.Integer)
+            ),
         )
     return {entity: layout.for_tenant(tenant) for entity, layout in layouts.items()}
+
+
+def _flag_columns(entity: EntityType, spec: Entity) -> list[tuple[str, str]]:
+    """(table, column) of every yes/no `spec` writes: boolean fields, of its own and of its child rows,
+    and the soft-delete flag."""
+    found = [
+        (spec.table, column.column)
+        for name, kind in ENTITY_FIELDS[entity].items()
+        if kind is Kind.BOOL and (column := spec.column(name)) is not None and column.column is not None
+    ]
+    child = spec.child(entity)
+    if child is not None and entity in CHILD_FIELDS:
+        found += [
+            (child.table, column.column)
+            for name, kind in CHILD_FIELDS[entity][1].items()
+            if kind is Kind.BOOL
+            and (column := child_column(child, name)) is not None
+            and column.column is not None
+        ]
+    soft = spec.delete.soft_delete_column if spec.delete else None
+    return found + ([(spec.table, soft)] if soft else [])
 
 
 def tenant_value(spec: Entity, integer: bool, tenant: str | None) -> Any:

@@ -19,11 +19,14 @@ from engine.model import EntityType
 log = logging.getLogger(__name__)
 
 #: Column types that can hold each kind of field (NullType: a SQLite column declared without a type).
+#: A rate or a quantity may be floating point (read back through its shortest decimal form); money may
+#: not (`Checker.column`). Float is named apart from Numeric: SQLAlchemy 2.1 no longer derives one from
+#: the other.
 _ACCEPTS: dict[Kind | str, tuple[type[TypeEngine[Any]], ...]] = {
     Kind.TEXT: (sa.String,),
     Kind.BOOL: (sa.Boolean, sa.Integer),
     Kind.MONEY: (sa.Numeric,),
-    Kind.DECIMAL: (sa.Numeric,),
+    Kind.DECIMAL: (sa.Numeric, sa.Float),
     Kind.DATE: (sa.Date, sa.DateTime),
     "version": (sa.Integer,),
     "timestamp": (sa.DateTime,),

@@ -315,7 +315,9 @@ class Writer:
             values[soft] = (
                 self.codec.write_timestamp(now)
                 if layout.soft_delete_is_time
-                else self.codec.write(Kind.BOOL, True)
+                else self.codec.write(
+                    Kind.BOOL, True, number_flag=layout.flag_is_number(layout.spec.table, soft)
+                )
             )
             conn.execute(_update(layout, values, key))
             return self._result(conn, layout, key, now)
@@ -374,7 +376,8 @@ class Writer:
         values: dict[str, Any] = {}
         for name, kind, column in layout.scalar_fields():
             if column.column is not None and (create or name in sent):
-                values[column.column] = self._value(kind, name, fields.get(name))
+                number = layout.flag_is_number(layout.spec.table, column.column)
+                values[column.column] = self._value(kind, name, fields.get(name), number)
         address = layout.spec.billing_address
         if address is not None and (create or "billing_address" in sent):
             given = fields.get("billing_address") or {}
@@ -390,11 +393,11 @@ class Writer:
             values[layout.spec.origin_column] = self.mapping.origin_value
         return values
 
-    def _value(self, kind: Kind, name: str, value: Any) -> Any:
+    def _value(self, kind: Kind, name: str, value: Any, number_flag: bool = False) -> Any:
         if kind is Kind.REF:
             target = self.layouts.get(REF_TARGETS[name])
             return self.codec.write(kind, value, integer_ref=target is not None and target.integer_key)
-        return self.codec.write(kind, value)
+        return self.codec.write(kind, value, number_flag=number_flag)
 
     def _stamp(
         self, conn: sa.Connection, layout: Layout, stored: Stored | None, now: datetime
@@ -434,7 +437,9 @@ class Writer:
         rows = []
         for position, given in enumerate(fields.get(CHILD_FIELDS[layout.entity][0], ())):
             row = {
-                c.column: self._value(kind, name, given.get(name))
+                c.column: self._value(
+                    kind, name, given.get(name), layout.flag_is_number(child.table, c.column)
+                )
                 for name, kind, c in layout.child_fields()
                 if c.column
             }

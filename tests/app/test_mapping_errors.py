@@ -100,6 +100,39 @@ def test_a_column_type_that_cannot_hold_the_field_is_named_with_both_types(sqlit
     assert "is INTEGER, which cannot hold text" in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    ("fresh_db", "column_type"),
+    [
+        ("sqlite", "REAL"),
+        ("sqlite", "DOUBLE PRECISION"),
+        pytest.param("postgres", "DOUBLE PRECISION", marks=pytest.mark.postgres),
+        pytest.param("postgres", "FLOAT", marks=pytest.mark.postgres),
+    ],
+    indirect=["fresh_db"],
+)
+def test_a_rate_may_be_held_in_a_floating_point_column_but_money_may_not(
+    fresh_db: AppDb, column_type: str
+) -> None:
+    """An exchange rate or a quantity in a (double precision) float column reads back as written
+    (its shortest decimal form); an amount would gain or lose cents. Whatever SQLAlchemy's types say:
+    2.1 no longer makes Float a kind of Numeric, and every float column was refused."""
+    create_example_db(fresh_db.url, schema=fresh_db.schema)
+    engine = make_engine(fresh_db.url, schema=fresh_db.schema)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"ALTER TABLE invoices ADD COLUMN fx {column_type}")
+            conn.exec_driver_sql(f"ALTER TABLE invoice_lines ADD COLUMN qty_f {column_type}")
+    finally:
+        engine.dispose()
+    rated = mapping_with("entities.invoice.fields.exchange_rate", "fx")
+    rated["entities"]["invoice"]["lines"]["fields"]["quantity"] = "qty_f"
+    start(fresh_db, rated)
+    with pytest.raises(ConfigurationError) as raised:
+        start(fresh_db, mapping_with("entities.invoice.fields.total", "fx"))
+    assert "entities.invoice.fields.total: column 'fx' of table 'invoices' is" in str(raised.value)
+    assert "which cannot hold money" in str(raised.value)
+
+
 def test_every_problem_is_reported_at_once(sqlite_example: AppDb) -> None:
     data = mapping_with("entities.customer.fields.email", "mail")
     data["entities"]["item"]["fields"]["unit_price"] = "name"

@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from connectors.app.database import make_engine
 from engine.errors import RecordRejectedError, VersionConflictError
 from engine.model import EntityType, Operation, Ref, Side
 from engine.plan import Op, OpKind
+from engine.ports import WriteResult
+from examples.invoicing import MAPPING, create_example_db
 from examples.invoicing.edit import delete_record, edit_record, main
 from tests.app.conftest import AppDb
 
-CUSTOMER = EntityType.CUSTOMER
+CUSTOMER, INVOICE, ITEM = EntityType.CUSTOMER, EntityType.INVOICE, EntityType.ITEM
 
 
 def op(kind: OpKind, entity: EntityType, fields: dict[str, Any] | None = None, **extra: Any) -> Op:
@@ -209,3 +213,48 @@ def test_an_applied_ops_table_not_created_once_is_created_by_a_later_write(
         assert not isinstance(second[0], Exception), second
         assert connector.fetch(CUSTOMER, "1").fields["notes"] == "after the lock"
     assert calls == 2
+
+
+@pytest.mark.parametrize(
+    "fresh_db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_a_yes_no_the_app_keeps_as_a_number_is_written_as_one_or_zero(
+    fresh_db: AppDb, tmp_path: Path
+) -> None:
+    """The start-up check lets a yes/no live in an integer column (a 0/1 flag, as many apps keep them), but
+    PostgreSQL casts no boolean into one: every write of such a field, child row or soft delete failed
+    there, as a mapping that does not match the database."""
+    create_example_db(fresh_db.url, schema=fresh_db.schema)
+    engine = make_engine(fresh_db.url, schema=fresh_db.schema)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE invoices ADD COLUMN net_first SMALLINT")
+            conn.exec_driver_sql("ALTER TABLE invoice_lines ADD COLUMN tax_flag INTEGER")
+            conn.exec_driver_sql("ALTER TABLE items ADD COLUMN gone SMALLINT")
+    finally:
+        engine.dispose()
+    mapping = yaml.safe_load(MAPPING.read_text(encoding="utf-8"))
+    invoice = mapping["entities"]["invoice"]
+    invoice["fields"]["tax_after_discount"] = "net_first"
+    invoice["lines"]["fields"]["taxable"] = "tax_flag"
+    mapping["entities"]["item"]["delete"] = {"soft_delete_column": "gone"}
+    path = tmp_path / "numbers.yaml"
+    path.write_text(yaml.safe_dump(mapping), encoding="utf-8")
+    with fresh_db.connector(path) as connector:
+        seq = connector.fetch(INVOICE, "1").version.seq
+        line = {"item": Ref(entity=ITEM, id="1", side=Side.APP), "amount": Decimal("10.00"), "taxable": True}
+        changed = {"tax_after_discount": True, "lines": [line]}
+        connector.write(op(OpKind.UPDATE, INVOICE, changed, external_id="1", expected_seq=seq))
+        assert column(fresh_db, "SELECT net_first FROM invoices WHERE id = 1") == 1
+        assert column(fresh_db, "SELECT tax_flag FROM invoice_lines WHERE invoice_id = 1") == 1
+        fields = connector.fetch(INVOICE, "1").fields
+        assert fields["tax_after_discount"] is True and fields["lines"][0]["taxable"] is True
+        # A plain field change, written with others as a set.
+        seq = connector.fetch(INVOICE, "1").version.seq
+        unset = op(OpKind.UPDATE, INVOICE, {"tax_after_discount": False}, external_id="1", expected_seq=seq)
+        (result,) = connector.write_many([unset])
+        assert isinstance(result, WriteResult), result
+        assert column(fresh_db, "SELECT net_first FROM invoices WHERE id = 1") == 0
+        assert connector.write(op(OpKind.DELETE, ITEM, external_id="2")).deleted
+        assert column(fresh_db, "SELECT gone FROM items WHERE id = 2") == 1
+        assert connector.fetch(ITEM, "2").operation is Operation.DELETE

@@ -6,82 +6,37 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from connectors.quickbooks.connector import QboConnector
-from connectors.quickbooks.emulator import EmulatorConfig, running_emulator
 from connectors.quickbooks.emulator.profile import CompanyProfile
-from connectors.quickbooks.mapping import MappingContext, TaxMode
+from connectors.quickbooks.mapping import MappingContext
 from engine.fakes import FakeConnector
 from engine.model import EntityType, Side
-from engine.plan import OpStatus
-from engine.ports import StateStore
-from engine.runner import Runner
-from policies import parse_policy
-from tests.quickbooks.conftest import Rig
-from tests.support.stores import fresh_store
+from tests.support.tax import CONNECTION, UK, US_AST, Book, assert_agree, money
+from tests.support.tax import open_book as open_any_book
 
 C, ITEM, INV, PAY = EntityType.CUSTOMER, EntityType.ITEM, EntityType.INVOICE, EntityType.PAYMENT
-CONNECTION = "tax"
-#: Everything both ways, so records made in QuickBooks reach the app too.
-POLICY = parse_policy(
-    "version: 1\nentities:\n  item:\n    direction: both\n  invoice:\n    direction: both\n",
-    "tax policy",
-)
-US_AST = MappingContext(income_account="1", automated_sales_tax=True, tax_codes=frozenset({"2"}))
-UK = MappingContext(
-    income_account="1",
-    tax_mode=TaxMode.GLOBAL,
-    taxable_tax_code="2",
-    non_taxable_tax_code="5",
-    home_currency="GBP",
-    tax_codes=frozenset({"2", "3", "4", "5"}),
-)
 
 
-@dataclass
-class Book:
-    runner: Runner
-    app: FakeConnector
-    store: StateStore
-    qbo: Any  # the EmulatorHandle
+def open_book(
+    stack: ExitStack, tmp_path: Path, company: CompanyProfile, mapping: MappingContext
+) -> Book[FakeConnector]:
+    """The app is the in-memory fake (tests/app/test_tax_sync_sql.py: the SQL connector)."""
+    return open_any_book(
+        stack, tmp_path, company, mapping, lambda clock: FakeConnector(Side.APP, CONNECTION, clock)
+    )
 
-    def qbo_id(self, entity: EntityType, app_id: str) -> str:
-        with self.store.session() as s:
-            link = s.find_link(CONNECTION, entity, Side.APP, app_id)
-        assert link is not None and link.quickbooks_id is not None
-        return link.quickbooks_id
 
-    def app_id(self, entity: EntityType, qbo_id: str) -> str:
-        with self.store.session() as s:
-            link = s.find_link(CONNECTION, entity, Side.QUICKBOOKS, qbo_id)
-        assert link is not None and link.app_id is not None
-        return link.app_id
-
-    def in_qbo(self, entity: EntityType, app_id: str) -> dict[str, Any]:
-        found: dict[str, Any] = self.qbo.read_record(entity.value.capitalize(), self.qbo_id(entity, app_id))
-        return found
-
-    def in_app(self, entity: EntityType, app_id: str) -> dict[str, Any]:
-        found = self.app.get(entity, app_id)
-        assert found is not None
-        return found
-
-    def parked(self) -> list[str]:
-        with self.store.session() as s:
-            return [r.last_error or "" for r in s.ops(CONNECTION, [OpStatus.PARKED])]
-
-    def stock(self, currency: str | None = None) -> tuple[str, str, str]:
-        """A customer (in `currency`), a taxable and a non-taxable item, created in the app."""
-        customer = self.app.create(C, {"display_name": f"Buyer {currency or 'home'}", "currency": currency})
-        goods = self.app.create(ITEM, {"name": "Fountain", "unit_price": "275.00", "taxable": True})
-        labour = self.app.create(ITEM, {"name": "Labour", "unit_price": "50.00"})
-        return customer, goods, labour
+def stock(book: Book[FakeConnector], currency: str | None = None) -> tuple[str, str, str]:
+    """A customer (in `currency`), a taxable and a non-taxable item, created in the app."""
+    customer = book.app.create(C, {"display_name": f"Buyer {currency or 'home'}", "currency": currency})
+    goods = book.app.create(ITEM, {"name": "Fountain", "unit_price": "275.00", "taxable": True})
+    labour = book.app.create(ITEM, {"name": "Labour", "unit_price": "50.00"})
+    return customer, goods, labour
 
 
 def _ref(entity: EntityType, app_id: str) -> dict[str, Any]:
@@ -92,38 +47,14 @@ def _line(item: str, amount: str, **extra: Any) -> dict[str, Any]:
     return {"item": _ref(ITEM, item), "amount": amount, **extra}
 
 
-def money(value: Any) -> Decimal:
-    return Decimal(str(value)).quantize(Decimal("0.01"))
-
-
-def assert_agree(book: Book, app_id: str) -> dict[str, Any]:
-    """The invoice's total, tax and balance are the same on both sides, to the cent."""
-    app, qbo = book.in_app(INV, app_id), book.in_qbo(INV, app_id)
-    assert app["total"] == money(qbo["TotalAmt"])
-    assert app["balance"] == money(qbo["Balance"])
-    assert app["tax_total"] == money(qbo["TxnTaxDetail"]["TotalTax"])
-    return app
-
-
-def open_book(stack: ExitStack, tmp_path: Path, company: CompanyProfile, mapping: MappingContext) -> Book:
-    store = stack.enter_context(fresh_store("sqlite", tmp_path))
-    qbo = stack.enter_context(running_emulator(EmulatorConfig(profile=company)))
-    rig = Rig(qbo, store, stack)
-    rig.connect(CONNECTION)
-    connector = QboConnector(rig.client(CONNECTION), mapping, POLICY, rig.clock, CONNECTION)
-    app = FakeConnector(Side.APP, CONNECTION, rig.clock)
-    runner = Runner(store, {Side.APP: app, Side.QUICKBOOKS: connector}, POLICY, rig.clock, CONNECTION)
-    return Book(runner, app, store, qbo)
-
-
 @pytest.fixture
-def us(tmp_path: Path) -> Iterator[Book]:
+def us(tmp_path: Path) -> Iterator[Book[FakeConnector]]:
     with ExitStack() as stack:
         yield open_book(stack, tmp_path, CompanyProfile.us_automated_sales_tax(), US_AST)
 
 
-def test_us_invoice_under_automated_sales_tax(us: Book) -> None:
-    customer, goods, labour = us.stock()
+def test_us_invoice_under_automated_sales_tax(us: Book[FakeConnector]) -> None:
+    customer, goods, labour = stock(us)
     invoice = us.app.create(
         INV,
         {
@@ -163,8 +94,8 @@ def test_us_invoice_under_automated_sales_tax(us: Book) -> None:
     assert us.runner.run_until_quiet().applied == 0
 
 
-def test_a_discounted_invoice_with_shipping_and_terms(us: Book) -> None:
-    customer, goods, labour = us.stock()
+def test_a_discounted_invoice_with_shipping_and_terms(us: Book[FakeConnector]) -> None:
+    customer, goods, labour = stock(us)
     invoice = us.app.create(
         INV,
         {
@@ -199,8 +130,8 @@ def test_a_discounted_invoice_with_shipping_and_terms(us: Book) -> None:
     assert kinds.count("SalesItemLineDetail") == 3  # two items and shipping, kept
 
 
-def test_a_payment_split_over_three_invoices(us: Book) -> None:
-    customer, goods, _ = us.stock()
+def test_a_payment_split_over_three_invoices(us: Book[FakeConnector]) -> None:
+    customer, goods, _ = stock(us)
     invoices = [
         us.app.create(INV, {"customer": _ref(C, customer), "lines": [_line(goods, amount, taxable=True)]})
         for amount in ("100.00", "50.00", "25.00")
@@ -224,8 +155,8 @@ def test_a_payment_split_over_three_invoices(us: Book) -> None:
     assert balances == [Decimal("0.00"), Decimal("34.00"), Decimal("0.00")]
 
 
-def test_a_tax_code_quickbooks_lacks_is_parked_naming_it(us: Book) -> None:
-    customer, goods, _ = us.stock()
+def test_a_tax_code_quickbooks_lacks_is_parked_naming_it(us: Book[FakeConnector]) -> None:
+    customer, goods, _ = stock(us)
     us.app.create(INV, {"customer": _ref(C, customer), "lines": [_line(goods, "10.00")], "tax_code": "77"})
     before = us.qbo.request_log()["by_endpoint"].get("invoice", 0)
     us.runner.run_until_quiet()
@@ -237,7 +168,7 @@ def test_a_tax_code_quickbooks_lacks_is_parked_naming_it(us: Book) -> None:
 def test_uk_invoice_with_vat_per_line(tmp_path: Path) -> None:
     with ExitStack() as stack:
         book = open_book(stack, tmp_path, CompanyProfile.uk(), UK)
-        customer, goods, labour = book.stock()
+        customer, goods, labour = stock(book)
         invoice = book.app.create(
             INV,
             {
@@ -279,7 +210,7 @@ def test_a_eur_invoice_in_a_usd_company(tmp_path: Path) -> None:
     mapping = US_AST.model_copy(update={"currencies": frozenset({"EUR", "GBP"})})
     with ExitStack() as stack:
         book = open_book(stack, tmp_path, CompanyProfile.us_automated_sales_tax(multicurrency=True), mapping)
-        customer, _, labour = book.stock("EUR")
+        customer, _, labour = stock(book, "EUR")
         invoice = book.app.create(
             INV, {"customer": _ref(C, customer), "currency": "EUR", "lines": [_line(labour, "100.00")]}
         )
