@@ -68,8 +68,13 @@ class YamlDocument:
         return None
 
 
+#: libyaml's parser where PyYAML was built with it (its wheels are): the same nodes, marks and errors as
+#: the pure-Python one, read about ten times faster (every command reads the config, policy and mapping).
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def read_yaml(text: str) -> YamlDocument:
-    loader = yaml.SafeLoader(text)
+    loader = _LOADER(text)
     try:
         node = loader.get_single_node()
         if node is None:

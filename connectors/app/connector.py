@@ -12,6 +12,7 @@ from sqlalchemy import exc
 
 from connectors.app import applied, schema
 from connectors.app.capture import Poller
+from connectors.app.catalog import Catalog
 from connectors.app.codec import Codec
 from connectors.app.database import make_engine, transaction, translate
 from connectors.app.layout import Layout, bind
@@ -70,8 +71,9 @@ class SqlConnector:
             self.layouts: dict[EntityType, Layout] = {e: lay.for_tenant(tenant) for e, lay in layouts.items()}
         else:
             try:
-                schema.check(engine, mapping)
-                self.layouts = bind(engine, mapping, tenant)
+                catalog = Catalog(engine)
+                schema.check(catalog, mapping)
+                self.layouts = bind(catalog, mapping, tenant)
             except exc.SQLAlchemyError as error:
                 raise translate(error) from error
         codec = Codec(engine.dialect.name)

@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from connectors.app.catalog import Catalog, Reflected
 from connectors.app.fields import CHILD_FIELDS, ENTITY_FIELDS, Kind
 from connectors.app.mapping import Child, Column, Entity, Mapping, Tombstone, child_column
 from engine.errors import ConfigurationError
@@ -102,21 +103,21 @@ def expression(spec: Column, label: str) -> sa.ColumnElement[Any]:
     return sa.literal_column(f"({spec.expression})").label(label)
 
 
-def bind(engine: sa.Engine, mapping: Mapping, tenant: str | None = None) -> dict[EntityType, Layout]:
-    """The layouts of every mapped entity (the mapping is already checked against the database), for
-    `tenant` when the mapping names tenant columns (an integer column takes the tenant as a number)."""
-    inspector = sa.inspect(engine)
-    types: dict[str, dict[str, Any]] = {}
+def bind(catalog: Catalog, mapping: Mapping, tenant: str | None = None) -> dict[EntityType, Layout]:
+    """The layouts of every mapped entity (the mapping is already checked against the database, whose
+    tables `catalog` holds), for `tenant` when the mapping names tenant columns (an integer column takes
+    the tenant as a number)."""
+
+    def reflected(table: str) -> Reflected:
+        found = catalog.get(table)
+        assert found is not None, f"table {table!r} was checked to exist"
+        return found
 
     def type_of(table: str, column: str | None) -> Any:
-        if column is None:
-            return None
-        if table not in types:
-            types[table] = {c["name"]: c["type"] for c in inspector.get_columns(table)}
-        return types[table].get(column)
+        return None if column is None else reflected(table).types.get(column)
 
     def single_key(table: str) -> str | None:
-        columns = inspector.get_pk_constraint(table).get("constrained_columns") or []
+        columns = reflected(table).primary_key
         return columns[0] if len(columns) == 1 else None
 
     layouts = {}

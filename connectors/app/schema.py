@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.sql.type_api import TypeEngine
 
+from connectors.app.catalog import Catalog, Reflected
 from connectors.app.fields import CHILD_FIELDS, ENTITY_FIELDS, REF_TARGETS, Kind
 from connectors.app.mapping import Child, Column, Entity, Mapping, Tombstone, child_column
 from engine.errors import ConfigurationError
@@ -34,49 +33,21 @@ _ACCEPTS: dict[Kind | str, tuple[type[TypeEngine[Any]], ...]] = {
 }
 
 
-@dataclass(frozen=True)
-class Reflected:
-    """One table as found in the database: its columns' types and primary key."""
-
-    name: str
-    types: dict[str, TypeEngine[Any]]
-    primary_key: tuple[str, ...]
-    #: Columns that are unique on their own (a one-column unique constraint or index).
-    unique: frozenset[str] = frozenset()
-
-
 class Checker:
     """Collects every problem of a mapping against the database, each naming its mapping key path."""
 
-    def __init__(self, engine: sa.Engine) -> None:
-        self.engine = engine
-        self.inspector = sa.inspect(engine)
-        self.names = set(self.inspector.get_table_names()) | set(self.inspector.get_view_names())
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.engine = catalog.engine
         self.problems: list[str] = []
         #: What works but will be slow (logged as warnings, never refused), by key path.
         self.advisories: list[str] = []
-        self._cache: dict[str, Reflected] = {}
 
     def table(self, at: str, name: str) -> Reflected | None:
-        if name not in self.names:
+        found = self.catalog.get(name)
+        if found is None:
             self.problems.append(f"{at}: table {name!r} not found")
-            return None
-        if name not in self._cache:
-            columns = self.inspector.get_columns(name)
-            pk = self.inspector.get_pk_constraint(name).get("constrained_columns") or []
-            self._cache[name] = Reflected(
-                name, {c["name"]: c["type"] for c in columns}, tuple(pk), self._unique_columns(name)
-            )
-        return self._cache[name]
-
-    def _unique_columns(self, table: str) -> frozenset[str]:
-        if table in self.inspector.get_view_names():
-            return frozenset()
-        sets: list[list[str | None]] = [
-            list(c["column_names"]) for c in self.inspector.get_unique_constraints(table)
-        ]
-        sets += [list(i["column_names"]) for i in self.inspector.get_indexes(table) if i.get("unique")]
-        return frozenset(str(names[0]) for names in sets if len(names) == 1 and names[0] is not None)
+        return found
 
     def column(self, at: str, table: Reflected, name: str | None, kind: Kind | str | None = None) -> None:
         if name is None:
@@ -116,14 +87,9 @@ class Checker:
 
     def leads_an_index(self, table: str, column: str) -> bool:
         """Whether `column` is the first column of an index (or of the primary key) of `table`."""
-        if table in self.inspector.get_view_names():
-            return True  # a view's indexes are its tables': nothing to advise here
-        firsts = [i["column_names"][0] for i in self.inspector.get_indexes(table) if i["column_names"]]
-        firsts += [
-            c["column_names"][0] for c in self.inspector.get_unique_constraints(table) if c["column_names"]
-        ]
-        pk = self.inspector.get_pk_constraint(table).get("constrained_columns") or []
-        return column in firsts or (bool(pk) and pk[0] == column)
+        found = self.catalog.get(table)
+        # A view's indexes are its tables': nothing to advise there.
+        return found is None or found.leads is None or column in found.leads
 
     def fail_if_any(self, mapping: Mapping) -> None:
         for advice in self.advisories:
@@ -141,13 +107,14 @@ class Checker:
         return f"{where}: {problem}" if where else problem
 
 
-def check(engine: sa.Engine, mapping: Mapping, *, outbox: bool = True) -> None:
+def check(catalog: Catalog, mapping: Mapping, *, outbox: bool = True) -> None:
     """ConfigurationError listing every mismatch between `mapping` and the database, by key path (and by
     file:line:col when the mapping was read from a file).
 
     `outbox=False` leaves out the outbox table (install-triggers is about to create it).
     """
-    checker = Checker(engine)
+    catalog.load(mapped_tables(mapping))
+    checker = Checker(catalog)
     tables = {
         entity: checker.table(f"entities.{entity}.table", spec.table)
         for entity, spec in mapping.entities.items()
@@ -313,11 +280,14 @@ def _is_integer(column_type: TypeEngine[Any]) -> bool:
     return isinstance(column_type, sa.Integer)
 
 
-def integer_keys(engine: sa.Engine, tables: Iterable[tuple[str, str]]) -> dict[str, bool]:
-    """Whether each (table, key column) holds integers, so ids (always strings outside) convert back."""
-    inspector = sa.inspect(engine)
-    result = {}
-    for table, column in tables:
-        types = {c["name"]: c["type"] for c in inspector.get_columns(table)}
-        result[table] = isinstance(types.get(column), sa.Integer)
-    return result
+def mapped_tables(mapping: Mapping) -> list[str]:
+    """Every table the mapping names: entities', their child rows', tombstones' and the outbox."""
+    names = [mapping.outbox_table]
+    for entity, spec in mapping.entities.items():
+        names.append(spec.table)
+        child = spec.child(entity)
+        if child is not None:
+            names.append(child.table)
+        if spec.delete is not None and spec.delete.tombstone is not None:
+            names.append(spec.delete.tombstone.table)
+    return names

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 
 from connectors.app import schema
+from connectors.app.catalog import Catalog
 from connectors.app.database import translate
 from connectors.app.layout import Layout, bind
 from connectors.app.mapping import Mapping
@@ -132,8 +133,9 @@ def statements(dialect: str, mapping: Mapping, layouts: dict[EntityType, Layout]
 def install(engine: sa.Engine, mapping: Mapping) -> list[str]:
     """Create the outbox and the triggers (idempotent); returns the statements it ran."""
     try:
-        schema.check(engine, mapping, outbox=False)
-        done = statements(engine.dialect.name, mapping, bind(engine, mapping))
+        catalog = Catalog(engine)
+        schema.check(catalog, mapping, outbox=False)
+        done = statements(engine.dialect.name, mapping, bind(catalog, mapping))
         with engine.begin() as conn:
             for statement in done:
                 conn.exec_driver_sql(statement)

@@ -185,7 +185,7 @@ def test_every_problem_is_reported_in_file_order() -> None:
             "expected ',' or ']'",
         ),
         ("version: 1\nentities: {customer: {conflict: manual}\n", "mine.yaml:3:1", "expected ',' or '}'"),
-        ("version: 1\n  entities: {}\n", "mine.yaml:2:11", "mapping values are not allowed here"),
+        ("version: 1\n  entities: {}\n", "mine.yaml:2:11", "mapping values are not allowed"),
         ("version: 1\nversion: 1\n", "mine.yaml:2:1", "duplicate key 'version'"),
     ],
     ids=["unclosed list", "unclosed mapping", "bad indentation", "duplicate key"],
