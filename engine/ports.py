@@ -325,6 +325,12 @@ class StoreSession(Protocol):
         """The time of each record's newest journaled version that is not our own write, by id."""
         ...
 
+    def journaled_seqs(
+        self, connection: str, entity: EntityType, side: Side, external_ids: Collection[str]
+    ) -> dict[str, int]:
+        """Each record's highest journaled version number (any status), by id (never journaled: left out)."""
+        ...
+
     def append_events(
         self, events: Sequence[ChangeEvent], now: datetime, processed: Sequence[bool] | None = None
     ) -> list[AppendResult]: ...

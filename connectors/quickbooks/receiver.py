@@ -25,7 +25,7 @@ drops duplicate events. `QuickBooksInbox` is the engine's `Inbox` port over it, 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple, Protocol
@@ -47,7 +47,7 @@ from connectors.quickbooks.webhooks import (
 )
 from engine.errors import LedgersyncError
 from engine.journal import journal_events, key_of
-from engine.model import ChangeEvent, EntityType
+from engine.model import ChangeEvent, EntityType, Side
 from engine.ports import Clock, StateStore
 from engine.state import AppendResult, InboxReport
 
@@ -64,11 +64,18 @@ ENTITIES: Mapping[str, EntityType] = {
 }
 
 
+#: (entity, ids) -> each id's highest version already journaled (ids never journaled left out).
+Journaled = Callable[[EntityType, Collection[str]], Mapping[str, int]]
+
+
 class NotifiedReader(Protocol):
     """What the inbox needs from a QuickBooks connector (`QboConnector.read_notified`)."""
 
+    @property
+    def connection(self) -> str: ...
+
     def read_notified(
-        self, ids: Mapping[EntityType, set[str]], since: datetime | None
+        self, ids: Mapping[EntityType, set[str]], since: datetime | None, journaled: Journaled | None = None
     ) -> list[ChangeEvent]: ...
 
 
@@ -221,16 +228,23 @@ def ingest_inbox(
         ids, since = coalesce(notes)
         if not ids:
             continue
+
+        def journaled(
+            entity: EntityType, external_ids: Collection[str], reader: NotifiedReader = reader
+        ) -> Mapping[str, int]:
+            with store.session() as s:
+                return s.journaled_seqs(reader.connection, entity, Side.QUICKBOOKS, external_ids)
+
         try:
-            events = reader.read_notified(ids, since)
+            # The read's overlap brings back versions journaled already: they are not mapped again.
+            events = reader.read_notified(ids, since, journaled)
         except LedgersyncError as exc:
             log.warning("reading notified records of realm %s failed, will retry: %s", realm, exc)
             report.failed[realm] = str(exc)
             continue
-        for event in events:  # one transaction each, as a poll's page would be
-            with store.session() as s:
-                if journal_events(s, [event], clock.now()) == [AppendResult.NEW]:
-                    report.changed.append(key_of(event))
+        with store.session() as s:  # the read's events in one transaction, as a poll's page
+            results = journal_events(s, events, clock.now())
+        report.changed += [key_of(e) for e, r in zip(events, results, strict=True) if r is AppendResult.NEW]
         report.events += len(events)
     with store.session() as s:
         for entry in entries:

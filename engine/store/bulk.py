@@ -244,6 +244,27 @@ class BulkMixin(SessionBase):
                 found[row["external_id"]] = rows.to_journal_entry(row)
         return found
 
+    def journaled_seqs(
+        self, connection: str, entity: EntityType, side: Side, external_ids: Collection[str]
+    ) -> dict[str, int]:
+        """Each record's highest journaled version number (any status), by id; ids never journaled are
+        left out. Through the journal's unique index; no payload is read."""
+        found: dict[str, int] = {}
+        for chunk in _chunks(sorted(set(external_ids))):
+            statement = (
+                sa.select(_j.external_id, sa.func.max(_j.seq).label("seq"))
+                .where(
+                    _j.connection == connection,
+                    _j.side == side.value,
+                    _j.entity == entity.value,
+                    _j.external_id.in_(chunk),
+                )
+                .group_by(_j.external_id)
+            )
+            for row in self._all(statement):
+                found[str(row["external_id"])] = int(row["seq"])
+        return found
+
     def user_edits_of(
         self, connection: str, entity: EntityType, side: Side, external_ids: Collection[str]
     ) -> dict[str, datetime]:

@@ -18,6 +18,7 @@ from starlette.testclient import TestClient
 
 from connectors.quickbooks.receiver import (
     MAX_BODY_BYTES,
+    Journaled,
     QuickBooksInbox,
     coalesce,
     create_receiver_app,
@@ -112,14 +113,20 @@ class TestEndpoint:
 class RecordingReader:
     """A QuickBooks side that answers read_notified from a fixed book, and can fail on demand."""
 
+    connection = "c1"
+
     def __init__(self, fail: bool = False) -> None:
         self.calls: list[tuple[dict[EntityType, set[str]], datetime | None]] = []
         self.fail = fail
 
-    def read_notified(self, ids: Mapping[EntityType, set[str]], since: datetime | None) -> list[ChangeEvent]:
+    def read_notified(
+        self, ids: Mapping[EntityType, set[str]], since: datetime | None, journaled: Journaled | None = None
+    ) -> list[ChangeEvent]:
         self.calls.append(({k: set(v) for k, v in ids.items()}, since))
         if self.fail:
             raise UpstreamUnavailableError("QuickBooks is down")
+        wanted = ids.get(EntityType.CUSTOMER, set())
+        known = journaled(EntityType.CUSTOMER, wanted) if journaled is not None else {}
         return [
             ChangeEvent(
                 side=Side.QUICKBOOKS,
@@ -130,7 +137,8 @@ class RecordingReader:
                 observed_at=T0,
                 fields={"display_name": f"Customer {external_id}"},
             )
-            for external_id in sorted(ids.get(EntityType.CUSTOMER, set()))
+            for external_id in sorted(wanted)
+            if known.get(external_id, 0) < 1  # the book's version 1, unless journaled already
         ]
 
 
