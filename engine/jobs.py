@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -58,18 +58,23 @@ def read_quickbooks(actors: Actors, connection: str, reads: ReadRequests | None)
 #: The jobs sent once for all connections (the others are sent once per connection).
 GLOBAL_JOBS = frozenset({"token_refresh", "alerts"})
 
+#: What the app's change probe found: per entity, the tenants whose rows moved (None: any tenant's).
+Moved = Mapping[EntityType, frozenset[str] | None]
+
 
 @dataclass
 class Jobs:
     """Sends one scheduled job, once per connection to sync: `connections` is one connection id or
     says which are active now (connected; a revoked or expired one is skipped, in no one's way).
-    `probe` names the app entities worth a poll now (a cheap check, `connectors.app.probe`); `reads`
-    coalesces QuickBooks reads (`engine.coalesce`)."""
+    `probe` names the app entities worth a poll now, and whose rows moved (a cheap check,
+    `connectors.app.probe`): only those tenants' connections poll, found by `tenant_of` (without it,
+    every connection polls what moved); `reads` coalesces QuickBooks reads (`engine.coalesce`)."""
 
     actors: Actors
     connections: str | Callable[[], Sequence[str]]
     reads: ReadRequests | None = None
-    probe: Callable[[], Sequence[EntityType]] | None = None
+    probe: Callable[[], Moved] | None = None
+    tenant_of: Callable[[str], str] | None = None
 
     def active(self) -> Sequence[str]:
         return [self.connections] if isinstance(self.connections, str) else self.connections()
@@ -79,14 +84,16 @@ class Jobs:
             send(self.actors, "", job)
             return
         # One probe of the shared app database serves every connection.
-        changed = probed(self.probe) if job == "app_probe" else ()
+        changed = probed(self.probe) if job == "app_probe" else {}
         if job == "app_probe" and not changed:
             return
         failed: Exception | None = None
         for connection in self.active():
             try:
                 if job == "app_probe":
-                    poll_app(self.actors, connection, changed)
+                    mine = self._moved_for(connection, changed)
+                    if mine:
+                        poll_app(self.actors, connection, mine)
                 else:
                     send(self.actors, connection, job, reads=self.reads)
             except Exception as error:
@@ -97,17 +104,25 @@ class Jobs:
         if failed is not None:
             raise failed
 
+    def _moved_for(self, connection: str, moved: Moved) -> list[EntityType]:
+        """The entities `connection` should poll: those whose rows of its tenant moved."""
+        if self.tenant_of is None:
+            return list(moved)
+        tenant = self.tenant_of(connection)
+        return [e for e, tenants in moved.items() if tenants is None or tenant in tenants]
 
-def probed(probe: Callable[[], Sequence[EntityType]] | None) -> Sequence[EntityType]:
-    """The app entities the probe says moved (none when there is no probe or it fails)."""
+
+def probed(probe: Callable[[], Moved] | None) -> Moved:
+    """The app entities the probe says moved, with whose rows (none when there is no probe or it
+    fails)."""
     if probe is None:
-        return ()
+        return {}
     try:
         return probe()
     except LedgersyncError as error:
         # The scheduled poll meets the same problem and reports it; the probe only hurries reads.
         log.debug("app change probe failed: %s", error)
-        return ()
+        return {}
 
 
 def send(
@@ -116,7 +131,7 @@ def send(
     job: str,
     *,
     reads: ReadRequests | None = None,
-    probe: Callable[[], Sequence[EntityType]] | None = None,
+    probe: Callable[[], Moved] | None = None,
 ) -> None:
     if job == "app_poll":
         poll_app(actors, connection)

@@ -104,7 +104,7 @@ def _app_watch(runtime: Any, actors: Any, active: Any) -> tuple[Any, Any]:
 
     tables = [t for e in outbox for t in (app.layouts[e].spec.table, *_child(app.layouts[e]))]
     listener = listener_for(app.engine, app.mapping.outbox_table, outbox, changed, tables)
-    return probe.changed, listener
+    return probe.moved, listener
 
 
 def _child(layout: Any) -> list[str]:
@@ -127,7 +127,7 @@ def run(ctx: typer.Context, host: Host = None, port: Port = None) -> None:
         probe, listener = _app_watch(runtime, actors, lambda: True)
         worker = in_process_worker(broker, threads=2)
         scheduler = Scheduler(
-            jobs.Jobs(actors, runtime.active_connections, reads, probe),
+            jobs.Jobs(actors, runtime.active_connections, reads, probe, runtime.tenant_of),
             jobs.intervals(settings.schedule),
             runtime.clock.now,
         )
@@ -199,7 +199,7 @@ def scheduler(ctx: typer.Context) -> None:
     holder: list[Scheduler] = []
     probe, listener = _app_watch(runtime, actors, lambda: bool(holder) and holder[0].active)
     loop = Scheduler(
-        jobs.Jobs(actors, runtime.active_connections, reads, probe),
+        jobs.Jobs(actors, runtime.active_connections, reads, probe, runtime.tenant_of),
         jobs.intervals(runtime.config.settings.schedule),
         runtime.clock.now,
         lease,

@@ -53,12 +53,27 @@ def test_one_probe_of_the_shared_app_database_polls_every_connection() -> None:
     sent = actors()
     probes: list[int] = []
 
-    def probe() -> list[EntityType]:
+    def probe() -> dict[EntityType, frozenset[str] | None]:
         probes.append(1)
-        return [EntityType.CUSTOMER]
+        return {EntityType.CUSTOMER: None}
 
     Jobs(sent, lambda: ["a", "b"], probe=probe)("app_probe")
     assert probes == [1] and sent.poll.messages == [("a", "app", "customer"), ("b", "app", "customer")]
+
+
+def test_a_tenants_change_polls_its_own_connection_only() -> None:
+    """With 200 tenants in one database, one tenant's edit must not make 200 connections poll."""
+    sent = actors()
+    moved = {EntityType.CUSTOMER: frozenset({"acme"}), EntityType.ITEM: None}
+    jobs = Jobs(
+        sent, lambda: ["tenant-acme", "tenant-globex"], probe=lambda: moved, tenant_of=lambda c: c[7:]
+    )
+    jobs("app_probe")
+    assert sent.poll.messages == [
+        ("tenant-acme", "app", "customer"),
+        ("tenant-acme", "app", "item"),
+        ("tenant-globex", "app", "item"),  # anyone's (the probe could not tell whose)
+    ]
 
 
 def test_a_failed_send_for_one_connection_leaves_the_others_served_and_is_raised() -> None:
