@@ -188,9 +188,10 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:  # noqa
 
     def dispatch(connection: str) -> None:
         """Apply the ops of conflicts resolved in another process (the CLI, another web replica),
-        within seconds rather than at the next kick. Sending one twice is harmless: apply is idempotent."""
+        within seconds rather than at the next kick. Sending one twice is harmless: apply is idempotent.
+        `connection` "": every connection's, in one query (the scheduler sends it so, once for all)."""
         with services.store.session() as s:
-            op_ids = s.resolved_ops(connection, services.clock.now() - RESOLVED_WINDOW)
+            op_ids = s.resolved_ops(connection or None, services.clock.now() - RESOLVED_WINDOW)
         for op_id in op_ids:
             apply_actor.send(op_id)
 
