@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from engine.coalesce import ReadRequests
 from engine.errors import LedgersyncError
@@ -31,12 +32,22 @@ def intervals(schedule: Schedule) -> Intervals:
     )
 
 
-def poll_app(actors: Actors, connection: str, entities: Iterable[EntityType] = ORDER) -> None:
+def poll_app(
+    actors: Actors, connection: str, entities: Iterable[EntityType] = ORDER, *, delay_ms: int = 0
+) -> None:
     """Ask the workers to read the app's changes of `entities`, in dependency order."""
     wanted = set(entities)
     for entity in ORDER:
         if entity in wanted:
-            actors.poll.send(connection, Side.APP.value, entity.value)
+            _send(actors.poll, connection, Side.APP.value, entity.value, delay_ms=delay_ms)
+
+
+def _send(actor: Any, *args: str, delay_ms: int = 0) -> None:
+    """`actor`'s message now, or `delay_ms` from now."""
+    if delay_ms > 0:
+        actor.send_with_options(args=args, delay=delay_ms)
+    else:
+        actor.send(*args)
 
 
 def read_quickbooks(actors: Actors, connection: str, reads: ReadRequests | None) -> None:
@@ -70,13 +81,20 @@ class Jobs:
     says which are active now (connected; a revoked or expired one is skipped, in no one's way).
     `probe` names the app entities worth a poll now, and whose rows moved (a cheap check,
     `connectors.app.probe`): only those tenants' connections poll, found by `tenant_of` (without it,
-    every connection polls what moved); `reads` coalesces QuickBooks reads (`engine.coalesce`)."""
+    every connection polls what moved); `reads` coalesces QuickBooks reads (`engine.coalesce`).
+
+    `spread` (each job's interval): after a job's first sending, which goes to every connection at
+    once (a start catches up at once), its messages are spread over its interval, the i-th of n
+    connections' delayed by i/n of it. With 200 companies, a poll of each every five seconds sent in
+    one tick was 800 messages at once, and an edit's messages queued behind them."""
 
     actors: Actors
     connections: str | Callable[[], Sequence[str]]
     reads: ReadRequests | None = None
     probe: Callable[[], Moved] | None = None
     tenant_of: Callable[[str], str] | None = None
+    spread: Mapping[str, timedelta] | None = None
+    _sent: set[str] = field(default_factory=set)
 
     def active(self) -> Sequence[str]:
         return [self.connections] if isinstance(self.connections, str) else self.connections()
@@ -90,14 +108,18 @@ class Jobs:
         if job == "app_probe" and not changed:
             return
         failed: Exception | None = None
-        for connection in self.active():
+        active = self.active()
+        every = self.spread.get(job) if self.spread is not None and job in self._sent else None
+        self._sent.add(job)
+        for n, connection in enumerate(active):
             try:
                 if job == "app_probe":
                     mine = self._moved_for(connection, changed)
                     if mine:
                         poll_app(self.actors, connection, mine)
                 else:
-                    send(self.actors, connection, job, reads=self.reads)
+                    delay = 0 if every is None else int(every.total_seconds() * 1000 * n / len(active))
+                    send(self.actors, connection, job, reads=self.reads, delay_ms=delay)
             except Exception as error:
                 # One connection's failure (its read gate's Redis call, say) does not keep the job
                 # from the others; raised after them, so the scheduler sends the job again next tick.
@@ -134,9 +156,12 @@ def send(
     *,
     reads: ReadRequests | None = None,
     probe: Callable[[], Moved] | None = None,
+    delay_ms: int = 0,
 ) -> None:
+    """Send `job` for `connection`; its messages `delay_ms` from now (a read asked for webhooks is
+    never delayed: its gate says when, engine.coalesce)."""
     if job == "app_poll":
-        poll_app(actors, connection)
+        poll_app(actors, connection, delay_ms=delay_ms)
         read_quickbooks(actors, connection, reads)  # webhooks whose own request was lost
     elif job == "app_probe":
         changed = probed(probe)
@@ -144,15 +169,15 @@ def send(
             poll_app(actors, connection, changed)
     elif job == "quickbooks_poll":
         for entity in ORDER:
-            actors.poll.send(connection, Side.QUICKBOOKS.value, entity.value)
+            _send(actors.poll, connection, Side.QUICKBOOKS.value, entity.value, delay_ms=delay_ms)
     elif job == "kick":
-        actors.kick.send(connection)
+        _send(actors.kick, connection, delay_ms=delay_ms)
     elif job == "dispatch":
         actors.dispatch.send(connection)
     elif job == "token_refresh":
         actors.refresh_tokens.send()
     elif job == "sweep":
-        actors.sweep.send(connection)
+        _send(actors.sweep, connection, delay_ms=delay_ms)
     elif job == "alerts":
         actors.alerts.send()
     else:

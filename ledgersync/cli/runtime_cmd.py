@@ -126,9 +126,10 @@ def run(ctx: typer.Context, host: Host = None, port: Port = None) -> None:
         actors = build_actors(broker, runtime.services(reads))
         probe, listener = _app_watch(runtime, actors, lambda: True)
         worker = in_process_worker(broker, threads=2)
+        intervals = jobs.intervals(settings.schedule)
         scheduler = Scheduler(
-            jobs.Jobs(actors, runtime.active_connections, reads, probe, runtime.tenant_of),
-            jobs.intervals(settings.schedule),
+            jobs.Jobs(actors, runtime.active_connections, reads, probe, runtime.tenant_of, intervals.of()),
+            intervals,
             runtime.clock.now,
         )
         worker.start()
@@ -198,9 +199,10 @@ def scheduler(ctx: typer.Context) -> None:
     lease = RedisLease(redis.Redis.from_url(url))
     holder: list[Scheduler] = []
     probe, listener = _app_watch(runtime, actors, lambda: bool(holder) and holder[0].active)
+    intervals = jobs.intervals(runtime.config.settings.schedule)
     loop = Scheduler(
-        jobs.Jobs(actors, runtime.active_connections, reads, probe, runtime.tenant_of),
-        jobs.intervals(runtime.config.settings.schedule),
+        jobs.Jobs(actors, runtime.active_connections, reads, probe, runtime.tenant_of, intervals.of()),
+        intervals,
         runtime.clock.now,
         lease,
     )

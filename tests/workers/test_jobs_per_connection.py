@@ -4,6 +4,7 @@ one connection's failed send neither stops the others nor is forgotten (raised f
 
 from __future__ import annotations
 
+from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,6 +19,7 @@ class Sent:
 
     def __init__(self, failing: frozenset[str] = frozenset()) -> None:
         self.messages: list[tuple[object, ...]] = []
+        self.delays: list[int] = []
         self.failing = failing
 
     def send(self, *args: object) -> None:
@@ -27,6 +29,7 @@ class Sent:
 
     def send_with_options(self, args: tuple[object, ...], delay: int = 0) -> None:
         self.send(*args)
+        self.delays.append(delay)
 
 
 def actors(**failing: frozenset[str]) -> Any:
@@ -75,6 +78,18 @@ def test_a_tenants_change_polls_its_own_connection_only() -> None:
         ("tenant-acme", "app", "item"),
         ("tenant-globex", "app", "item"),  # anyone's (the probe could not tell whose)
     ]
+
+
+def test_after_the_first_sending_a_job_is_spread_over_its_interval() -> None:
+    """200 companies' polls sent in one tick were 800 messages at once, an edit's queued behind them."""
+    sent = actors()
+    connections = [f"tenant-{n}" for n in range(4)]
+    jobs = Jobs(sent, lambda: connections, spread={"kick": timedelta(seconds=60)})
+    jobs("kick")
+    assert len(sent.kick.messages) == 4 and sent.kick.delays == []  # a start catches up at once
+    jobs("kick")
+    assert sent.kick.messages[4:] == [(c,) for c in connections]
+    assert sent.kick.delays == [15_000, 30_000, 45_000]  # the first now, the others spread
 
 
 def test_a_failed_send_for_one_connection_leaves_the_others_served_and_is_raised() -> None:
