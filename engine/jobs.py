@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -94,6 +94,10 @@ class Jobs:
     probe: Callable[[], Moved] | None = None
     tenant_of: Callable[[str], str] | None = None
     spread: Mapping[str, timedelta] | None = None
+    #: The connections whose company has webhooks not read yet: `app_poll` asks a read for those only
+    #: (None: for every connection). A read asked for each of 200 companies every five seconds was
+    #: 200 messages, each holding its company's read gate until a worker took it.
+    unread: Callable[[], Collection[str]] | None = None
     _sent: set[str] = field(default_factory=set)
 
     def active(self) -> Sequence[str]:
@@ -109,6 +113,7 @@ class Jobs:
             return
         failed: Exception | None = None
         active = self.active()
+        unread = set(self.unread()) if job == "app_poll" and self.unread is not None else None
         every = self.spread.get(job) if self.spread is not None and job in self._sent else None
         self._sent.add(job)
         for n, connection in enumerate(active):
@@ -119,7 +124,8 @@ class Jobs:
                         poll_app(self.actors, connection, mine)
                 else:
                     delay = 0 if every is None else int(every.total_seconds() * 1000 * n / len(active))
-                    send(self.actors, connection, job, reads=self.reads, delay_ms=delay)
+                    read = unread is None or connection in unread
+                    send(self.actors, connection, job, reads=self.reads, delay_ms=delay, read=read)
             except Exception as error:
                 # One connection's failure (its read gate's Redis call, say) does not keep the job
                 # from the others; raised after them, so the scheduler sends the job again next tick.
@@ -157,12 +163,15 @@ def send(
     reads: ReadRequests | None = None,
     probe: Callable[[], Moved] | None = None,
     delay_ms: int = 0,
+    read: bool = True,
 ) -> None:
     """Send `job` for `connection`; its messages `delay_ms` from now (a read asked for webhooks is
-    never delayed: its gate says when, engine.coalesce)."""
+    never delayed: its gate says when, engine.coalesce). `read`: `app_poll` also asks a read of the
+    company's webhooks (whose own request was lost)."""
     if job == "app_poll":
         poll_app(actors, connection, delay_ms=delay_ms)
-        read_quickbooks(actors, connection, reads)  # webhooks whose own request was lost
+        if read:
+            read_quickbooks(actors, connection, reads)
     elif job == "app_probe":
         changed = probed(probe)
         if changed:

@@ -128,7 +128,15 @@ def run(ctx: typer.Context, host: Host = None, port: Port = None) -> None:
         worker = in_process_worker(broker, threads=2)
         intervals = jobs.intervals(settings.schedule)
         scheduler = Scheduler(
-            jobs.Jobs(actors, runtime.active_connections, reads, probe, runtime.tenant_of, intervals.of()),
+            jobs.Jobs(
+                actors,
+                runtime.active_connections,
+                reads,
+                probe,
+                runtime.tenant_of,
+                intervals.of(),
+                runtime.unread_webhooks,
+            ),
             intervals,
             runtime.clock.now,
         )
@@ -201,7 +209,15 @@ def scheduler(ctx: typer.Context) -> None:
     probe, listener = _app_watch(runtime, actors, lambda: bool(holder) and holder[0].active)
     intervals = jobs.intervals(runtime.config.settings.schedule)
     loop = Scheduler(
-        jobs.Jobs(actors, runtime.active_connections, reads, probe, runtime.tenant_of, intervals.of()),
+        jobs.Jobs(
+            actors,
+            runtime.active_connections,
+            reads,
+            probe,
+            runtime.tenant_of,
+            intervals.of(),
+            runtime.unread_webhooks,
+        ),
         intervals,
         runtime.clock.now,
         lease,

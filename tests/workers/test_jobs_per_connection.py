@@ -92,6 +92,14 @@ def test_after_the_first_sending_a_job_is_spread_over_its_interval() -> None:
     assert sent.kick.delays == [15_000, 30_000, 45_000]  # the first now, the others spread
 
 
+def test_the_scheduled_inbox_check_asks_a_read_only_of_companies_with_unread_webhooks() -> None:
+    sent = actors()
+    jobs = Jobs(sent, lambda: ["a", "b", "c"], unread=lambda: ["b"])
+    jobs("app_poll")
+    assert {m[0] for m in sent.poll.messages} == {"a", "b", "c"}  # the app is polled for every one
+    assert sent.ingest.messages == [("b",)]
+
+
 def test_a_failed_send_for_one_connection_leaves_the_others_served_and_is_raised() -> None:
     sent = actors(kick=frozenset({"a"}))
     with pytest.raises(ConnectionError):
