@@ -33,13 +33,22 @@ def intervals(schedule: Schedule) -> Intervals:
 
 
 def poll_app(
-    actors: Actors, connection: str, entities: Iterable[EntityType] = ORDER, *, delay_ms: int = 0
+    actors: Actors,
+    connection: str,
+    entities: Iterable[EntityType] = ORDER,
+    *,
+    scheduled: bool = False,
+    delay_ms: int = 0,
 ) -> None:
-    """Ask the workers to read the app's changes of `entities`, in dependency order."""
+    """Ask the workers to read the app's changes of `entities`, in dependency order: at once, or as
+    the scheduled round's (on the scheduler's queue, `delay_ms` from now)."""
     wanted = set(entities)
     for entity in ORDER:
         if entity in wanted:
-            _send(actors.poll, connection, Side.APP.value, entity.value, delay_ms=delay_ms)
+            if scheduled:
+                _send(actors.scheduled_poll, connection, Side.APP.value, entity.value, delay_ms=delay_ms)
+            else:
+                actors.poll.send(connection, Side.APP.value, entity.value)
 
 
 def _send(actor: Any, *args: str, delay_ms: int = 0) -> None:
@@ -169,7 +178,7 @@ def send(
     never delayed: its gate says when, engine.coalesce). `read`: `app_poll` also asks a read of the
     company's webhooks (whose own request was lost)."""
     if job == "app_poll":
-        poll_app(actors, connection, delay_ms=delay_ms)
+        poll_app(actors, connection, scheduled=True, delay_ms=delay_ms)
         if read:
             read_quickbooks(actors, connection, reads)
     elif job == "app_probe":
@@ -178,7 +187,7 @@ def send(
             poll_app(actors, connection, changed)
     elif job == "quickbooks_poll":
         for entity in ORDER:
-            _send(actors.poll, connection, Side.QUICKBOOKS.value, entity.value, delay_ms=delay_ms)
+            _send(actors.scheduled_poll, connection, Side.QUICKBOOKS.value, entity.value, delay_ms=delay_ms)
     elif job == "kick":
         _send(actors.kick, connection, delay_ms=delay_ms)
     elif job == "dispatch":

@@ -166,7 +166,7 @@ def worker(
     ctx: typer.Context, threads: Annotated[int, typer.Option(min=1, help="Worker threads.")] = 4
 ) -> None:
     """A worker process on the Redis broker (run as many as you like)."""
-    from engine.broker import QUEUE, in_process_worker, make_broker
+    from engine.broker import QUEUES, in_process_worker, make_broker
     from engine.workers import build_actors
 
     runtime = _runtime(ctx, workers=True)
@@ -179,7 +179,7 @@ def worker(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     consumer.start()
-    out.print(f"worker running with {threads} threads on {QUEUE}")
+    out.print(f"worker running with {threads} threads on {', '.join(QUEUES)}")
     try:
         stop.wait()
     finally:

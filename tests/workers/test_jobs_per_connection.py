@@ -33,7 +33,7 @@ class Sent:
 
 
 def actors(**failing: frozenset[str]) -> Any:
-    names = ("poll", "kick", "dispatch", "sweep", "ingest", "refresh_tokens", "alerts")
+    names = ("poll", "scheduled_poll", "kick", "dispatch", "sweep", "ingest", "refresh_tokens", "alerts")
     return SimpleNamespace(**{name: Sent(failing.get(name, frozenset())) for name in names})
 
 
@@ -45,7 +45,9 @@ def test_per_connection_jobs_reach_every_active_connection_and_only_those() -> N
         jobs(job)
     assert sent.kick.messages == [("tenant-acme",), ("tenant-initech",)]
     assert sent.sweep.messages == sent.kick.messages
-    assert {m[0] for m in sent.poll.messages} == {"tenant-acme", "tenant-initech"}
+    # The scheduler's rounds go on their own queue (engine.broker.SCHEDULED).
+    assert {m[0] for m in sent.scheduled_poll.messages} == {"tenant-acme", "tenant-initech"}
+    assert sent.poll.messages == []
     assert sent.refresh_tokens.messages == [()] and sent.alerts.messages == [()]
     assert sent.dispatch.messages == [("",)]  # every connection's resolved conflicts, in one query
     active.append("tenant-globex")  # reconnected: served from the next job on
@@ -96,7 +98,7 @@ def test_the_scheduled_inbox_check_asks_a_read_only_of_companies_with_unread_web
     sent = actors()
     jobs = Jobs(sent, lambda: ["a", "b", "c"], unread=lambda: ["b"])
     jobs("app_poll")
-    assert {m[0] for m in sent.poll.messages} == {"a", "b", "c"}  # the app is polled for every one
+    assert {m[0] for m in sent.scheduled_poll.messages} == {"a", "b", "c"}  # the app of every one
     assert sent.ingest.messages == [("b",)]
 
 
