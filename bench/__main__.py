@@ -7,6 +7,7 @@
     python -m bench reads [--burst 100] [--trickle 25] [--gap 1] [--poll-seconds 10] [--cost-window 30]
     python -m bench latency [--mode embedded,distributed] [--samples 100] [--gap 0.25]
     python -m bench companies [--companies 200] [--samples 100] [--storm-seconds 60] [--customers 2]
+                       [--no-disconnected]
                        [--workers 2] [--threads 4] [--port P] [--redis-url URL] [--schema-prefix ls]
                        [--samples-file FILE]
 
@@ -118,6 +119,9 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         default=sizes.storm_seconds,
         help="how long the storm (and each phase's edits) lasts",
+    )
+    one.add_argument(
+        "--no-disconnected", action="store_true", help="skip the phase with the stormed company disconnected"
     )
     one.add_argument("--workers", type=int, default=sizes.workers, help="worker processes")
     one.add_argument("--threads", type=int, default=sizes.threads, help="threads per worker")

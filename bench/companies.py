@@ -63,6 +63,8 @@ class Sizes:
     storm_seconds: float = 60.0
     workers: int = 2
     threads: int = 4
+    #: Also a phase while the stormed company is disconnected (then reconnected).
+    disconnected: bool = True
     #: How long the first sync, and the convergence at the end, may take.
     timeout: float = 600.0
 
@@ -335,81 +337,116 @@ def keep(path: Path, fleet: Fleet, phases: dict[str, list[Edit]]) -> None:
     path.write_text(json.dumps({"samples": samples, "timeline": timeline}, indent=1), encoding="utf-8")
 
 
-def measure(sizes: Sizes, places: Places | None = None, samples_file: Path | None = None) -> list[Figure]:
+@dataclass
+class Run:
+    """What one run measured."""
+
+    #: Seconds until every company converged after the start.
+    first: float = 0.0
+    #: The edits of each phase, in order.
+    phases: dict[str, list[Edit]] = field(default_factory=dict)
+    #: Per phase: (ledgersync CPU seconds, wall seconds).
+    cpu: dict[str, tuple[float, float]] = field(default_factory=dict)
+    agreed: int = 0
+    crossing: int = 0
+    notes: list[str] = field(default_factory=list)
+    cpu_all: float = 0.0
+    emulator_cpu: float = 0.0
+    took: float = 0.0
+
+
+def run(sizes: Sizes, places: Places | None = None, samples_file: Path | None = None) -> tuple[Run, Fleet]:
     started = time.monotonic()
-    group = f"companies {sizes.companies}"
     gap = sizes.storm_seconds / (2 * sizes.samples)
+    done = Run()
     with deployment(sizes, places) as fleet:
         live = fleet.live
-        agreed, crossing, first = fleet.wait_converged(sizes.timeout)
+        agreed, _, done.first = fleet.wait_converged(sizes.timeout)
         if agreed < len(fleet.tenants):
             raise RuntimeError(f"the first sync brought {agreed} of {len(fleet.tenants)} companies together")
         fleet.pair_up()
         # The start sends every connection's first polls at once; the baseline is the steady state.
         live.wait_drained(timeout=sizes.timeout)
         stormed = fleet.tenants[0]
-        cpu0, wall0 = _cpu(live), time.monotonic()
         fleet.started = time.perf_counter()
-        baseline = fleet.phase("baseline", sizes.samples, gap, stormed)
-        cpu1, wall1 = _cpu(live), time.monotonic()
+
+        def phase(name: str) -> None:
+            cpu0, wall0 = _cpu(live), time.monotonic()
+            done.phases[name] = fleet.phase(name, sizes.samples, gap, stormed)
+            done.cpu[name] = (_cpu(live) - cpu0, time.monotonic() - wall0)
+
+        phase("baseline")
         # Armed for longer than the phase lasts (its edits, then their arrival); cleared after it.
         stormed.company.storm(sizes.storm_seconds + 300)
-        storm = fleet.phase("storm", sizes.samples, gap, stormed)
-        cpu2, wall2 = _cpu(live), time.monotonic()
-        faults = stormed.company.faults()
+        phase("storm")
+        fired = stormed.company.faults().get("fired", {})
         stormed.company.clear_faults()
-        agreed, crossing, settled = fleet.wait_converged(sizes.timeout)
-        cpu3 = _cpu(live)
-        emulator_cpu = live.world.qbo.cpu_seconds()
+        done.agreed, done.crossing, settled = fleet.wait_converged(sizes.timeout)
+        done.notes.append(f"{settled:.1f} s after the storm (the stormed company answered {fired} 429s)")
+        if sizes.disconnected:
+            # The same company's admin clicks Disconnect in QuickBooks; its tenant reconnects after.
+            stormed.company.disconnect()
+            phase("disconnected")
+            connect_all(live.world, [stormed])
+            done.agreed, done.crossing, settled = fleet.wait_converged(sizes.timeout)
+            done.notes.append(f"{settled:.1f} s after it reconnected")
+        done.cpu_all = _cpu(live)
+        done.emulator_cpu = live.world.qbo.cpu_seconds()
         if samples_file is not None:
-            keep(samples_file, fleet, {"baseline": baseline, "storm": storm})
-    took = time.monotonic() - started
+            keep(samples_file, fleet, done.phases)
+    done.took = time.monotonic() - started
+    return done, fleet
+
+
+def measure(sizes: Sizes, places: Places | None = None, samples_file: Path | None = None) -> list[Figure]:
+    done, fleet = run(sizes, places, samples_file)
+    group = f"companies {sizes.companies}"
     loads = fleet.loads or [os.getloadavg()[0]]
     out = [
         figure(
             group,
             "first sync: every company converged in",
-            first,
+            done.first,
             "s",
             note=f"{sizes.companies} tenants x {sizes.customers} app customers + 1 QuickBooks customer each",
         )
     ]
     for direction in (TO_QBO, TO_APP, "both ways"):
         values = {}
-        for phase, edits in (("baseline", baseline), ("storm", storm)):
+        for name, edits in done.phases.items():
             mine = [e for e in edits if e.measured and direction in (e.direction, "both ways")]
-            values[phase] = [float(e.arrived - e.sent) for e in mine if e.arrived is not None]
-            v = values[phase]
+            values[name] = [float(e.arrived - e.sent) for e in mine if e.arrived is not None]
+            v = values[name]
             note = f"{len(v)} samples, mean {statistics.fmean(v):.2f} s, max {max(v):.2f} s"
-            out.append(figure(group, f"quiet, {direction}, {phase} p50", percentile(v, 50), "s"))
-            out.append(figure(group, f"quiet, {direction}, {phase} p99", percentile(v, 99), "s", note=note))
-        ratio = percentile(values["storm"], 99) / percentile(values["baseline"], 99)
-        name = f"quiet, {direction}: storm p99 / baseline p99"
-        out.append(figure(group, name, ratio, "x", f"<= {BAR:g}x", at_most(BAR)))
-    fired = faults.get("fired", {})
+            out.append(figure(group, f"quiet, {direction}, {name} p50", percentile(v, 50), "s"))
+            out.append(figure(group, f"quiet, {direction}, {name} p99", percentile(v, 99), "s", note=note))
+        for name in [n for n in done.phases if n != "baseline"]:
+            ratio = percentile(values[name], 99) / percentile(values["baseline"], 99)
+            label = f"quiet, {direction}: {name} p99 / baseline p99"
+            out.append(figure(group, label, ratio, "x", f"<= {BAR:g}x", at_most(BAR)))
     out.append(
         figure(
             group,
-            "companies converged after the storm",
-            agreed,
+            "companies converged",
+            done.agreed,
             "",
             f"= {sizes.companies}",
             at_least(sizes.companies),
-            note=f"in {settled:.1f} s; the stormed company answered {fired} 429s",
+            note="; ".join(done.notes),
         )
     )
+    spent = ", ".join(f"{c:.0f} s {name} ({wall:.0f} s)" for name, (c, wall) in done.cpu.items())
     out.append(
         figure(
             group,
             "records in another tenant's rows or company",
-            crossing,
+            done.crossing,
             "",
             "= 0",
             at_most(0),
             note=(
-                f"{took:.0f} s wall; ledgersync CPU {cpu1 - cpu0:.0f} s baseline ({wall1 - wall0:.0f} s),"
-                f" {cpu2 - cpu1:.0f} s storm ({wall2 - wall1:.0f} s), {cpu3:.0f} s in all; emulator"
-                f" {emulator_cpu:.0f} s; load average {statistics.fmean(loads):.1f} mean,"
+                f"{done.took:.0f} s wall; ledgersync CPU {spent}, {done.cpu_all:.0f} s in all; emulator"
+                f" {done.emulator_cpu:.0f} s; load average {statistics.fmean(loads):.1f} mean,"
                 f" {max(loads):.1f} max; {len(os.sched_getaffinity(0))} cores; at most"
                 f" {fleet.most_queued} messages queued while measuring"
             ),
@@ -426,6 +463,7 @@ def figures_of(args: Any) -> list[Figure]:
         storm_seconds=args.storm_seconds,
         workers=args.workers,
         threads=args.threads,
+        disconnected=not args.no_disconnected,
     )
     places = Places(port=args.port, redis_url=args.redis_url, schema_prefix=args.schema_prefix)
     return measure(sizes, places, args.samples_file)
