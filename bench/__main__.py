@@ -6,6 +6,10 @@
     python -m bench cpu [--records 1000,10000] [--backend sqlite,postgres] [--edits 100] [--open-conflicts 0]
     python -m bench reads [--burst 100] [--trickle 25] [--gap 1] [--poll-seconds 10] [--cost-window 30]
     python -m bench latency [--mode embedded,distributed] [--samples 100] [--gap 0.25]
+    python -m bench companies [--companies 200] [--samples 100] [--storm-seconds 60] [--customers 2]
+                       [--no-disconnected]
+                       [--workers 2] [--threads 4] [--port P] [--redis-url URL] [--schema-prefix ls]
+                       [--samples-file FILE]
 
 Run from the repository root with the project's virtual environment. Figures are noisy on a shared
 machine: compare runs made on the same machine in the same state.
@@ -20,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import backfill, cpu, latency, reads
+from bench import backfill, companies, cpu, latency, reads
 from bench.report import Figure, as_json, summary, table
 from bench.world import MINUTE_SECONDS
 
@@ -100,6 +104,33 @@ def parser() -> argparse.ArgumentParser:
     one.add_argument("--mode", type=_list, default=["embedded", "distributed"])
     one.add_argument("--samples", type=int, default=100)
     one.add_argument("--gap", type=float, default=0.25, help="seconds between edits")
+
+    one = commands.add_parser(
+        "companies", help="many companies, distributed: quiet companies' latency beside a 429 storm"
+    )
+    sizes = companies.Sizes()
+    one.add_argument("--companies", type=int, default=sizes.companies)
+    one.add_argument("--customers", type=int, default=sizes.customers, help="app customers per tenant")
+    one.add_argument(
+        "--samples", type=int, default=sizes.samples, help="measured edits per direction in each phase"
+    )
+    one.add_argument(
+        "--storm-seconds",
+        type=float,
+        default=sizes.storm_seconds,
+        help="how long the storm (and each phase's edits) lasts",
+    )
+    one.add_argument(
+        "--no-disconnected", action="store_true", help="skip the phase with the stormed company disconnected"
+    )
+    one.add_argument("--workers", type=int, default=sizes.workers, help="worker processes")
+    one.add_argument("--threads", type=int, default=sizes.threads, help="threads per worker")
+    one.add_argument("--port", type=int, help="the web app's port (the emulator's is the next one)")
+    one.add_argument("--redis-url", help="a Redis database of your own (flushed before and after)")
+    one.add_argument("--schema-prefix", default="ls", help="of the PostgreSQL schemas made and dropped")
+    one.add_argument(
+        "--samples-file", type=Path, help="also write every sample and the queue's timeline here"
+    )
     return top
 
 
@@ -143,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             args.customers, args.burst, args.trickle, args.gap, args.poll_seconds, args.cost_window
         )
         figures = reads.measure(sizes)
+    elif args.command == "companies":
+        figures = companies.figures_of(args)
     else:
         figures = latency.measure(args.mode, args.samples, args.gap)
     print(table(figures))

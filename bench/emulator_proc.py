@@ -1,12 +1,13 @@
 """The QuickBooks emulator in a process of its own, so its CPU never counts as ledgersync's.
 
-The child (`python -m bench.emulator_proc CONFIG_JSON [--companies K]`) runs `running_emulator` with
-the given `EmulatorConfig` fields (hosting K companies: the default one and K-1 numbered ones), prints
-its base URL on one line, then serves commands read from stdin, one JSON object a line, until stdin
-closes. The one command is `clone`: copy a record the product created `count` times under new ids and
-names, stamped `age_seconds` in the past, straight into the store of the emulator's company `realm`
-(default: the first) (no webhook, no change feed entry newer than the stamp). That is how the CPU
-benchmark gets 100k QuickBooks customers in seconds instead of 100k API calls.
+The child (`python -m bench.emulator_proc CONFIG_JSON [--companies K] [--port P]`) runs
+`running_emulator` with the given `EmulatorConfig` fields (hosting K companies: the default one and K-1
+numbered ones; listening on port P), prints its base URL on one line, then serves commands read from
+stdin, one JSON object a line, until stdin closes. The one command is `clone`: copy a record the
+product created `count` times under new ids and names, stamped `age_seconds` in the past, straight into
+the store of the emulator's company `realm` (default: the first) (no webhook, no change feed entry
+newer than the stamp). That is how the CPU benchmark gets 100k QuickBooks customers in seconds instead
+of 100k API calls.
 
 The parent side is `emulator_process(config, companies=K)`: a context manager yielding a
 `RemoteEmulator`, the usual `EmulatorHandle` (the control API over HTTP) without an in-process emulator
@@ -91,13 +92,15 @@ def config_from_json(text: str) -> EmulatorConfig:
 
 
 @contextmanager
-def emulator_process(config: EmulatorConfig, companies: int = 1) -> Iterator[RemoteEmulator]:
+def emulator_process(config: EmulatorConfig, companies: int = 1, port: int = 0) -> Iterator[RemoteEmulator]:
     """Start the emulator child, yield its handle, stop it (closing stdin ends it) on exit. With
     `companies` above 1 it hosts that many: the default one and numbered ones (9341455600000002, ...),
-    in place of the config's `extra_companies`."""
+    in place of the config's `extra_companies`. `port` 0: a free one."""
     command = [sys.executable, "-m", "bench.emulator_proc", config_json(config)]
     if companies > 1:
         command += ["--companies", str(companies)]
+    if port:
+        command += ["--port", str(port)]
     process = subprocess.Popen(
         command,
         stdin=subprocess.PIPE,
@@ -163,7 +166,8 @@ def main() -> None:
     if "--companies" in sys.argv:
         count = int(sys.argv[sys.argv.index("--companies") + 1])
         config = config.with_companies(count)
-    with running_emulator(config) as handle:
+    port = int(sys.argv[sys.argv.index("--port") + 1]) if "--port" in sys.argv else 0
+    with running_emulator(config, port=port) as handle:
         print(handle.base_url, flush=True)
         for line in sys.stdin:
             try:

@@ -71,6 +71,31 @@ class Live:
     def metered(self) -> int:
         return int(self.world.qbo.request_log()["metered"])
 
+    def queued(self) -> int:
+        """Messages on the workers' queues, waiting or being worked on (not the delayed ones)."""
+        from engine.broker import QUEUES, make_broker, queued
+
+        assert self.world.broker_url is not None, "only a distributed ledgersync has a queue"
+        broker = make_broker(self.world.broker_url)
+        try:
+            lengths = queued(broker)[1]
+            return sum(lengths[name] for name in QUEUES)
+        finally:
+            broker.close()
+
+    def wait_drained(self, most: int = 20, quiet: float = 5.0, timeout: float = 600) -> None:
+        """Until the workers' queue has held at most `most` messages for `quiet` seconds: what the
+        start sent (every connection's first polls) is done, and what follows is the steady state."""
+        deadline = time.monotonic() + timeout
+        since = time.monotonic()
+        while time.monotonic() - since < quiet:
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the workers' queue did not drain within {timeout:.0f} s")
+            if self.queued() > most:
+                since = time.monotonic()
+            time.sleep(0.5)
+
     def wait_quiet(self, quiet: float = 2.0, timeout: float = 120) -> None:
         """Until no QuickBooks request has been made for `quiet` seconds (start-up polls and sweep done)."""
         deadline = time.monotonic() + timeout
@@ -147,14 +172,24 @@ def running(
         pairs = seed_customers(w, customers)
         if (capture or ("outbox" if distributed else "poll")) == "outbox":
             read_outbox(w)
-        live = Live(w, pairs, mode)
-        try:
-            if distributed:
-                live.processes += [w.popen(f"worker-{n}", "worker", "--threads", "4") for n in range(workers)]
-                live.processes += [w.popen("scheduler", "scheduler"), w.popen("web", "web")]
-            else:
-                live.processes.append(w.popen("run", "run"))
-            _wait_healthy(w, live)
+        with serving(Live(w, pairs, mode), workers) as live:
             yield live
-        finally:
-            _stop(live.processes)
+
+
+@contextlib.contextmanager
+def serving(live: Live, workers: int = 2, threads: int = 4) -> Iterator[Live]:
+    """Start `live`'s ledgersync (`workers` worker processes of `threads` threads, the scheduler and
+    the web app when distributed; `run` when embedded), wait for /healthz, stop them on exit."""
+    w = live.world
+    try:
+        if live.mode == "distributed":
+            live.processes += [
+                w.popen(f"worker-{n}", "worker", "--threads", str(threads)) for n in range(workers)
+            ]
+            live.processes += [w.popen("scheduler", "scheduler"), w.popen("web", "web")]
+        else:
+            live.processes.append(w.popen("run", "run"))
+        _wait_healthy(w, live)
+        yield live
+    finally:
+        _stop(live.processes)

@@ -61,6 +61,17 @@ def pg_url_in(schema: str) -> str:
     return f"{postgres_url()}?options=-csearch_path%3D{schema}"
 
 
+@dataclass(frozen=True)
+class Places:
+    """Where a world runs, for a machine shared with others: `port` the web app's (the emulator's is
+    the next one; None: free ports), `redis_url` a Redis database of the caller's own (flushed; None:
+    one claimed as the integration tests claim theirs), `schema_prefix` of the PostgreSQL schemas."""
+
+    port: int | None = None
+    redis_url: str | None = None
+    schema_prefix: str = "ls"
+
+
 @dataclass
 class World:
     directory: Path
@@ -183,16 +194,21 @@ def world(
     broker: bool = False,
     webhooks: bool = False,
     create_app: bool = True,
+    companies: int = 1,
+    mapping: Path = MAPPING,
+    places: Places | None = None,
 ) -> Iterator[World]:
     """A fresh world on `backend` ("sqlite": app and store in SQLite files; "postgres": each in a
     private schema). `webhooks`: the emulator delivers to the web app's receiver. `broker`: a Redis
-    database of our own (distributed mode)."""
+    database of our own (distributed mode). `companies`: the emulator hosts that many (the default
+    one first). `places`: where to run (default: free ports, a claimed Redis database, `ls_` schemas)."""
     from engine.web.serve import free_port
     from examples.invoicing.seed import create_schema
 
+    places = places or Places()
     with contextlib.ExitStack() as stack:
         directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ledgersync-bench-")))
-        port = free_port()
+        port = places.port or free_port()
         config = emulator or EmulatorConfig(minute_seconds=MINUTE_SECONDS)
         if webhooks:
             from dataclasses import replace
@@ -202,21 +218,20 @@ def world(
                 webhook_url=f"http://127.0.0.1:{port}/webhooks/quickbooks",
                 verifier_token=VERIFIER,
             )
-        qbo = stack.enter_context(emulator_process(config))
+        emulator_port = places.port + 1 if places.port else 0
+        qbo = stack.enter_context(emulator_process(config, companies=companies, port=emulator_port))
         if backend == "sqlite":
             app_url, state_url = f"sqlite:///{directory / 'app.db'}", f"sqlite:///{directory / 'state.db'}"
         elif backend == "postgres":
             from tests.support.stores import postgres_schema
 
-            app_url = pg_url_in(stack.enter_context(postgres_schema()))
-            state_url = pg_url_in(stack.enter_context(postgres_schema()))
+            app_url = pg_url_in(stack.enter_context(postgres_schema(prefix=places.schema_prefix)))
+            state_url = pg_url_in(stack.enter_context(postgres_schema(prefix=places.schema_prefix)))
         else:
             raise ValueError(f"unknown backend {backend!r}: sqlite or postgres")
         broker_url = None
         if broker:
-            from tests.integration.harness import redis_database
-
-            broker_url = stack.enter_context(redis_database())
+            broker_url = stack.enter_context(_redis(places.redis_url))
         if create_app:
             from connectors.app.database import make_engine
 
@@ -235,7 +250,7 @@ def world(
                 minute=config.minute_seconds,
                 batch_writes="true" if batch_writes else "false",
                 app=app_url,
-                mapping=MAPPING,
+                mapping=mapping,
                 schedule=schedule_yaml(schedule),
                 port=port,
             ),
@@ -250,6 +265,26 @@ def world(
             "LEDGERSYNC_LOG_LEVEL": "WARNING",
         }
         yield World(directory, qbo, app_url, state_url, path, env, port, broker_url)
+
+
+@contextlib.contextmanager
+def _redis(url: str | None) -> Iterator[str]:
+    """`url` (flushed before and after: the caller gives a database of its own), else a claimed one."""
+    from tests.integration.harness import redis_database
+
+    if url is None:
+        with redis_database() as claimed:
+            yield claimed
+        return
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+        yield url
+    finally:
+        client.flushdb()
+        client.close()
 
 
 def peak_rss_mib() -> float:

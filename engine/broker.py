@@ -10,6 +10,12 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 
 QUEUE = "ledgersync"
+#: The scheduler's rounds (every connection's scheduled polls, kicks, sweeps: their actors' queue) wait
+#: on a queue of their own: each worker takes from both queues, so a round for 200 companies never
+#: stands in front of an edit's messages (a webhook's read, a probe's poll, reconcile, apply) on one
+#: first-in-first-out list.
+SCHEDULED = f"{QUEUE}_scheduled"
+QUEUES = (QUEUE, SCHEDULED)
 NAMESPACE = "ledgersync"
 
 
@@ -21,12 +27,18 @@ def make_broker(url: str | None) -> dramatiq.Broker:
         else StubBroker()
     )
     dramatiq.set_broker(broker)
+    declare_queues(broker)
     return broker
+
+
+def declare_queues(broker: dramatiq.Broker) -> None:
+    for name in QUEUES:
+        broker.declare_queue(name)
 
 
 def in_process_worker(broker: dramatiq.Broker, threads: int = 2) -> dramatiq.Worker:
     """Worker threads in this process, on either broker; call `.start()` and later `.stop()`."""
-    return dramatiq.Worker(broker, queues={QUEUE}, worker_threads=threads, worker_timeout=100)
+    return dramatiq.Worker(broker, queues=set(QUEUES), worker_threads=threads, worker_timeout=100)
 
 
 def wait_until_idle(broker: dramatiq.Broker, worker: dramatiq.Worker, timeout_ms: int = 60_000) -> None:
@@ -34,8 +46,9 @@ def wait_until_idle(broker: dramatiq.Broker, worker: dramatiq.Worker, timeout_ms
     if not isinstance(broker, StubBroker):
         raise TypeError("wait_until_idle needs the in-process stub broker")
     for _ in range(3):  # delayed messages move to the main queue when due; drain both until stable
-        broker.join(QUEUE, timeout=timeout_ms)
-        broker.join(f"{QUEUE}.DQ", timeout=timeout_ms)
+        for name in QUEUES:
+            broker.join(name, timeout=timeout_ms)
+            broker.join(f"{name}.DQ", timeout=timeout_ms)
         worker.join()
 
 
@@ -45,7 +58,7 @@ def dead_letters(url: str) -> int:
 
     client = redis.Redis.from_url(url)
     try:
-        return int(client.zcard(f"{NAMESPACE}:{QUEUE}.XQ"))
+        return sum(int(client.zcard(f"{NAMESPACE}:{name}.XQ")) for name in QUEUES)
     finally:
         client.close()
 
@@ -55,7 +68,7 @@ QUEUED_SAMPLE = 10_000
 
 
 class Queued(NamedTuple):
-    """One message waiting in (or being worked off) a queue: `queue` is QUEUE or its delay queue."""
+    """One message waiting in (or being worked off) a queue: `queue` is one of QUEUES or its delay queue."""
 
     queue: str
     actor: str
@@ -66,7 +79,7 @@ class Queued(NamedTuple):
 
 def queued(broker: dramatiq.Broker) -> tuple[list[Queued], dict[str, int]]:
     """The messages on our queues (at most QUEUED_SAMPLE of each) and each queue's full length."""
-    names = (QUEUE, f"{QUEUE}.DQ")
+    names = tuple(n for name in QUEUES for n in (name, f"{name}.DQ"))
     found: list[Queued] = []
     lengths: dict[str, int] = {}
     for name in names:

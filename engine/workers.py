@@ -16,7 +16,7 @@ import dramatiq
 
 from engine.apply import Outcome, apply_op
 from engine.backoff import OP_BASE_SECONDS, OP_CAP_SECONDS, backoff_delay
-from engine.broker import QUEUE, queued
+from engine.broker import QUEUE, SCHEDULED, queued
 from engine.coalesce import ReadRequests
 from engine.decide import decide_record
 from engine.model import EntityType, Side
@@ -68,6 +68,9 @@ class Actors:
     """The declared actors (`send` on one enqueues a message)."""
 
     poll: dramatiq.Actor[..., Any]
+    #: `poll` as the scheduler's rounds send it, on their queue (engine.broker.SCHEDULED).
+    scheduled_poll: dramatiq.Actor[..., Any]
+    #: Every entity of one side in one read (the scheduled CDC poll), on the scheduled rounds' queue.
     poll_side: dramatiq.Actor[..., Any]
     kick: dramatiq.Actor[..., Any]
     reconcile: dramatiq.Actor[..., Any]
@@ -89,8 +92,12 @@ RESOLVED_WINDOW = timedelta(minutes=10)
 def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:  # noqa: PLR0915 - an actor each
     """Declare the actors on `broker`, bound to this process's services."""
 
-    def actor(fn: Callable[..., Any], retries: int = 5) -> dramatiq.Actor[..., Any]:
-        declare = dramatiq.actor(broker=broker, queue_name=QUEUE, actor_name=fn.__name__, max_retries=retries)
+    def actor(
+        fn: Callable[..., Any], retries: int = 5, queue: str = QUEUE, name: str | None = None
+    ) -> dramatiq.Actor[..., Any]:
+        declare = dramatiq.actor(
+            broker=broker, queue_name=queue, actor_name=name or fn.__name__, max_retries=retries
+        )
         bound: dramatiq.Actor[..., Any] = declare(fn)
         return bound
 
@@ -194,9 +201,10 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:  # noqa
 
     def dispatch(connection: str) -> None:
         """Apply the ops of conflicts resolved in another process (the CLI, another web replica),
-        within seconds rather than at the next kick. Sending one twice is harmless: apply is idempotent."""
+        within seconds rather than at the next kick. Sending one twice is harmless: apply is idempotent.
+        `connection` "": every connection's, in one query (the scheduler sends it so, once for all)."""
         with services.store.session() as s:
-            op_ids = s.resolved_ops(connection, services.clock.now() - RESOLVED_WINDOW)
+            op_ids = s.resolved_ops(connection or None, services.clock.now() - RESOLVED_WINDOW)
         for op_id in op_ids:
             apply_actor.send(op_id)
 
@@ -206,17 +214,19 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:  # noqa
             services.check_alerts()
 
     poll_actor = actor(poll)
-    kick_actor = actor(kick)
+    # The scheduler's rounds: a queue of their own (engine.broker.SCHEDULED).
+    kick_actor = actor(kick, queue=SCHEDULED)
     reconcile_actor = actor(reconcile)
     apply_actor = actor(apply)
     return Actors(
         poll=poll_actor,
-        poll_side=actor(poll_side),
+        scheduled_poll=actor(poll, queue=SCHEDULED, name="scheduled_poll"),
+        poll_side=actor(poll_side, queue=SCHEDULED),
         kick=kick_actor,
         reconcile=reconcile_actor,
         apply=apply_actor,
         refresh_tokens=actor(refresh_tokens),
-        sweep=actor(sweep),
+        sweep=actor(sweep, queue=SCHEDULED),
         ingest=actor(ingest),
         dispatch=actor(dispatch),
         # A failed notification is retried by the next check, not by Dramatiq.
@@ -225,7 +235,9 @@ def build_actors(broker: dramatiq.Broker, services: Services) -> Actors:  # noqa
 
 
 #: The actors whose first argument is a connection id (the others take an op id, or nothing).
-_BY_CONNECTION = frozenset({"poll", "poll_side", "kick", "reconcile", "sweep", "ingest", "dispatch"})
+_BY_CONNECTION = frozenset(
+    {"poll", "scheduled_poll", "poll_side", "kick", "reconcile", "sweep", "ingest", "dispatch"}
+)
 
 
 def queue_families(broker: dramatiq.Broker, now: datetime) -> list[Family]:

@@ -161,6 +161,14 @@ class Runtime:
         a reconnect; its work is skipped, never in the others' way)."""
         return [c.id for c in self.connections() if c.realm_id and c.status is ConnectionStatus.CONNECTED]
 
+    def unread_webhooks(self) -> list[str]:
+        """The active connections whose company has webhook bodies not read yet (every active one
+        for a body stored before deliveries were routed by company)."""
+        with self.store.session() as s:
+            realms = s.inbox_realms()
+        active = [c for c in self.connections() if c.realm_id and c.status is ConnectionStatus.CONNECTED]
+        return [c.id for c in active if None in realms or c.realm_id in realms]
+
     def connection_for_realm(self, realm_id: str) -> str | None:
         return next((c.id for c in self.connections() if c.realm_id == realm_id), None)
 

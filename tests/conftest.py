@@ -18,8 +18,13 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 #: Tests that one pytest-xdist worker runs one after another (`-n N --dist loadgroup`), by node id
 #: prefix. The integration tests each run `ledgersync` processes and some time how soon a change
 #: arrives: two of them at once would compete for the cores, PostgreSQL's connections and each
-#: other's latency margins. The demo module shares one kept demo (a module fixture).
-WORKER_GROUPS = {"tests/integration/": "processes", "tests/cli/test_demo_cmd.py": "demo"}
+#: other's latency margins (the companies benchmark's toy run too). The demo module shares one kept
+#: demo (a module fixture).
+WORKER_GROUPS = {
+    "tests/integration/": "processes",
+    "tests/bench/test_bench_companies.py": "processes",
+    "tests/cli/test_demo_cmd.py": "demo",
+}
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:

@@ -7,13 +7,16 @@ the oldest transaction running on the server, that transaction too: an older tra
 commits later (its rows below the newest `txid`) moves the mark when it ends.
 
 An entity whose mark moved since the last check is worth a poll; the first check names every entity.
-The probe only hurries reads: a change it cannot see (a late commit whose poll key is below one
+With a tenant column (one database shared by many tenants), `moved()` also says whose rows moved:
+the tenants with rows at or above the table's previous mark (an indexed range, grouped by tenant), so
+one tenant's edit hurries its own connection's read, not every connection's. The probe only hurries
+reads: a change it cannot see (a late commit whose poll key is below one
 already read) is read by the scheduled poll, which stays the guarantee; the read is what is exact.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,6 +29,9 @@ from engine.model import EntityType
 
 _HORIZON = sa.text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
 
+#: What moved: per entity, the tenants whose rows moved (None: any tenant's, so every connection's).
+Moved = Mapping[EntityType, frozenset[str] | None]
+
 
 class ChangeProbe:
     def __init__(self, engine: sa.Engine, layouts: dict[EntityType, Layout], outbox: str) -> None:
@@ -33,13 +39,82 @@ class ChangeProbe:
         self.layouts = layouts
         self.outbox = outbox_table(outbox)
         self._last: dict[EntityType, Hashable] = {}
+        #: Per (entity, table): each tenant's newest poll key seen at or above the table's mark.
+        self._tenants: dict[tuple[EntityType, str], dict[str, Any]] = {}
 
     def changed(self) -> list[EntityType]:
         """The entities whose mark moved since the last call (all of them on the first)."""
+        return list(self.moved())
+
+    def moved(self) -> dict[EntityType, frozenset[str] | None]:
+        """The entities whose mark moved since the last call (all on the first), each with the
+        tenants whose rows moved (None: unknown, or the mapping has no tenant column)."""
+        last = self._last
         marks = self.marks()
-        moved = [e for e, mark in marks.items() if e not in self._last or self._last[e] != mark]
         self._last = marks
-        return moved
+        found: dict[EntityType, frozenset[str] | None] = {}
+        for entity, mark in marks.items():
+            if entity in last and last[entity] == mark:
+                continue
+            before = last.get(entity)
+            found[entity] = None if before is None else self._whose(entity, before, mark)
+        return found
+
+    def _whose(self, entity: EntityType, before: Hashable, now: Hashable) -> frozenset[str] | None:
+        """The tenants whose rows of `entity` moved from mark `before` to `now` (None: any)."""
+        layout = self.layouts[entity]
+        spec = layout.spec
+        if spec.tenant_column is None or spec.capture.mode == "outbox":
+            return None
+        assert isinstance(before, tuple) and isinstance(now, tuple)
+        key = spec.version_column if spec.poll_by == "version" else spec.updated_at_column
+        assert key is not None
+        nothing: tuple[str, str] | None = None
+        sources = [(spec.table, spec.tenant_column, key, nothing, before[0], now[0])]
+        tomb = layout.tombstone
+        if len(now) > 1 and before[1] != now[1]:
+            if tomb is None or tomb.tenant_column is None:
+                return None
+            tomb_key = tomb.version_column if spec.poll_by == "version" else tomb.deleted_at_column
+            assert tomb_key is not None  # the mark has a tombstone part only with one
+            kind = None
+            if tomb.entity_column is not None:
+                kind = (tomb.entity_column, tomb.entity_value or entity.value)
+            sources.append((tomb.table, tomb.tenant_column, tomb_key, kind, before[1], now[1]))
+        tenants: set[str] = set()
+        try:
+            with self.engine.connect() as conn:
+                for table, column, poll_key, kind, since, mark in sources:
+                    if since == mark:
+                        continue
+                    seen = self._tenants.setdefault((entity, table), {})
+                    for tenant, newest in self._newest(conn, table, column, poll_key, kind, since):
+                        name = str(tenant)
+                        if name not in seen or seen[name] != newest:
+                            tenants.add(name)
+                        seen[name] = newest
+        except exc.SQLAlchemyError as error:
+            raise translate(error) from error
+        return frozenset(tenants)
+
+    @staticmethod
+    def _newest(
+        conn: sa.Connection,
+        table: str,
+        tenant_column: str,
+        key: str,
+        kind: tuple[str, str] | None,
+        since: Any,
+    ) -> list[tuple[Any, Any]]:
+        """(tenant, newest poll key) of the tenants with rows at or above `since`."""
+        newest: sa.ColumnElement[Any] = sa.func.max(sa.column(key))
+        query: sa.Select[Any] = sa.select(sa.column(tenant_column), newest).select_from(sa.table(table))
+        if since is not None:
+            query = query.where(sa.column(key) >= since)
+        if kind is not None:
+            query = query.where(sa.column(kind[0]) == kind[1])
+        rows = conn.execute(query.group_by(sa.column(tenant_column))).all()
+        return [(row[0], row[1]) for row in rows]
 
     def marks(self) -> dict[EntityType, Hashable]:
         try:

@@ -33,7 +33,8 @@ def connect_routes(
     connection_of: Callable[[str], str],
     secret: bytes | None = None,
 ) -> list[Route]:
-    """/connect (`?tenant=T` connects tenant T's company, else the default tenant's) and its callback.
+    """/connect (`?tenant=T` connects tenant T's company, else the default tenant's; against the emulator
+    `&realm=R` names the company) and its callback.
     `oauth`, `custodian` and `connection_of` take the tenant. `secret` signs the state cookie: give
     one derived from the configured secret_key, so a restart or another web replica between /connect
     and /callback still accepts it (None: one per process)."""
@@ -53,7 +54,8 @@ def connect_routes(
         tenant = request.query_params.get("tenant") or DEFAULT_TENANT
         try:
             connection_of(tenant)  # a name that can be a tenant's
-            authorization = oauth(tenant).authorization_request()
+            # `realm`: an emulator's company (its stand-in for the user's pick at Intuit's consent).
+            authorization = oauth(tenant).authorization_request(realm=request.query_params.get("realm"))
         except ConfigurationError as error:
             return _page(f"Cannot connect: {error}", 400)
         response = RedirectResponse(authorization.url, status_code=302)

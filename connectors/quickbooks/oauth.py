@@ -29,6 +29,8 @@ from engine.ports import Clock
 log = logging.getLogger(__name__)
 
 HARD_EXPIRY_HEADER = "x-include-refresh-token-hard-expires-in"
+#: The emulator's consent parameter naming the company that consents (its company picker's answer).
+REALM_PICK = "realm"
 STATE_BYTES = 24
 
 
@@ -97,18 +99,28 @@ class OAuthClient:
             self._endpoints = Endpoints.model_validate(response.json())
         return self._endpoints
 
-    def authorization_request(self, state: str | None = None) -> AuthorizationRequest:
-        """The consent URL, with a fresh random CSRF `state` unless one is given."""
+    def authorization_request(
+        self, state: str | None = None, realm: str | None = None
+    ) -> AuthorizationRequest:
+        """The consent URL, with a fresh random CSRF `state` unless one is given. `realm`: the company
+        that consents, an emulator's stand-in for the company a user picks on Intuit's consent page
+        (its `realm` parameter); Intuit has no such parameter, so it is refused there."""
         state = state or secrets.token_urlsafe(STATE_BYTES)
-        query = urlencode(
-            {
-                "client_id": self.settings.client_id,
-                "response_type": "code",
-                "scope": " ".join(self.settings.scopes),
-                "redirect_uri": self.settings.redirect_uri,
-                "state": state,
-            }
-        )
+        params = {
+            "client_id": self.settings.client_id,
+            "response_type": "code",
+            "scope": " ".join(self.settings.scopes),
+            "redirect_uri": self.settings.redirect_uri,
+            "state": state,
+        }
+        if realm is not None:
+            if not self.settings.is_emulator:
+                raise ConfigurationError(
+                    "a company is picked on Intuit's consent page, not named in advance",
+                    detail=f"realm {realm} was asked for against {self.settings.environment}",
+                )
+            params[REALM_PICK] = realm
+        query = urlencode(params)
         return AuthorizationRequest(url=f"{self.endpoints().authorization_endpoint}?{query}", state=state)
 
     @staticmethod

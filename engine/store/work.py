@@ -149,25 +149,20 @@ class WorkMixin(BulkMixin):
             raise VersionConflictError(f"conflict on {conflict.field} opened meanwhile") from error
         return rows.to_conflict(row)
 
-    def resolved_ops(self, connection: str, since: datetime) -> list[str]:
+    def resolved_ops(self, connection: str | None, since: datetime) -> list[str]:
         """Pending, untried ops of records whose conflict was resolved at or after `since`, oldest
-        first: a reviewer's choice, made in another process, that no worker has been told about."""
+        first: a reviewer's choice, made in another process, that no worker has been told about.
+        `connection` None: every connection's (one query, however many companies)."""
         c, o = t.conflicts, t.ops
         resolved = sa.select(c.c.link_id).where(
-            c.c.connection == connection,
             c.c.status == ConflictStatus.RESOLVED.value,
             c.c.resolved_at >= since,
         )
-        statement = (
-            sa.select(o.c.op_id)
-            .where(
-                o.c.connection == connection,
-                o.c.status == OpStatus.PENDING.value,
-                o.c.attempts == 0,
-                o.c.link_id.in_(resolved),
-            )
-            .order_by(o.c.position)
-        )
+        pending = [o.c.status == OpStatus.PENDING.value, o.c.attempts == 0]
+        if connection is not None:
+            resolved = resolved.where(c.c.connection == connection)
+            pending.append(o.c.connection == connection)
+        statement = sa.select(o.c.op_id).where(*pending, o.c.link_id.in_(resolved)).order_by(o.c.position)
         return [row.op_id for row in self._all(statement)]
 
     def get_conflict(self, conflict_id: int) -> Conflict | None:

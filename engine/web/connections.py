@@ -1,5 +1,6 @@
-"""Connections on the console: each company's status, token expiry, when each side last synced, and a
-"Reconnect to QuickBooks" button while a company needs re-authorization."""
+"""Connections on the console: each company's app tenant, status, token expiry, when each side last
+synced, and a "Reconnect to QuickBooks" button (`/connect?tenant=T`) while a company needs
+re-authorization."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from engine.model import Side
+from engine.settings import DEFAULT_TENANT
 from engine.state import Connection, ConnectionStatus
 from engine.web.pages import Pages
 
@@ -48,7 +50,7 @@ def routes(pages: Pages, reconnect_path: str | None) -> list[BaseRoute]:
             "reconnect_path": reconnect_path,
             "sides": (Side.APP, Side.QUICKBOOKS),
             "side_names": {Side.APP: "the app", Side.QUICKBOOKS: "QuickBooks"},
-            "default": services.connection,
+            "default_tenant": DEFAULT_TENANT,
             "now": services.clock.now(),
             "refresh_minutes": f"{services.token_refresh_minutes:g}",
         }

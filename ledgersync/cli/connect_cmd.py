@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
-from urllib.parse import quote
 
 import typer
 from rich.markup import escape
@@ -91,13 +90,11 @@ def connect(
         target, owner = _target(runtime, tenant, connection)
         settings = runtime.custodian(tenant=owner).settings
         oauth = runtime.oauth(tenant=owner)
-        request = oauth.authorization_request()
-        if realm is not None:
-            if not settings.is_emulator:
-                raise ConfigurationError(
-                    "--realm picks a company of the emulator; at Intuit, pick it when you consent"
-                )
-            request = request.model_copy(update={"url": f"{request.url}&realm={quote(realm, safe='')}"})
+        if realm is not None and not settings.is_emulator:
+            raise ConfigurationError(
+                "--realm picks a company of the emulator; at Intuit, pick it when you consent"
+            )
+        request = oauth.authorization_request(realm=realm)
         out.print(f"Authorize ledgersync in QuickBooks:\n{request.url}", highlight=False, soft_wrap=True)
         if settings.is_emulator:
             callback = oauth.consent_automatically(request)

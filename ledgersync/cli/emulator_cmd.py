@@ -50,6 +50,18 @@ def emulator(
     refresh_grace: Annotated[
         float, typer.Option(help="Seconds a rotated-away refresh token keeps working.")
     ] = 86400.0,
+    companies: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Companies hosted: --realm and N-1 more, numbered 9341455600000002, ... (connect one with"
+            " `ledgersync connect --tenant T --realm R`).",
+        ),
+    ] = 1,
+    company_picker: Annotated[
+        bool,
+        typer.Option(help="With several companies, a consent without a realm shows a page to pick one."),
+    ] = False,
 ) -> None:
     """Run a QuickBooks Online emulator (OAuth, Accounting API, CDC, batch, webhooks, faults)."""
     from connectors.quickbooks.emulator.server import serve
@@ -69,13 +81,18 @@ def emulator(
         redirect_uri_allowlist=tuple(redirect_uri or ()),
         deny_consent=deny_consent,
         refresh_grace_period=refresh_grace,
+        company_picker=company_picker,
+    ).with_companies(companies)
+    realms = [c.realm_id for c in config.companies()]
+    shown = ", ".join(realms[:3]) + (
+        f" ... {realms[-1]} ({len(realms)} companies)" if len(realms) > 3 else ""
     )
     base_url = f"http://{host}:{port}"
     typer.echo(f"QuickBooks Online emulator on {base_url}")
     typer.echo(f"  discovery:      {base_url}/.well-known/openid_configuration")
     typer.echo(f"  accounting API: {base_url}/v3/company/{realm}/")
     typer.echo(f"  control API:    {base_url}/_emulator/")
-    typer.echo(f"  realm id:       {realm}")
+    typer.echo(f"  realm id:       {shown}")
     typer.echo(f"  client id:      {client_id}")
     typer.echo(f"  client secret:  {client_secret}")
     typer.echo(f"  verifier token: {verifier_token}")

@@ -104,7 +104,7 @@ def _app_watch(runtime: Any, actors: Any, active: Any) -> tuple[Any, Any]:
 
     tables = [t for e in outbox for t in (app.layouts[e].spec.table, *_child(app.layouts[e]))]
     listener = listener_for(app.engine, app.mapping.outbox_table, outbox, changed, tables)
-    return probe.changed, listener
+    return probe.moved, listener
 
 
 def _child(layout: Any) -> list[str]:
@@ -126,9 +126,18 @@ def run(ctx: typer.Context, host: Host = None, port: Port = None) -> None:
         actors = build_actors(broker, runtime.services(reads))
         probe, listener = _app_watch(runtime, actors, lambda: True)
         worker = in_process_worker(broker, threads=2)
+        intervals = jobs.intervals(settings.schedule)
         scheduler = Scheduler(
-            jobs.Jobs(actors, runtime.active_connections, reads, probe),
-            jobs.intervals(settings.schedule),
+            jobs.Jobs(
+                actors,
+                runtime.active_connections,
+                reads,
+                probe,
+                runtime.tenant_of,
+                intervals.of(),
+                runtime.unread_webhooks,
+            ),
+            intervals,
             runtime.clock.now,
         )
         worker.start()
@@ -157,7 +166,7 @@ def worker(
     ctx: typer.Context, threads: Annotated[int, typer.Option(min=1, help="Worker threads.")] = 4
 ) -> None:
     """A worker process on the Redis broker (run as many as you like)."""
-    from engine.broker import QUEUE, in_process_worker, make_broker
+    from engine.broker import QUEUES, in_process_worker, make_broker
     from engine.workers import build_actors
 
     runtime = _runtime(ctx, workers=True)
@@ -170,7 +179,7 @@ def worker(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     consumer.start()
-    out.print(f"worker running with {threads} threads on {QUEUE}")
+    out.print(f"worker running with {threads} threads on {', '.join(QUEUES)}")
     try:
         stop.wait()
     finally:
@@ -198,9 +207,18 @@ def scheduler(ctx: typer.Context) -> None:
     lease = RedisLease(redis.Redis.from_url(url))
     holder: list[Scheduler] = []
     probe, listener = _app_watch(runtime, actors, lambda: bool(holder) and holder[0].active)
+    intervals = jobs.intervals(runtime.config.settings.schedule)
     loop = Scheduler(
-        jobs.Jobs(actors, runtime.active_connections, reads, probe),
-        jobs.intervals(runtime.config.settings.schedule),
+        jobs.Jobs(
+            actors,
+            runtime.active_connections,
+            reads,
+            probe,
+            runtime.tenant_of,
+            intervals.of(),
+            runtime.unread_webhooks,
+        ),
+        intervals,
         runtime.clock.now,
         lease,
     )

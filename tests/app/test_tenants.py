@@ -1,9 +1,12 @@
 """One app database, several tenants: each connector reads, writes and creates only its tenant's rows,
-and a mapping that scopes some entities but not others (or uses trigger capture) is refused."""
+a mapping that scopes some entities but not others (or uses trigger capture) is refused, and the
+change probe says whose rows moved."""
 
 from __future__ import annotations
 
+import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.app import SqlConnector
+from connectors.app.codec import Codec
 from connectors.app.database import make_engine
 from connectors.app.mapping import parse_mapping
+from connectors.app.probe import ChangeProbe
 from engine.errors import ConfigurationError, NotFoundError, RecordRejectedError
 from engine.model import EntityType, Ref, Side
 from engine.plan import Op, OpKind
@@ -206,3 +211,33 @@ def test_the_start_up_check_advises_an_index_led_by_the_tenant_column(
     with caplog.at_level("WARNING", logger="connectors.app.schema"):
         SqlConnector.open(mapping, indexed, tenant="acme").close()
     assert "tenant_column" not in caplog.text
+
+
+def test_the_probe_names_whose_rows_moved_so_only_their_connections_poll(shared: tuple[str, Path]) -> None:
+    engine = make_engine(shared[0])
+    acme = add_customer(engine, "acme", "Acme One")
+    add_customer(engine, "globex", "Globex One")
+    with connector(shared, "acme") as a:
+        probe = ChangeProbe(a.engine, a.layouts, a.mapping.outbox_table)
+        assert set(probe.moved().values()) == {None}  # the first check: every entity, anyone's
+        assert probe.moved() == {}
+        time.sleep(0.01)  # a newer stamp than the table's newest
+        add_customer(engine, "globex", "Globex Two")
+        assert probe.moved() == {CUSTOMER: frozenset({"globex"})}
+        time.sleep(0.01)
+        stamp = Codec(engine.dialect.name).write_timestamp(datetime.now(UTC))
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text("UPDATE customers SET notes = 'x', updated_at = :at WHERE id = :id"),
+                {"at": stamp, "id": acme},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO deleted_records (entity, record_id, version, deleted_at, account_id)"
+                    " VALUES ('invoice', 99, 2, :at, 'initech')"
+                ),
+                {"at": stamp},
+            )
+        assert probe.moved() == {CUSTOMER: frozenset({"acme"}), EntityType.INVOICE: frozenset({"initech"})}
+        assert probe.changed() == []
+    engine.dispose()

@@ -129,3 +129,43 @@ def test_the_bench_process_hosts_k_companies_and_hands_out_each_one() -> None:
         )
         assert answer.json()["Customer"]["DisplayName"] == "Copy One"
         assert qbo.list_records("Customer") == []
+
+
+def test_the_emulator_command_hosts_the_companies_it_is_told(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from engine.web.serve import free_port
+
+    port = free_port()
+    script = Path(sys.executable).with_name("ledgersync")
+    command = [str(script), "emulator", "--port", str(port), "--companies", "3", "--company-picker"]
+    with (tmp_path / "emulator.log").open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/_emulator/companies", timeout=2)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None and time.monotonic() < deadline, (
+                    tmp_path / "emulator.log"
+                ).read_text()
+                time.sleep(0.1)
+        realms = [c["realm_id"] for c in answer.json()["companies"]]
+        assert realms == ["9341455600000001", "9341455600000002", "9341455600000003"]
+        params = {
+            "client_id": "emulator-client-id",
+            "response_type": "code",
+            "scope": "com.intuit.quickbooks.accounting",
+            "redirect_uri": "http://localhost/cb",
+            "state": "s",
+        }
+        picker = httpx.get(f"http://127.0.0.1:{port}/connect/oauth2", params=params, timeout=5)
+        assert all(realm in picker.text for realm in realms), picker.text[:500]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert "9341455600000001, 9341455600000002, 9341455600000003" in (tmp_path / "emulator.log").read_text()

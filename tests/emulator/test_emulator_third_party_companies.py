@@ -93,14 +93,14 @@ def test_a_client_cannot_reach_the_other_company(clients: tuple[QuickBooks, Quic
 
 
 def test_ledgersync_connects_a_second_company_the_same_way(qbo: EmulatorHandle) -> None:
-    """ledgersync's OAuth client, pointed at the emulator as for one company: the consent URL's `realm`
-    stands in for the company the user picks; the callback names it and the tokens work on it alone."""
+    """ledgersync's OAuth client, pointed at the emulator as for one company: the consent request's
+    `realm` stands in for the company the user picks; the callback names it and the tokens work on it
+    alone."""
     second = qbo.add_company()
     settings = QboSettings(environment=qbo.base_url, client_id=qbo.client_id, client_secret=qbo.client_secret)
     with httpx.Client() as http:
         oauth = OAuthClient(http, settings, SystemClock())
-        request = oauth.authorization_request()
-        picked = request.model_copy(update={"url": f"{request.url}&realm={second.realm_id}"})
+        picked = oauth.authorization_request(realm=second.realm_id)
         tokens = oauth.exchange_code(oauth.consent_automatically(picked))
         assert tokens.realm_id == second.realm_id
         headers = {"Authorization": f"Bearer {tokens.access_token.get_secret_value()}"}

@@ -223,9 +223,9 @@ def test_with_redis_every_process_adds_to_the_same_counters_and_the_queue_is_rea
         for _ in range(3):
             actors.kick.send("c1")
         depth, age, length = queue_families(broker, services.clock.now())
-        assert depth.samples == [(("c1", "ledgersync", "kick"), 3)]
+        assert depth.samples == [(("c1", "ledgersync_scheduled", "kick"), 3)]  # the scheduler's queue
         assert age.samples[0][1] >= 0
-        assert dict(length.samples)[("ledgersync",)] == 3
+        assert dict(length.samples)[("ledgersync_scheduled",)] == 3
         store.dispose()
     finally:
         broker.flush_all()

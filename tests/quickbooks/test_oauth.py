@@ -39,6 +39,15 @@ def test_the_consent_url_carries_scopes_redirect_and_a_fresh_random_state(rig: R
     assert first.url.startswith(rig.qbo.base_url + "/connect/oauth2?")
 
 
+def test_a_realm_pick_is_sent_to_the_emulator_and_refused_for_intuit(rig: Rig):
+    picked = rig.oauth.authorization_request(realm="9341455600000002")
+    assert parse_qs(urlsplit(picked.url).query)["realm"] == ["9341455600000002"]
+    assert "realm" not in parse_qs(urlsplit(rig.oauth.authorization_request().url).query)
+    intuit = QboSettings(environment="sandbox", client_id="i", client_secret=SecretStr("s"))
+    with pytest.raises(ConfigurationError, match="picked on Intuit's consent page"):
+        OAuthClient(rig.oauth.http, intuit, rig.clock).authorization_request(realm="1")
+
+
 def test_a_callback_with_another_state_is_refused_as_csrf():
     with pytest.raises(ConfigurationError, match="CSRF"):
         OAuthClient.parse_callback("http://localhost/cb?code=x&realmId=1&state=forged", "expected")

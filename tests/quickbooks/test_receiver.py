@@ -467,3 +467,17 @@ def test_the_inbox_port_reads_each_realm_with_the_connector_of_its_connection(st
     report = inbox.ingest()
     assert list(readers) == ["c1"] and [key.external_id for key in report.changed] == ["4"]
     assert inbox.ingest().changed == []  # read: nothing pending
+
+
+def test_the_companies_with_unread_webhooks_are_found_in_one_query(state: StateStore) -> None:
+    """The scheduled inbox check asks a read only for these, not for every one of 200 companies."""
+    with state.session() as s:
+        assert s.inbox_realms() == set()
+        first = s.inbox_add(body_of([cloudevent("Customer", "4", realm="111")]), T0, realm_id="111")
+        s.inbox_add(body_of([cloudevent("Customer", "5", realm="222")]), T0, realm_id="222")
+        s.inbox_add(body_of([cloudevent("Customer", "6", realm="222")]), T0, realm_id="222")
+        assert s.inbox_realms() == {"111", "222"}
+        s.inbox_done(first)
+        assert s.inbox_realms() == {"222"}
+        s.inbox_add(body_of([cloudevent("Customer", "7")]), T0)  # stored before routing by company
+        assert s.inbox_realms() == {"222", None}

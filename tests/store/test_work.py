@@ -190,3 +190,22 @@ def test_resolving_twice_or_unknown_is_refused(store: SqlStateStore) -> None:
         assert s.get_conflict(999_999) is None
     assert stored is not None
     assert (stored.resolution, stored.resolved_by) == ("from app", "ada")
+
+
+def test_resolved_ops_are_found_for_one_connection_or_for_all_in_one_query(store: SqlStateStore) -> None:
+    """The scheduler's `dispatch` asks once for every company's resolved conflicts (one message every
+    two seconds, not one per connection)."""
+    with store.session() as s:
+        for connection in (CONNECTION, "tenant-acme"):
+            link = s.create_link(connection, INVOICE, f"app-{connection}", f"qb-{connection}").id
+            conflict = s.open_conflict(connection, link, INVOICE, conflict_on(), at(1))
+            s.resolve_conflict(conflict.id, "from app", "ada", at(2))
+            s.add_op(make_op(s, f"op-{connection}", link, connection=connection), at(2))
+        unresolved = s.create_link(CONNECTION, INVOICE, "app-open", "qb-open").id
+        s.open_conflict(CONNECTION, unresolved, INVOICE, conflict_on(), at(1))
+        s.add_op(make_op(s, "op-open", unresolved), at(2))
+    with store.session() as s:
+        assert s.resolved_ops(CONNECTION, at(1)) == [f"op-{CONNECTION}"]
+        assert s.resolved_ops("tenant-acme", at(1)) == ["op-tenant-acme"]
+        assert s.resolved_ops(None, at(1)) == [f"op-{CONNECTION}", "op-tenant-acme"]
+        assert s.resolved_ops(None, at(3)) == []  # resolved before the window

@@ -33,9 +33,9 @@ def postgres_url() -> str:
 
 
 @contextmanager
-def postgres_schema(url: str | None = None) -> Iterator[str]:
-    """A new empty schema `ls_<random>` in the test database, dropped (with its contents) afterwards."""
-    name = f"ls_{secrets.token_hex(6)}"
+def postgres_schema(url: str | None = None, *, prefix: str = "ls") -> Iterator[str]:
+    """A new empty schema `<prefix>_<random>` in the test database, dropped (with its contents) afterwards."""
+    name = f"{prefix}_{secrets.token_hex(6)}"
     admin = sa.create_engine(url or postgres_url(), poolclass=sa.NullPool)
     try:
         with admin.begin() as conn:

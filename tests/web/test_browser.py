@@ -246,6 +246,56 @@ def test_an_admin_reconnects_a_disconnected_company_from_the_banner(
     assert stored is not None and stored.status is ConnectionStatus.CONNECTED
 
 
+def test_an_admin_reconnects_a_tenants_company_picking_it_at_consent(
+    world: World, browser: Browser, shots: Path
+):
+    """Many companies: each card names its app tenant, and its button is /connect?tenant=T; the user
+    picks the company on the consent page (the emulator's picker, as Intuit's)."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with running_emulator(EmulatorConfig(company_picker=True).with_companies(2)) as qbo:
+        second = qbo.company_handle(str(qbo.companies()[1]["realm_id"]))
+        world.quickbooks = QuickBooksSection(
+            environment=qbo.base_url, client_id=qbo.client_id, client_secret=SecretStr(qbo.client_secret)
+        )
+        app = world.app(public_url=base, **WEB)
+        runtime = world.runtimes[-1]
+        oauth = runtime.oauth(tenant="acme")
+        tokens = oauth.exchange_code(
+            oauth.consent_automatically(oauth.authorization_request(realm=second.realm_id))
+        )
+        runtime.custodian(tenant="acme").connect("tenant-acme", tokens, app_tenant="acme")
+        second.disconnect()
+        assert runtime.custodian(tenant="acme").refresh_due(within=timedelta(days=1)).needs_reauth == (
+            "tenant-acme",
+        )
+        with serving(app, port=port):
+            page = browser.new_page(viewport=VIEWPORT)
+            sign_in(page, base, ADMIN)
+            page.click("nav >> text=Connections")
+            card = page.locator("section", has_text="Connection tenant-acme")
+            assert "Tenant acme" in card.inner_text() and "App tenant\tacme" in card.inner_text()
+            snap(page, shots, "14-connections-tenant-disconnected")
+            asked: list[str] = []
+            page.on("request", lambda request: asked.append(request.url))
+            card.locator("button:has-text('Reconnect to QuickBooks')").click()
+            page.wait_for_url(re.compile(r".*/connect/oauth2\?.*"))  # QuickBooks asks which company
+            assert f"{base}/connect?tenant=acme" in asked
+            snap(page, shots, "15-consent-picks-the-company")
+            page.click(f"a:has-text('{second.realm_id}')")
+            page.wait_for_url(re.compile(r".*/callback\?.*"))
+            assert f"Connected to QuickBooks company {second.realm_id}" in page.inner_text("body")
+            page.click("text=Back to the connections")
+            page.wait_for_url(f"{base}/connections")
+            card = page.locator("section", has_text="Connection tenant-acme")
+            assert "needs reconnecting" not in card.inner_text()
+            snap(page, shots, "16-connections-tenant-reconnected")
+    with world.loop.store.session() as s:
+        stored = s.get_connection("tenant-acme")
+    assert stored is not None and stored.status is ConnectionStatus.CONNECTED
+    assert stored.app_tenant == "acme" and stored.realm_id == second.realm_id
+
+
 def test_a_page_on_another_site_cannot_make_a_signed_in_browser_resolve(world: World, browser: Browser):
     with serving(world.app(**WEB)) as base:
         page = browser.new_page(viewport=VIEWPORT)

@@ -12,7 +12,7 @@ import dramatiq
 import pytest
 import redis
 
-from engine.broker import QUEUE, in_process_worker, make_broker, wait_until_idle
+from engine.broker import QUEUES, in_process_worker, make_broker, wait_until_idle
 from engine.clock import FakeClock
 from engine.errors import UpstreamUnavailableError
 from engine.fakes.connector import FakeConnector
@@ -118,16 +118,20 @@ def test_workers_on_the_real_redis_broker(world: World):
     dramatiq.set_broker(broker)
     actors = build_actors(broker, world.services)
     world.seed()
-    worker = dramatiq.Worker(broker, queues={QUEUE}, worker_threads=2, worker_timeout=100)
+    worker = dramatiq.Worker(broker, queues=set(QUEUES), worker_threads=2, worker_timeout=100)
     worker.start()
+
+    def drain() -> None:
+        for name in QUEUES:
+            broker.join(name, timeout=60_000)
+        worker.join()
+
     try:
         for _ in range(4):
             world.poll_everything(actors)
-            broker.join(QUEUE, timeout=60_000)
-            worker.join()
+            drain()
             actors.kick.send("default")
-            broker.join(QUEUE, timeout=60_000)
-            worker.join()
+            drain()
     finally:
         worker.stop()
         broker.flush_all()
