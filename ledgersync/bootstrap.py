@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from connectors.app.connector import SqlConnector
 from connectors.app.database import make_engine as make_app_engine
-from connectors.app.mapping import load_mapping
+from connectors.app.mapping import Mapping, load_mapping
 from connectors.oidc import OidcClient, OidcSettings
 from connectors.quickbooks.budget import MemoryRateBudget, RateBudget, RedisRateBudget
 from connectors.quickbooks.client import QboClient, new_http_client
@@ -120,6 +120,7 @@ class Runtime:
     _runners: dict[str, Runner] = field(default_factory=dict)
     _oidc_http: httpx.Client | None = None
     _tenants: dict[str, str] = field(default_factory=dict)
+    _mapping: Mapping | None = None
 
     def __post_init__(self) -> None:
         self.tenancy = Tenancy.load(self.config)  # every policy file checked now, not at first use
@@ -134,7 +135,28 @@ class Runtime:
     # tenants and their connections
 
     def connection_of(self, tenant: str) -> str:
-        return self.tenancy.connection_of(tenant)
+        """The connection id of `tenant`'s company; ConfigurationError for a tenant other than the
+        default when the app mapping names no tenant column (see `refuse_unscoped`)."""
+        connection = self.tenancy.connection_of(tenant)
+        self.refuse_unscoped(tenant)
+        return connection
+
+    def refuse_unscoped(self, tenant: str) -> None:
+        """ConfigurationError when `tenant` is not the default and the app mapping names no tenant
+        column: its connection would read, and write back to, every tenant's rows."""
+        if tenant == DEFAULT_TENANT:
+            return
+        section = self.config.sections.get("app")
+        if not isinstance(section, AppSection):
+            return
+        if self._mapping is None:
+            self._mapping = load_mapping(self.config.path(section.mapping))
+        if not any(spec.tenant_column for spec in self._mapping.entities.values()):
+            raise ConfigurationError(
+                f"tenant {tenant!r}: the app mapping names no tenant_column, so its company would get"
+                " every tenant's records; name each entity's tenant column in the mapping (README,"
+                " 'Many companies in one deployment'), or connect without --tenant"
+            )
 
     def tenant_of(self, connection: str) -> str:
         """The app tenant `connection` serves (as stored once connected, else as its id says)."""
@@ -285,6 +307,7 @@ class Runtime:
         connection = connection or self.connection
         if connection not in self._apps:
             tenant = self.tenant_of(connection)
+            self.refuse_unscoped(tenant)
             first = next(iter(self._apps.values()), None)
             if first is not None:
                 self._apps[connection] = first.for_tenant(connection, tenant)
