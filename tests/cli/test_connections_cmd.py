@@ -12,10 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from connectors.quickbooks.emulator import EmulatorConfig, EmulatorHandle, running_emulator
-from examples.invoicing import MAPPING
 from ledgersync.cli import _register, app
 from ledgersync.demo import Sandbox, sandbox
-from tests.support.tenants import create_tenant_db, tenant_mapping
+from tests.support.tenants import scope_sandbox
 
 runner = CliRunner()
 
@@ -32,20 +31,10 @@ def second() -> Iterator[EmulatorHandle]:
         yield qbo
 
 
-def scoped(box: Sandbox, directory: Path) -> None:
-    """The sandbox's app made one database of many tenants: `account_id` on every record table, named
-    as each entity's tenant column in the mapping."""
-    url = f"sqlite:///{directory / 'tenants.db'}"
-    create_tenant_db(url)
-    text = box.config_path.read_text(encoding="utf-8")
-    text = text.replace(box.app_url, url).replace(str(MAPPING), str(tenant_mapping(directory)))
-    box.config_path.write_text(text, encoding="utf-8")
-
-
 @pytest.fixture
 def box(tmp_path: Path, second: EmulatorHandle) -> Iterator[Sandbox]:
     with sandbox(tmp_path) as ready:
-        scoped(ready, tmp_path)
+        scope_sandbox(ready, tmp_path)
         text = ready.config_path.read_text(encoding="utf-8")
         text += f"tenants:\n  beta:\n    quickbooks:\n      environment: {second.base_url}\n"
         ready.config_path.write_text(text, encoding="utf-8")
@@ -104,7 +93,7 @@ def test_a_bad_tenant_name_is_refused(box: Sandbox) -> None:
 
 def test_tenants_connect_companies_of_one_emulator_by_realm(tmp_path: Path) -> None:
     with sandbox(tmp_path, EmulatorConfig().with_companies(3)) as box:
-        scoped(box, tmp_path)
+        scope_sandbox(box, tmp_path)
         realms = [str(c["realm_id"]) for c in box.qbo.companies()][1:]
         for tenant, realm in zip(("acme", "globex"), realms, strict=True):
             code, output = cli(box, "connect", "--tenant", tenant, "--realm", realm)

@@ -20,6 +20,7 @@ from engine.settings import LoggingSettings, load_config
 from ledgersync.bootstrap import SECTIONS
 from ledgersync.cli import _register, app
 from ledgersync.demo import sandbox
+from tests.support.tenants import scope_sandbox
 
 
 @pytest.fixture(autouse=True)
@@ -135,6 +136,7 @@ def test_a_tenants_log_lines_say_its_tenant_and_company(tmp_path: Path):
         _register()
     runner = CliRunner()
     with sandbox(tmp_path) as box:
+        scope_sandbox(box, tmp_path)
         with box.config_path.open("a", encoding="utf-8") as config:
             config.write("logging:\n  format: json\n  level: debug\n")
         base = ["--config", str(box.config_path)]

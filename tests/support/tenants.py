@@ -13,6 +13,7 @@ import yaml
 from connectors.app.codec import Codec
 from connectors.app.database import make_engine
 from examples.invoicing import MAPPING, create_example_db
+from ledgersync.demo import Sandbox
 
 #: The tables with a row per record (child tables inherit the tenant through their parent).
 SCOPED_TABLES = ("customers", "items", "invoices", "payments", "deleted_records")
@@ -48,6 +49,16 @@ def tenant_mapping(directory: Path) -> Path:
     path = directory / "tenant-mapping.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
+
+
+def scope_sandbox(box: Sandbox, directory: Path) -> None:
+    """A demo sandbox's app made one database of many tenants (`create_tenant_db`, empty) and its
+    config pointed at the tenant-scoped mapping (`tenant_mapping`), so tenants may connect."""
+    url = f"sqlite:///{directory / 'tenants.db'}"
+    create_tenant_db(url)
+    text = box.config_path.read_text(encoding="utf-8")
+    text = text.replace(box.app_url, url).replace(str(MAPPING), str(tenant_mapping(directory)))
+    box.config_path.write_text(text, encoding="utf-8")
 
 
 def add_customer(engine: sa.Engine, tenant: str, display_name: str, **values: Any) -> int:
