@@ -25,7 +25,7 @@ from engine.runner import Runner
 from policies import PolicySet, parse_policy
 from tests.quickbooks.conftest import Rig, running_receiver
 from tests.support.sample import CUSTOMERS, ITEMS, invoice_for
-from tests.support.stores import fresh_store
+from tests.support.stores import fresh_store, linked_id
 
 C, ITEM, INV, PAY = EntityType.CUSTOMER, EntityType.ITEM, EntityType.INVOICE, EntityType.PAYMENT
 CONNECTION = "e2e"
@@ -43,16 +43,10 @@ class Loop:
     store: StateStore
 
     def qbo_id(self, entity: EntityType, app_id: str) -> str:
-        with self.store.session() as s:
-            link = s.find_link(CONNECTION, entity, Side.APP, app_id)
-        assert link is not None and link.quickbooks_id is not None
-        return link.quickbooks_id
+        return linked_id(self.store, CONNECTION, entity, Side.APP, app_id)
 
     def app_id(self, entity: EntityType, qbo_id: str) -> str:
-        with self.store.session() as s:
-            link = s.find_link(CONNECTION, entity, Side.QUICKBOOKS, qbo_id)
-        assert link is not None and link.app_id is not None
-        return link.app_id
+        return linked_id(self.store, CONNECTION, entity, Side.QUICKBOOKS, qbo_id)
 
     def in_qbo(self, entity: str) -> list[dict[str, Any]]:
         store = self.rig.qbo.emulator.store

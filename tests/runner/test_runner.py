@@ -12,15 +12,13 @@ from engine.plan import OpStatus
 from engine.state import AppendResult, AuditAction
 from tests.support.loop import InProcess
 from tests.support.sample import CUSTOMERS, ITEMS, invoice_for
+from tests.support.stores import linked_id
 
 C, ITEM, INV, PAY = EntityType.CUSTOMER, EntityType.ITEM, EntityType.INVOICE, EntityType.PAYMENT
 
 
 def qbo_id(loop: InProcess, entity: EntityType, app_id: str) -> str:
-    with loop.store.session() as s:
-        link = s.find_link("default", entity, Side.APP, app_id)
-    assert link is not None and link.quickbooks_id is not None
-    return link.quickbooks_id
+    return linked_id(loop.store, "default", entity, Side.APP, app_id)
 
 
 def seed_app(loop: InProcess) -> dict[str, Any]:

@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from engine.model import EntityType, Side
+from engine.ports import StateStore
 from engine.store import SqlStateStore
 
 PG_URL_VARIABLE = "LEDGERSYNC_TEST_PG_URL"
@@ -84,3 +86,12 @@ def store(store_backend: str, tmp_path: Path) -> Iterator[SqlStateStore]:
     """A fresh migrated store on each backend (see `store_backend`)."""
     with fresh_store(store_backend, tmp_path) as fresh:
         yield fresh
+
+
+def linked_id(store: StateStore, connection: str, entity: EntityType, side: Side, external_id: str) -> str:
+    """The id, on the other side, of the record linked to `side`'s `external_id` (asserted to exist)."""
+    with store.session() as s:
+        link = s.find_link(connection, entity, side, external_id)
+    other = link.external_id(side.other) if link is not None else None
+    assert other is not None, f"{side} {entity} {external_id} is not linked to a record on {side.other}"
+    return other

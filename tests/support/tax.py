@@ -23,7 +23,7 @@ from engine.ports import Connector, StateStore
 from engine.runner import Runner
 from policies import parse_policy
 from tests.quickbooks.conftest import Rig
-from tests.support.stores import fresh_store
+from tests.support.stores import fresh_store, linked_id
 
 INV = EntityType.INVOICE
 CONNECTION = "tax"
@@ -60,16 +60,10 @@ class Book(Generic[A]):
     qbo: EmulatorHandle
 
     def qbo_id(self, entity: EntityType, app_id: str) -> str:
-        with self.store.session() as s:
-            link = s.find_link(CONNECTION, entity, Side.APP, app_id)
-        assert link is not None and link.quickbooks_id is not None
-        return link.quickbooks_id
+        return linked_id(self.store, CONNECTION, entity, Side.APP, app_id)
 
     def app_id(self, entity: EntityType, qbo_id: str) -> str:
-        with self.store.session() as s:
-            link = s.find_link(CONNECTION, entity, Side.QUICKBOOKS, qbo_id)
-        assert link is not None and link.app_id is not None
-        return link.app_id
+        return linked_id(self.store, CONNECTION, entity, Side.QUICKBOOKS, qbo_id)
 
     def in_qbo(self, entity: EntityType, app_id: str) -> dict[str, Any]:
         found: dict[str, Any] = self.qbo.read_record(entity.value.capitalize(), self.qbo_id(entity, app_id))
