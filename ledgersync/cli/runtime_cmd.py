@@ -107,6 +107,24 @@ def _app_watch(runtime: Any, actors: Any, active: Any) -> tuple[Any, Any]:
     return probe.moved, listener
 
 
+def _scheduler(runtime: Any, actors: Any, reads: Any, probe: Any, lease: Any = None) -> Any:
+    """The scheduler sending every periodic job for the runtime's connections (`run` and `scheduler`)."""
+    from engine import jobs
+    from engine.scheduler import Scheduler
+
+    intervals = jobs.intervals(runtime.config.settings.schedule)
+    send = jobs.Jobs(
+        actors,
+        runtime.active_connections,
+        reads,
+        probe,
+        runtime.tenant_of,
+        intervals.of(),
+        runtime.unread_webhooks,
+    )
+    return Scheduler(send, intervals, runtime.clock.now, lease)
+
+
 def _child(layout: Any) -> list[str]:
     return [] if layout.child is None else [layout.child.table]
 
@@ -115,7 +133,6 @@ def run(ctx: typer.Context, host: Host = None, port: Port = None) -> None:
     """Embedded mode: web app, scheduler and workers in this process (SQLite and nothing else needed)."""
     from engine import jobs
     from engine.broker import in_process_worker, make_broker
-    from engine.scheduler import Scheduler
     from engine.workers import build_actors
 
     runtime = _runtime(ctx, workers=True)
@@ -126,20 +143,7 @@ def run(ctx: typer.Context, host: Host = None, port: Port = None) -> None:
         actors = build_actors(broker, runtime.services(reads))
         probe, listener = _app_watch(runtime, actors, lambda: True)
         worker = in_process_worker(broker, threads=2)
-        intervals = jobs.intervals(settings.schedule)
-        scheduler = Scheduler(
-            jobs.Jobs(
-                actors,
-                runtime.active_connections,
-                reads,
-                probe,
-                runtime.tenant_of,
-                intervals.of(),
-                runtime.unread_webhooks,
-            ),
-            intervals,
-            runtime.clock.now,
-        )
+        scheduler = _scheduler(runtime, actors, reads, probe)
         worker.start()
         thread = threading.Thread(target=scheduler.run, name="scheduler", daemon=True)
         thread.start()
@@ -192,7 +196,6 @@ def scheduler(ctx: typer.Context) -> None:
     """The scheduler (one active instance, guarded by a Redis lease; extra ones stand by)."""
     import redis
 
-    from engine import jobs
     from engine.broker import make_broker
     from engine.scheduler import RedisLease, Scheduler
     from engine.workers import build_actors
@@ -207,21 +210,7 @@ def scheduler(ctx: typer.Context) -> None:
     lease = RedisLease(redis.Redis.from_url(url))
     holder: list[Scheduler] = []
     probe, listener = _app_watch(runtime, actors, lambda: bool(holder) and holder[0].active)
-    intervals = jobs.intervals(runtime.config.settings.schedule)
-    loop = Scheduler(
-        jobs.Jobs(
-            actors,
-            runtime.active_connections,
-            reads,
-            probe,
-            runtime.tenant_of,
-            intervals.of(),
-            runtime.unread_webhooks,
-        ),
-        intervals,
-        runtime.clock.now,
-        lease,
-    )
+    loop = _scheduler(runtime, actors, reads, probe, lease)
     holder.append(loop)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: loop.stop())
