@@ -42,6 +42,8 @@ class Run:
     minute: float
     #: ledgersync's steps (match, read, write, settle) in seconds; empty for the naive loop.
     phases: dict[str, float] = field(default_factory=dict)
+    #: The emulator's CPU seconds during the run (it shares the machine's cores with the run).
+    emulator_cpu: float | None = None
 
     @property
     def per_minute(self) -> float:
@@ -85,7 +87,9 @@ def ledgersync_run(mix: Mix, *, batch_writes: bool, minute_seconds: float = MINU
         w.connect()
         before = _existing(w.qbo)
         w.qbo.clear_request_log()
+        emulator_cpu = w.qbo.cpu_seconds()
         child = w.child("backfill", "--json")
+        emulator_cpu = w.qbo.cpu_seconds() - emulator_cpu
         if child.code != 0:
             raise RuntimeError(f"ledgersync backfill exited {child.code}:\n{child.output[-3000:]}")
         summary = json.loads(child.output[child.output.index("{") :])
@@ -101,6 +105,7 @@ def ledgersync_run(mix: Mix, *, batch_writes: bool, minute_seconds: float = MINU
             mix.counts(),
             minute_seconds,
             {name: float(took) for name, took in summary.get("phases", {}).items()},
+            emulator_cpu,
         )
 
 
@@ -197,6 +202,7 @@ def _describe(group: str, run: Run) -> Figure:
     note = (
         f"{run.records} records in {c.wall:.1f} s, {c.cpu:.1f} s CPU, {run.requests} requests, "
         f"{run.throttled} 429s, peak RSS {c.max_rss_mib:.0f} MiB"
+        + ("" if run.emulator_cpu is None else f"; the emulator {run.emulator_cpu:.1f} s CPU")
     )
     return figure(group, f"{run.label}: records/min", run.per_minute, "/min", note=note)
 

@@ -43,6 +43,7 @@ ONE_PLACE = {
     "prometheus_client": ("engine/web/metrics.py",),
     # The console's password hashes.
     "argon2": ("engine/passwords.py",),
+    "orjson": ("engine/jsontext.py",),
     # The console's single sign-on (OpenID Connect).
     "authlib": ("connectors/oidc/",),
     "joserfc": ("connectors/oidc/",),

@@ -29,6 +29,7 @@ from connectors.quickbooks.budget import MeteredRead, RateBudget, Room
 from connectors.quickbooks.settings import QboSettings
 from connectors.quickbooks.telemetry import request_counts, request_labels
 from connectors.quickbooks.tokens import TokenCustodian
+from engine import jsontext
 from engine.backoff import backoff_delay
 from engine.errors import (
     LedgersyncError,
@@ -240,9 +241,13 @@ class QboClient:
         if request_id is not None:
             query["requestid"] = request_id
         headers = {"Accept": "application/json"}
-        if content is not None:
-            headers["Content-Type"] = "application/text"
         entity, operation = request_labels(method, path, params, content)
+        if json is not None:
+            # Encoded once, whatever the retries, and through orjson (httpx's json= uses the stdlib's).
+            content = jsontext.dumps(json)
+            headers["Content-Type"] = "application/json"
+        elif content is not None:
+            headers["Content-Type"] = "application/text"
         context = {
             "connection": self.connection_id,
             "realm": self.realm_id,
@@ -264,7 +269,6 @@ class QboClient:
                         method,
                         self.company_url + path,
                         params=query,
-                        json=json,
                         content=content,
                         headers={**headers, "Authorization": f"Bearer {token}"},
                     )
@@ -348,7 +352,7 @@ class QboClient:
 
 def _json(response: httpx.Response) -> dict[str, Any]:
     try:
-        body = response.json()
+        body = jsontext.loads(response.content)
     except ValueError as error:
         raise UpstreamUnavailableError(
             "QuickBooks answered something other than JSON",

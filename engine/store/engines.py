@@ -14,11 +14,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import exc
 
+from engine import jsontext
 from engine.errors import ConfigurationError
 
 #: How long a SQLite transaction waits for another one's write lock.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+#: JSON columns are written and read through orjson (the store's journal, snapshots, ops, audit).
+_JSON_CODEC: dict[str, Any] = {"json_serializer": jsontext.dumps_text, "json_deserializer": jsontext.loads}
 
 
 def _sqlite_pragmas(extra: Sequence[str]) -> Callable[[Any, Any], None]:
@@ -50,7 +53,7 @@ def open_engine(
     if parsed.get_backend_name() == "sqlite":
         if schema is not None:
             raise ConfigurationError("a schema applies to PostgreSQL only", detail=url)
-        engine = sa.create_engine(parsed)
+        engine = sa.create_engine(parsed, **_JSON_CODEC)
         sa.event.listen(engine, "connect", _sqlite_pragmas(sqlite_pragmas))
         sa.event.listen(engine, "begin", sqlite_begin)
         return engine
@@ -60,6 +63,6 @@ def open_engine(
             raise ConfigurationError(f"bad schema name {schema!r}")
         connect_args["options"] = f"-csearch_path={schema}"
     try:
-        return sa.create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
+        return sa.create_engine(parsed, connect_args=connect_args, pool_pre_ping=True, **_JSON_CODEC)
     except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as error:
         raise ConfigurationError(f"cannot open the {what} {parsed.drivername!r}: {error}") from error

@@ -19,6 +19,7 @@ from connectors.quickbooks.emulator.emulator import Emulator
 from connectors.quickbooks.emulator.requestlog import CORE, CORE_PLUS, LoggedRequest, Write, changed_fields
 from connectors.quickbooks.emulator.responses import fault_response, json_response, with_time
 from connectors.quickbooks.emulator.store import JsonDict
+from engine import jsontext
 
 logger = logging.getLogger(__name__)
 SPECIAL = ("query", "cdc", "batch")
@@ -152,7 +153,7 @@ def _target(ctx: Context, entity: str | None, raw: bytes) -> tuple[str, JsonDict
     if entity is None:
         return None
     try:
-        sent = json.loads(raw)
+        sent = jsontext.loads(raw)
     except (ValueError, UnicodeDecodeError):
         return None
     entity_id = str(sent.get("Id") or "").strip() if isinstance(sent, dict) else ""
@@ -180,7 +181,7 @@ def _replay_key(company: Company, resource: str, request_id: str, raw: bytes) ->
     if resource != "batch":
         return f"{realm}|{request_id}"
     try:
-        bids = batch.bids(json.loads(raw))
+        bids = batch.bids(jsontext.loads(raw))
     except (ValueError, UnicodeDecodeError):
         bids = []
     too_long = [b for b in bids if len(b) > cfg.batch_bid_max_length]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 from typing import Any, Protocol
 
@@ -12,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from connectors.quickbooks.emulator.clock import EmulatorClock, format_response_time
 from connectors.quickbooks.emulator.config import EmulatorConfig
 from connectors.quickbooks.emulator.faults import QboFaultError
+from engine import jsontext
 
 JSON_TYPE = "application/json;charset=UTF-8"
 
@@ -31,7 +31,7 @@ def new_tid() -> str:
 
 
 def json_bytes(body: Any) -> bytes:
-    return json.dumps(body, separators=(",", ":")).encode()
+    return jsontext.dumps(body)
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
