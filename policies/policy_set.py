@@ -19,8 +19,16 @@ class PolicySet:
     """
 
     def __init__(self, document: PolicyDocument, source: str = "<memory>") -> None:
-        self.document = document
+        self._document = document
         self.source = source
+        # Each field's direction, worked out once: the reconciler asks for every field of every record
+        # it decides, and the document is immutable.
+        self._directions: dict[tuple[EntityType, str], Direction] = {}
+
+    @property
+    def document(self) -> PolicyDocument:
+        """The validated file (read-only: the answers worked out from it are kept)."""
+        return self._document
 
     @classmethod
     def default(cls) -> PolicySet:
@@ -34,6 +42,12 @@ class PolicySet:
         return self.document.entities.of(entity).fields.get(_known(entity, field)) or _NO_OVERRIDE
 
     def direction(self, entity: EntityType, field: str) -> Direction:
+        found = self._directions.get((entity, field))
+        if found is None:
+            found = self._directions[(entity, field)] = self._direction(entity, field)
+        return found
+
+    def _direction(self, entity: EntityType, field: str) -> Direction:
         override = self._field(entity, field).direction
         if override is not None:
             return override

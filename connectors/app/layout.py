@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
@@ -57,15 +58,20 @@ class Layout:
         """The primary key value for `external_id`; ValueError when it cannot be one."""
         return int(external_id) if self.integer_key else external_id
 
-    def scalar_fields(self) -> list[tuple[str, Kind, Column]]:
+    def scalar_fields(self) -> tuple[tuple[str, Kind, Column], ...]:
         """(field, kind, column spec) for every mapped scalar field."""
+        return self._scalar_fields
+
+    @cached_property
+    def _scalar_fields(self) -> tuple[tuple[str, Kind, Column], ...]:
+        # Worked out once: every row read and written goes through it (the spec never changes).
         kinds = ENTITY_FIELDS[self.entity]
         found = []
         for name in self.spec.fields:
             column = self.spec.column(name)
             assert column is not None
             found.append((name, kinds[name], column))
-        return found
+        return tuple(found)
 
     def flag_is_number(self, table: str, column: str) -> bool:
         """Whether `table`.`column`, holding a yes/no, holds it as an integer."""
@@ -75,17 +81,21 @@ class Layout:
     def child(self) -> Child | None:
         return self.spec.child(self.entity)
 
-    def child_fields(self) -> list[tuple[str, Kind, Column]]:
+    def child_fields(self) -> tuple[tuple[str, Kind, Column], ...]:
+        return self._child_fields
+
+    @cached_property
+    def _child_fields(self) -> tuple[tuple[str, Kind, Column], ...]:
         child = self.child
         if child is None:
-            return []
+            return ()
         kinds = CHILD_FIELDS[self.entity][1]
         found = []
         for name in child.fields:
             column = child_column(child, name)
             assert column is not None
             found.append((name, kinds[name], column))
-        return found
+        return tuple(found)
 
     @property
     def tombstone(self) -> Tombstone | None:

@@ -105,31 +105,34 @@ class Reader:
         if lock and conn.dialect.name == "postgresql":
             query = query.with_for_update()
         rows = [row._mapping for row in conn.execute(query)]
-        placed = {row["_pk"]: self._known(layout, row, now, known) for row in rows} if known else {}
+        # Each row's version is worked out once: to tell a known one, and to stamp one decoded.
+        stamps = [self._stamp(layout, row, now) for row in rows]
+        placed: dict[Any, Stored] = {}
+        if known:
+            for row, stamp in zip(rows, stamps, strict=True):
+                if not isinstance(stamp, BadValueError) and (str(row["_pk"]), stamp[0].seq) in known:
+                    version, poll = stamp
+                    placed[row["_pk"]] = Stored(
+                        str(row["_pk"]), version, poll, deleted=self._deleted(row), fields={}
+                    )
         kids = self.children(
             conn,
             layout,
-            [row["_pk"] for row in rows if not self._deleted(row) and placed.get(row["_pk"]) is None],
+            [row["_pk"] for row in rows if not self._deleted(row) and row["_pk"] not in placed],
         )
         return [
             known_row
             if (known_row := placed.get(row["_pk"])) is not None
-            else self._stored(layout, row, kids.get(row["_pk"], []), now)
-            for row in rows
+            else self._stored(layout, row, kids.get(row["_pk"], []), now, stamp)
+            for row, stamp in zip(rows, stamps, strict=True)
         ]
 
-    def _known(
-        self, layout: Layout, row: Any, now: datetime, known: Collection[tuple[str, int]]
-    ) -> Stored | None:
-        """The row as a known version (not decoded), or None when it is not one (or cannot be placed)."""
+    def _stamp(self, layout: Layout, row: Any, now: datetime) -> tuple[Version, int] | BadValueError:
+        """`version`, or the error that kept the row from being placed in time."""
         try:
-            version, poll = self.version(layout, row, now)
-        except BadValueError:
-            return None
-        external_id = str(row["_pk"])
-        if (external_id, version.seq) not in known:
-            return None
-        return Stored(external_id, version, poll, deleted=self._deleted(row), fields={})
+            return self.version(layout, row, now)
+        except BadValueError as error:
+            return error
 
     def children(self, conn: sa.Connection, layout: Layout, keys: list[Any]) -> dict[Any, list[ChildRow]]:
         """Child rows per parent key, in their order; a value that cannot be read is a problem of its row."""
@@ -178,17 +181,23 @@ class Reader:
     def _deleted(self, row: Any) -> bool:
         return "_deleted" in row and self.codec.is_set(row["_deleted"])
 
-    def _stored(self, layout: Layout, row: Any, kids: list[ChildRow], now: datetime) -> Stored:
+    def _stored(
+        self,
+        layout: Layout,
+        row: Any,
+        kids: list[ChildRow],
+        now: datetime,
+        stamp: tuple[Version, int] | BadValueError,
+    ) -> Stored:
         place = Place(layout.spec.table, row["_pk"])
         external_id = str(row["_pk"])
-        try:
-            version, poll = self.version(layout, row, now)
-        except BadValueError as error:
+        if isinstance(stamp, BadValueError):
             # The row cannot be placed in time: park it, and let the cursor step over it by its raw value.
             raw = row.get("_version" if layout.spec.poll_by == "version" else "_updated_at")
             return Stored(
-                external_id, Version(seq=0, at=now), 0, False, {}, invalid=f"{place}, {error}", raw_key=raw
+                external_id, Version(seq=0, at=now), 0, False, {}, invalid=f"{place}, {stamp}", raw_key=raw
             )
+        version, poll = stamp
         if self._deleted(row):
             return Stored(external_id, version, poll, deleted=True, fields={})
         scalars = [(n, k, c, row[f"f_{n}"]) for n, k, c in layout.scalar_fields()]

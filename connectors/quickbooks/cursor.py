@@ -21,12 +21,13 @@ narrowed by time any more and the cursor switches to a sweep.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
+
+from engine import jsontext
 
 #: QuickBooks refuses changedSince older than this (facts 6).
 CDC_MAX_DAYS = 30
@@ -89,7 +90,7 @@ def decode(text: str | None) -> QboCursor:
     if text is None:
         return initial()
     try:
-        raw = json.loads(text)
+        raw = jsontext.loads(text)
         if not isinstance(raw, Mapping) or raw.get("v") != _FORMAT:
             raise CursorError(f"not a QuickBooks cursor (format {_FORMAT}): {text!r}")
         return QboCursor(
@@ -115,7 +116,7 @@ def encode(cursor: QboCursor) -> str:
         raw["position"] = cursor.position
         if cursor.resume is not None:
             raw["resume"] = cursor.resume.isoformat()
-    return json.dumps(raw, separators=(",", ":"))
+    return jsontext.dumps_text(raw)
 
 
 def oldest_cdc_since(now: datetime) -> datetime:

@@ -167,9 +167,9 @@ def test_rows_the_overlap_brings_again_are_not_decoded_again(
     decoded: list[str] = []
     real = Reader._stored
 
-    def spy(self: Reader, layout: Any, row: Any, kids: Any, now: datetime) -> Stored:
+    def spy(self: Reader, layout: Any, row: Any, kids: Any, now: datetime, stamp: Any) -> Stored:
         decoded.append(str(row["_pk"]))
-        return real(self, layout, row, kids, now)
+        return real(self, layout, row, kids, now, stamp)
 
     monkeypatch.setattr(Reader, "_stored", spy)
     clock = FakeClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
