@@ -223,7 +223,8 @@ def _restates(entity: EntityType, base: dict[str, Any] | None, result: WriteResu
         return False
     agreed = fields_from_json(entity, {k: v for k, v in base.items() if k in result.fields})
     return all(
-        name in agreed and normalize_value(name, value) == normalize_value(name, agreed[name])
+        name in agreed
+        and (value == agreed[name] or normalize_value(name, value) == normalize_value(name, agreed[name]))
         for name, value in result.fields.items()
     )
 

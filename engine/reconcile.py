@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import AwareDatetime
 
-from engine.diff import changed_normalized
+from engine.diff import changed_fields
 from engine.model import (
     QUICKBOOKS_COMPUTED,
     WRITTEN_TOGETHER,
@@ -33,7 +33,7 @@ from engine.model import (
     Version,
     field_names,
 )
-from engine.normalize import normalize_fields, normalize_value
+from engine.normalize import normalize_value
 from engine.plan import ConflictPolicy, DeleteAction, Direction, FieldConflict, OpKind, Plan, Wait, Write
 from engine.ports import Policy
 
@@ -181,41 +181,23 @@ def delete_plan(
 
 
 def _user_changes(
-    base: Mapping[str, Any],
-    state: SideState,
-    side: Side,
-    dirs: Mapping[str, Direction],
-    ledger: Ledger,
-    normalized: tuple[Mapping[str, Any], Mapping[str, Any]] | None = None,
+    base: Mapping[str, Any], state: SideState, side: Side, dirs: Mapping[str, Direction], ledger: Ledger
 ) -> frozenset[str]:
-    """Synced fields this side changed since base, not counting fields our own write set.
-    `normalized`: the base's synced fields and this side's, normalized already (by the caller who
-    compares them with others too)."""
+    """Synced fields this side changed since base, not counting fields our own write set."""
     assert state.fields is not None
     written = ledger.get((side, state.version.seq), {})
-    if normalized is None:
-        normalized = (_synced(base, dirs, present=True), _synced(state.fields, dirs))
-    before, current = normalized
-    changed = changed_normalized(before, current)
+    current = {f: state.fields.get(f) for f in dirs}
+    before = {f: base[f] for f in dirs if f in base}
+    changed = changed_fields(before, current)
     # A field our write set but that side now holds differently was filled or normalized there
     # (QuickBooks' next DocNumber, a due date from terms): its value counts where it can flow back.
     # Where it cannot (a one-way field), re-asserting ours would only make that side fill it again.
     refilled = {
         f
         for f in changed & written.keys()
-        if dirs[f].writes_to(side.other) and current[f] != normalize_value(f, written[f])
+        if dirs[f].writes_to(side.other) and normalize_value(f, current[f]) != normalize_value(f, written[f])
     }
     return (changed - written.keys()) | refilled
-
-
-def _synced(
-    fields: Mapping[str, Any], dirs: Mapping[str, Direction], *, present: bool = False
-) -> dict[str, Any]:
-    """The synced fields of a record, normalized; a field it lacks is None, or left out (`present`:
-    a base that never held a field has no value to compare, which counts as a change)."""
-    if present:
-        return normalize_fields({f: fields[f] for f in dirs if f in fields})
-    return normalize_fields({f: fields.get(f) for f in dirs})
 
 
 def _merge(
@@ -230,18 +212,12 @@ def _merge(
 ) -> Plan:
     app, qbo = live[Side.APP], live[Side.QUICKBOOKS]
     assert app.fields is not None and qbo.fields is not None
-    # Each record normalized once, though compared with the other side and with the base.
-    normalized = {Side.APP: _synced(app.fields, dirs), Side.QUICKBOOKS: _synced(qbo.fields, dirs)}
-    differing = changed_normalized(normalized[Side.APP], normalized[Side.QUICKBOOKS])
+    differing = changed_fields({f: app.fields.get(f) for f in dirs}, {f: qbo.fields.get(f) for f in dirs})
     if first_match:
         # Two records matched before any base: every difference is a change on both sides.
         changed = {Side.APP: differing, Side.QUICKBOOKS: differing}
     else:
-        before = _synced(base, dirs, present=True)
-        changed = {
-            side: _user_changes(base, live[side], side, dirs, ledger, (before, normalized[side]))
-            for side in live
-        }
+        changed = {side: _user_changes(base, live[side], side, dirs, ledger) for side in live}
     settled = {f: app.fields.get(f) for f in dirs if f not in differing}
     updates: dict[Side, dict[str, Any]] = {Side.APP: {}, Side.QUICKBOOKS: {}}
     conflicts: list[FieldConflict] = []
