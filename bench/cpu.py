@@ -54,7 +54,7 @@ class Case:
         return 1000 * (cost.cpu - self.noop.cpu) / self.edits
 
 
-def _spread(pool: list[int], count: int, offset: int) -> list[int]:
+def spread(pool: list[int], count: int, offset: int) -> list[int]:
     step = max(1, len(pool) // count)
     return [pool[(offset + i * step) % len(pool)] for i in range(count)]
 
@@ -79,7 +79,7 @@ def edit_quickbooks(w: World, qbo_ids: list[str], tag: str) -> None:
         w.qbo.edit_record("Customer", qbo_id, {"Notes": f"{tag} {qbo_id}"})
 
 
-def _sync(w: World) -> tuple[Cost, dict[str, Any]]:
+def sync(w: World) -> tuple[Cost, dict[str, Any]]:
     with measure() as cost:
         result = w.cli_json("sync", "--json")
     return cost, result
@@ -92,7 +92,7 @@ def _median(runs: list[tuple[Cost, dict[str, Any]]]) -> tuple[Cost, dict[str, An
 
 
 @dataclass
-class _Setup:
+class Setup:
     """One seeded world of a backend and size, and its runs so far."""
 
     world: World
@@ -109,12 +109,12 @@ class _Setup:
         """One no-op sync, E app edits and their sync, E QuickBooks edits and their sync (other
         customers each round where the table has them)."""
         w = self.world
-        self.noops.append(_sync(w))
-        edit_app(w, _spread(self.pool, self.edits, 2 * n), f"app edit {n}")
-        self.apps.append(_sync(w))
-        qbo_ids = [self.pairs[i] for i in _spread(self.pool, self.edits, 2 * n + 1)]
+        self.noops.append(sync(w))
+        edit_app(w, spread(self.pool, self.edits, 2 * n), f"app edit {n}")
+        self.apps.append(sync(w))
+        qbo_ids = [self.pairs[i] for i in spread(self.pool, self.edits, 2 * n + 1)]
         edit_quickbooks(w, qbo_ids, f"qbo edit {n}")
-        self.qbos.append(_sync(w))
+        self.qbos.append(sync(w))
 
     def case(self, backend: str) -> Case:
         noop, _ = _median(self.noops)
@@ -123,15 +123,15 @@ class _Setup:
         return Case(backend, self.records, self.edits, noop, app, app_result, qbo, qbo_result, self.conflicts)
 
 
-def _setup(stack: ExitStack, backend: str, records: int, edits: int, conflicts: int) -> _Setup:
+def setup(stack: ExitStack, backend: str, records: int, edits: int, conflicts: int) -> Setup:
     w = stack.enter_context(world(backend))
     pairs = seed_customers(w, records)
     pool = sorted(pairs)[1:]  # the template stays untouched
     if conflicts:
-        open_conflicts(w, _spread(pool, conflicts, 2))
+        open_conflicts(w, spread(pool, conflicts, 2))
     meter().label(w.state_url, "store")
     meter().label(w.app_url, "app")
-    return _Setup(w, pairs, pool, records, min(edits, records - 1), conflicts)
+    return Setup(w, pairs, pool, records, min(edits, records - 1), conflicts)
 
 
 def run_cases(backend: str, shapes: list[tuple[int, int]], edits: int, repeat: int = 1) -> list[Case]:
@@ -140,7 +140,7 @@ def run_cases(backend: str, shapes: list[tuple[int, int]], edits: int, repeat: i
     work, a busy sibling hyperthread) falls on every size alike instead of on whichever size ran
     then. Each figure is the median of its `repeat` runs."""
     with ExitStack() as stack:
-        setups = [_setup(stack, backend, records, edits, conflicts) for records, conflicts in shapes]
+        setups = [setup(stack, backend, records, edits, conflicts) for records, conflicts in shapes]
         for n in range(repeat):
             for setup in setups:
                 setup.round(n)

@@ -57,6 +57,14 @@ def test_cpu_benchmark_seeds_links_and_measures_each_sync(tmp_path: Path) -> Non
         assert "captured 5" in str(decided["note"])  # every edit was read, none of the seeded copies
 
 
+def test_instructions_benchmark_counts_each_sync_under_valgrind(tmp_path: Path) -> None:
+    figures = by_name(bench(tmp_path, "instructions", "--records", "20", "--edits", "3"))
+    for side in ("app", "quickbooks"):
+        counted = figures[f"instructions sqlite 20: {side} edits: instructions per event"]["value"]
+        # A sync of a few edits runs millions of instructions; a count of the idle process would be 0.
+        assert isinstance(counted, float) and counted > 100_000
+
+
 def test_backfill_benchmark_compares_with_the_naive_loop(tmp_path: Path) -> None:
     figures = by_name(bench(tmp_path, "backfill", "--records", "6", "--no-batch-writes"))
     naive = figures["backfill 6: naive python-quickbooks loop: records/min"]
