@@ -243,7 +243,7 @@ def record_successes(s: StoreSession, done: Sequence[tuple[Op, WriteResult]], no
     # Hold the links while their snapshots move, as decide does: two ops of one plan (one per side)
     # applied by two workers at once would otherwise both save from the same snapshot revision.
     links = s.lock_links({op.link_id for op, _ in done})
-    current = s.ops_by_id([op.op_id for op, _ in done])
+    statuses = s.op_statuses([op.op_id for op, _ in done])
     snapshots = s.snapshots_of(links)
     stored = set(snapshots)
     ledger: list[LedgerEntry] = []
@@ -253,8 +253,7 @@ def record_successes(s: StoreSession, done: Sequence[tuple[Op, WriteResult]], no
     applied: list[str] = []
     new_ids: dict[Side, dict[str, str]] = {Side.APP: {}, Side.QUICKBOOKS: {}}
     for op, result in done:
-        mine = current.get(op.op_id)
-        if (mine is not None and mine.status is OpStatus.APPLIED) or op.op_id in applied:
+        if statuses.get(op.op_id) is OpStatus.APPLIED or op.op_id in applied:
             # Recorded already (a replayed write): recording it again would put this op's older
             # values back into a base that later ops may have moved on.
             continue
@@ -270,6 +269,7 @@ def record_successes(s: StoreSession, done: Sequence[tuple[Op, WriteResult]], no
         # An adopted record (an existing one linked by the duplicate-name policy) is not our write: no
         # ledger entry and no base from what we meant to send, so the two copies are reconciled as a match.
         written = frozenset() if result.adopted else frozenset(op.fields)
+        sent = {} if result.adopted else fields_to_json(op.entity, op.fields)
         if not result.adopted:
             ledger.append(
                 LedgerEntry(
@@ -279,15 +279,11 @@ def record_successes(s: StoreSession, done: Sequence[tuple[Op, WriteResult]], no
                     external_id=result.external_id,
                     seq=result.version.seq,
                     fields=written,
-                    values=fields_to_json(op.entity, op.fields),
+                    values=sent,
                 )
             )
         snapshot = snapshots.get(link.id) or Snapshot(link_id=link.id)
-        base = (
-            snapshot.base
-            if result.adopted
-            else {**(snapshot.base or {}), **fields_to_json(op.entity, op.fields)}
-        )
+        base = snapshot.base if result.adopted else {**(snapshot.base or {}), **sent}
         seqs = {"app_seq": result.version.seq} if op.side == "app" else {"quickbooks_seq": result.version.seq}
         snapshots[link.id] = snapshot.model_copy(
             update={"base": base, "tombstone": op.kind in _REMOVING, **seqs}

@@ -436,6 +436,16 @@ class BulkMixin(SessionBase):
                 found[row["op_id"]] = rows.to_op_record(row)
         return found
 
+    def op_statuses(self, op_ids: Collection[str]) -> dict[str, OpStatus]:
+        """Each stored op's status, by id (ops not stored are left out); nothing else is read."""
+        found: dict[str, OpStatus] = {}
+        for chunk in _chunks(sorted(set(op_ids))):
+            for op_id, status in self._conn.execute(
+                sa.select(_o.op_id, _o.status).where(_o.op_id.in_(chunk))
+            ):
+                found[op_id] = OpStatus(status)
+        return found
+
     def set_sent_as(self, sent: Mapping[str, str | None]) -> None:
         """How each op (by id) is being sent: a batch's key, SENT_SINGLE, or None (not in doubt)."""
         params = [{"b_op_id": op_id, "sent_as": how} for op_id, how in sent.items()]

@@ -85,6 +85,19 @@ def test_op_status_attempts_and_errors(store: SqlStateStore) -> None:
         s.set_op_status("op-unknown", OpStatus.APPLIED, at(5))
 
 
+def test_op_statuses_are_read_without_the_ops(store: SqlStateStore) -> None:
+    with store.session() as s:
+        for op_id in ("op-1", "op-2", "op-3"):
+            s.add_op(make_op(s, op_id), at(1))
+        s.ops_applied(["op-2"], at(2))
+        s.set_op_status("op-3", OpStatus.PARKED, at(2))
+    with store.session() as s:
+        statuses = s.op_statuses(["op-1", "op-2", "op-3", "op-unknown"])
+        records = s.ops_by_id(["op-1", "op-2", "op-3"])
+    assert statuses == {"op-1": OpStatus.PENDING, "op-2": OpStatus.APPLIED, "op-3": OpStatus.PARKED}
+    assert statuses == {op_id: record.status for op_id, record in records.items()}
+
+
 def test_ops_are_listed_oldest_first_by_status_and_link(store: SqlStateStore) -> None:
     with store.session() as s:
         shared = s.create_link(CONNECTION, INVOICE, "app-shared", None).id
