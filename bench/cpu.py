@@ -142,9 +142,9 @@ def run_cases(backend: str, shapes: list[tuple[int, int]], edits: int, repeat: i
     with ExitStack() as stack:
         setups = [setup(stack, backend, records, edits, conflicts) for records, conflicts in shapes]
         for n in range(repeat):
-            for setup in setups:
-                setup.round(n)
-        return [setup.case(backend) for setup in setups]
+            for seeded in setups:
+                seeded.round(n)
+        return [seeded.case(backend) for seeded in setups]
 
 
 def figures(case: Case) -> list[Figure]:
