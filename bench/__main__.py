@@ -4,7 +4,7 @@
     python -m bench backfill [--records 320] [--no-batch-writes] [--minute-seconds 6] [--no-naive]
                        [--no-single-writes]
     python -m bench cpu [--records 1000,10000] [--backend sqlite,postgres] [--edits 100] [--open-conflicts 0]
-    python -m bench instructions [--records 1000] [--edits 300] [--against REV]
+    python -m bench instructions [--records 1000] [--edits 300] [--against REV] [--backend sqlite]
     python -m bench reads [--burst 100] [--trickle 25] [--gap 1] [--poll-seconds 10] [--cost-window 30]
     python -m bench latency [--mode embedded,distributed] [--samples 100] [--gap 0.25]
     python -m bench companies [--companies 200] [--samples 100] [--storm-seconds 60] [--customers 2]
@@ -93,6 +93,7 @@ def parser() -> argparse.ArgumentParser:
     one.add_argument("--records", type=int, default=1000)
     one.add_argument("--edits", type=int, default=300)
     one.add_argument("--against", metavar="REV", help="also measure this git revision, and the ratio")
+    one.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
 
     one = commands.add_parser("reads", help="metered reads per changed QuickBooks record")
     defaults = reads.Sizes()
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "cpu":
         figures = cpu.measure_all(args.backend, args.records, args.edits, args.open_conflicts, args.repeat)
     elif args.command == "instructions":
-        figures = instructions.measure(args.records, args.edits, args.against)
+        figures = instructions.measure(args.records, args.edits, args.against, args.backend)
     elif args.command == "reads":
         sizes = reads.Sizes(
             args.customers, args.burst, args.trickle, args.gap, args.poll_seconds, args.cost_window

@@ -6,7 +6,8 @@ else the machine does. So a change to the hot path is judged here, against the r
 one run; `bench cpu` gives the seconds the bars are set in.
 
 The measured process (`python -m bench.instructions child`, under valgrind with instrumentation off)
-seeds a world as `bench cpu` does (SQLite, N linked customers), makes E app edits, and says so; the
+seeds a world as `bench cpu` does (SQLite or PostgreSQL, N linked customers; on PostgreSQL only our
+process is counted, not the server's), makes E app edits, and says so; the
 parent turns callgrind's counting on, lets it sync, turns it off and dumps the count; then the same for
 E QuickBooks edits. Only the syncs are counted: seeding, edits and start-up run uncounted (valgrind
 still runs them, ~5x slower). `--against REV` measures REV too, from a temporary git worktree of this
@@ -46,7 +47,7 @@ def available() -> str | None:
     return f"{' and '.join(missing)} not found (Debian: apt-get install valgrind)" if missing else None
 
 
-def count(tree: Path, records: int, edits: int, label: str) -> Count:
+def count(tree: Path, records: int, edits: int, label: str, backend: str = "sqlite") -> Count:
     """Run the child from `tree` (its code, this interpreter) under callgrind; the two syncs' counts."""
     with tempfile.TemporaryDirectory(prefix="ls-callgrind-") as out:
         argv = [
@@ -58,6 +59,7 @@ def count(tree: Path, records: int, edits: int, label: str) -> Count:
             "-m",
             "bench.instructions",
             "child",
+            backend,
             str(records),
             str(edits),
         ]
@@ -102,12 +104,12 @@ def _control(pid: int, *args: str) -> None:
     subprocess.run([_tool("callgrind_control"), *args, str(pid)], check=True, capture_output=True)
 
 
-def measure(records: int, edits: int, against: str | None = None) -> list[Figure]:
+def measure(records: int, edits: int, against: str | None = None, backend: str = "sqlite") -> list[Figure]:
     why = available()
     if why is not None:
         raise RuntimeError(f"bench instructions needs valgrind: {why}")
-    group = f"instructions sqlite {records:,}"
-    this = count(ROOT, records, edits, "this tree")
+    group = f"instructions {backend} {records:,}"
+    this = count(ROOT, records, edits, "this tree", backend)
     name = "{} edits: instructions per event"
     figures = [
         figure(group, name.format(s), _per_event(this, s, edits), "", note="this tree") for s in _STEPS
@@ -123,7 +125,7 @@ def measure(records: int, edits: int, against: str | None = None) -> list[Figure
         # That revision's product, this tree's benchmark (an older one may not have this harness).
         shutil.rmtree(tree / "bench")
         shutil.copytree(ROOT / "bench", tree / "bench", ignore=shutil.ignore_patterns("__pycache__"))
-        before = count(tree, records, edits, against)
+        before = count(tree, records, edits, against, backend)
     for step in _STEPS:
         old, new = _per_event(before, step, edits), _per_event(this, step, edits)
         figures.append(figure(group, name.format(step), old, "", note=against))
@@ -135,7 +137,7 @@ def _per_event(c: Count, step: str, edits: int) -> float:
     return (c.app if step == "app" else c.quickbooks) / edits
 
 
-def _child(records: int, edits: int) -> None:
+def _child(backend: str, records: int, edits: int) -> None:
     """The counted process: seed, then each kind of edit and its sync, waiting on the parent around it."""
     from bench import cpu
 
@@ -144,7 +146,7 @@ def _child(records: int, edits: int) -> None:
         sys.stdin.readline()
 
     with ExitStack() as stack:
-        setup = cpu.setup(stack, "sqlite", records, edits, 0)
+        setup = cpu.setup(stack, backend, records, edits, 0)
         w = setup.world
         cpu.sync(w)  # the first sync after seeding (cursors, caches): not counted
         cpu.edit_app(w, cpu.spread(setup.pool, setup.edits, 0), "app edit")
@@ -158,8 +160,8 @@ def _child(records: int, edits: int) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "child":
-        _child(int(sys.argv[2]), int(sys.argv[3]))
+    if len(sys.argv) == 5 and sys.argv[1] == "child":
+        _child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     else:
         sys.exit(
             "usage: python -m bench.instructions child RECORDS EDITS (run by python -m bench instructions)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -38,6 +39,14 @@ class SessionBase:
 
     def _all(self, statement: sa.Executable) -> Sequence[sa.RowMapping]:
         return self._conn.execute(statement).mappings().all()
+
+    def _among(self, column: sa.ColumnElement[Any], values: Sequence[Any]) -> sa.ColumnElement[bool]:
+        """`column IN values`; on PostgreSQL `column = ANY(array)`, one parameter however many values:
+        psycopg parses a statement's text again whenever it is too long to cache (a few hundred
+        expanded parameters are), and binds each value on its own."""
+        if self._conn.dialect.name == "postgresql":
+            return column == sa.any_(sa.literal(list(values), type_=postgresql.ARRAY(column.type)))
+        return column.in_(values)
 
     def _insert(self, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
         """The dialect's INSERT, which knows ON CONFLICT; only SQLite and PostgreSQL are supported."""

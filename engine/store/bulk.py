@@ -112,7 +112,9 @@ class BulkMixin(SessionBase):
         found: dict[str, Link] = {}
         for chunk in _chunks(sorted(set(external_ids))):
             statement = sa.select(t.links).where(
-                t.links.c.connection == connection, t.links.c.entity == entity.value, column.in_(chunk)
+                t.links.c.connection == connection,
+                t.links.c.entity == entity.value,
+                self._among(column, chunk),
             )
             for row in self._all(statement):
                 found[row[id_column(side)]] = rows.to_link(row)
@@ -137,7 +139,7 @@ class BulkMixin(SessionBase):
         for chunk in _chunks(sorted(set(link_ids))):
             statement = (
                 sa.select(t.links)
-                .where(t.links.c.id.in_(chunk))
+                .where(self._among(t.links.c.id, chunk))
                 .order_by(t.links.c.id)  # rows locked in one order: two callers never deadlock
                 .with_for_update(skip_locked=not wait)
             )
@@ -160,7 +162,7 @@ class BulkMixin(SessionBase):
     def get_links(self, link_ids: Collection[str]) -> dict[str, Link]:
         found: dict[str, Link] = {}
         for chunk in _chunks(sorted(set(link_ids))):
-            for row in self._all(sa.select(t.links).where(t.links.c.id.in_(chunk))):
+            for row in self._all(sa.select(t.links).where(self._among(t.links.c.id, chunk))):
                 found[row["id"]] = rows.to_link(row)
         return found
 
@@ -169,7 +171,7 @@ class BulkMixin(SessionBase):
     def snapshots_of(self, link_ids: Collection[str]) -> dict[str, Snapshot]:
         found: dict[str, Snapshot] = {}
         for chunk in _chunks(sorted(set(link_ids))):
-            for row in self._all(sa.select(t.snapshots).where(_s.link_id.in_(chunk))):
+            for row in self._all(sa.select(t.snapshots).where(self._among(_s.link_id, chunk))):
                 found[row["link_id"]] = rows.to_snapshot(row)
         return found
 
@@ -237,7 +239,7 @@ class BulkMixin(SessionBase):
                 _j.connection == connection,
                 _j.side == side.value,
                 _j.entity == entity.value,
-                _j.external_id.in_(chunk),
+                self._among(_j.external_id, chunk),
                 _j.seq == newest,
             )
             for row in self._all(statement):
@@ -257,7 +259,7 @@ class BulkMixin(SessionBase):
                     _j.connection == connection,
                     _j.side == side.value,
                     _j.entity == entity.value,
-                    _j.external_id.in_(chunk),
+                    self._among(_j.external_id, chunk),
                 )
                 .group_by(_j.external_id)
             )
@@ -303,7 +305,7 @@ class BulkMixin(SessionBase):
                 _j.connection == connection,
                 _j.side == side.value,
                 _j.entity == entity.value,
-                _j.external_id.in_(chunk),
+                self._among(_j.external_id, chunk),
                 _j.seq == newest,
             )
             for row in self._conn.execute(statement):
@@ -330,7 +332,7 @@ class BulkMixin(SessionBase):
                     _j.connection == first.connection,
                     _j.side == first.side.value,
                     _j.entity == first.entity.value,
-                    _j.external_id.in_(chunk),
+                    self._among(_j.external_id, chunk),
                 )
                 for row in self._conn.execute(statement):
                     key = (first.connection, first.side.value, first.entity.value, row.external_id)
@@ -385,7 +387,7 @@ class BulkMixin(SessionBase):
                 sa.select(_o.link_id)
                 .where(
                     _o.connection == connection,
-                    _o.link_id.in_(chunk),
+                    self._among(_o.link_id, chunk),
                     _o.status.in_([s.value for s in statuses]),
                 )
                 .distinct()
@@ -432,7 +434,7 @@ class BulkMixin(SessionBase):
     def ops_by_id(self, op_ids: Collection[str]) -> dict[str, OpRecord]:
         found: dict[str, OpRecord] = {}
         for chunk in _chunks(sorted(set(op_ids))):
-            for row in self._all(sa.select(t.ops).where(_o.op_id.in_(chunk))):
+            for row in self._all(sa.select(t.ops).where(self._among(_o.op_id, chunk))):
                 found[row["op_id"]] = rows.to_op_record(row)
         return found
 
@@ -441,7 +443,7 @@ class BulkMixin(SessionBase):
         found: dict[str, OpStatus] = {}
         for chunk in _chunks(sorted(set(op_ids))):
             for op_id, status in self._conn.execute(
-                sa.select(_o.op_id, _o.status).where(_o.op_id.in_(chunk))
+                sa.select(_o.op_id, _o.status).where(self._among(_o.op_id, chunk))
             ):
                 found[op_id] = OpStatus(status)
         return found
@@ -471,7 +473,7 @@ class BulkMixin(SessionBase):
                     l.connection == connection,
                     l.side == side.value,
                     l.entity == entity.value,
-                    l.external_id.in_(chunk),
+                    self._among(l.external_id, chunk),
                 )
                 .order_by(l.seq)
             )
@@ -502,7 +504,7 @@ class BulkMixin(SessionBase):
         for chunk in _chunks(sorted(set(link_ids))):
             statement = (
                 sa.select(t.conflicts)
-                .where(c.link_id.in_(chunk), c.status == ConflictStatus.OPEN.value)
+                .where(self._among(c.link_id, chunk), c.status == ConflictStatus.OPEN.value)
                 .order_by(c.id)
             )
             for row in self._all(statement):
