@@ -149,7 +149,7 @@ def run_all(size: str) -> list[Figure]:
         ("backfill", lambda: backfill.measure(s.backfill)),
         (
             "cpu",
-            lambda: cpu.measure_all(["sqlite", "postgres"], s.cpu_records, s.edits, s.conflicts, repeat=3),
+            lambda: cpu.measure_all(["sqlite", "postgres"], s.cpu_records, s.edits, s.conflicts, repeat=5),
         ),
         ("reads", lambda: reads.measure(s.reads)),
         ("latency", lambda: latency.measure(["embedded", "distributed"], s.samples)),
