@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 
 from bench.report import Figure, figure
@@ -32,23 +31,15 @@ _STEPS = ("app", "quickbooks")
 _TOTALS = re.compile(r"^totals: (\d+)", re.MULTILINE)
 
 
-@dataclass(frozen=True)
-class Count:
-    """Instructions executed by one measured sync of each kind."""
-
-    revision: str
-    app: int
-    quickbooks: int
-
-
 def available() -> str | None:
     """Why this cannot run here (None: it can)."""
     missing = [tool for tool in ("valgrind", "callgrind_control") if shutil.which(tool) is None]
     return f"{' and '.join(missing)} not found (Debian: apt-get install valgrind)" if missing else None
 
 
-def count(tree: Path, records: int, edits: int, label: str, backend: str = "sqlite") -> Count:
-    """Run the child from `tree` (its code, this interpreter) under callgrind; the two syncs' counts."""
+def count(tree: Path, records: int, edits: int, backend: str = "sqlite") -> dict[str, int]:
+    """Run the child from `tree` (its code, this interpreter) under callgrind; each sync's count, by
+    kind of edit ("app", "quickbooks")."""
     with tempfile.TemporaryDirectory(prefix="ls-callgrind-") as out:
         argv = [
             _tool("valgrind"),
@@ -90,7 +81,7 @@ def count(tree: Path, records: int, edits: int, label: str, backend: str = "sqli
                 found[step] = int(totals.group(1))
     if set(found) != set(_STEPS):
         raise RuntimeError(f"callgrind dumped counts for {sorted(found)} only")
-    return Count(label, found["app"], found["quickbooks"])
+    return found
 
 
 def _tool(name: str) -> str:
@@ -109,11 +100,10 @@ def measure(records: int, edits: int, against: str | None = None, backend: str =
     if why is not None:
         raise RuntimeError(f"bench instructions needs valgrind: {why}")
     group = f"instructions {backend} {records:,}"
-    this = count(ROOT, records, edits, "this tree", backend)
+    edited = min(edits, records - 1)  # as bench cpu's setup: the template record stays untouched
+    this = count(ROOT, records, edits, backend)
     name = "{} edits: instructions per event"
-    figures = [
-        figure(group, name.format(s), _per_event(this, s, edits), "", note="this tree") for s in _STEPS
-    ]
+    figures = [figure(group, name.format(s), this[s] / edited, "", note="this tree") for s in _STEPS]
     if against is None:
         return figures
     with ExitStack() as stack:
@@ -125,16 +115,13 @@ def measure(records: int, edits: int, against: str | None = None, backend: str =
         # That revision's product, this tree's benchmark (an older one may not have this harness).
         shutil.rmtree(tree / "bench")
         shutil.copytree(ROOT / "bench", tree / "bench", ignore=shutil.ignore_patterns("__pycache__"))
-        before = count(tree, records, edits, against, backend)
+        before = count(tree, records, edits, backend)
     for step in _STEPS:
-        old, new = _per_event(before, step, edits), _per_event(this, step, edits)
-        figures.append(figure(group, name.format(step), old, "", note=against))
-        figures.append(figure(group, f"{step} edits: this tree against {against}", new / old, "x"))
+        figures.append(figure(group, name.format(step), before[step] / edited, "", note=against))
+        figures.append(
+            figure(group, f"{step} edits: this tree against {against}", this[step] / before[step], "x")
+        )
     return figures
-
-
-def _per_event(c: Count, step: str, edits: int) -> float:
-    return (c.app if step == "app" else c.quickbooks) / edits
 
 
 def _child(backend: str, records: int, edits: int) -> None:

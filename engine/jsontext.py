@@ -13,14 +13,11 @@ from typing import Any
 
 import orjson
 
-#: What a malformed document raises (a ValueError, as `json.JSONDecodeError` is).
-JSONDecodeError = orjson.JSONDecodeError
-
 _OPTIONS = orjson.OPT_NON_STR_KEYS
 
 
 def loads(data: bytes | bytearray | memoryview | str) -> Any:
-    """The value `data` holds; ValueError (`JSONDecodeError`) when it is not JSON."""
+    """The value `data` holds; ValueError when it is not JSON."""
     return orjson.loads(data)
 
 
