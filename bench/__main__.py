@@ -5,7 +5,7 @@
                        [--no-single-writes]
     python -m bench cpu [--records 1000,10000] [--backend sqlite,postgres] [--edits 100] [--open-conflicts 0]
     python -m bench instructions [--records 1000] [--edits 300] [--against REV] [--backend sqlite]
-    python -m bench reads [--burst 100] [--trickle 25] [--gap 1] [--poll-seconds 10] [--cost-window 30]
+    python -m bench reads [--burst 100] [--trickle 30] [--gap 1.667] [--poll-seconds 10]
     python -m bench latency [--mode embedded,distributed] [--samples 100] [--gap 0.25]
     python -m bench companies [--companies 200] [--samples 100] [--storm-seconds 60] [--customers 2]
                        [--no-disconnected]
@@ -42,9 +42,7 @@ class Size:
 
 SIZES = {
     "small": Size(320, [1000, 10_000], 100, 1000, reads.Sizes(), 100),
-    "full": Size(
-        3200, [1000, 10_000, 100_000], 300, 1000, reads.Sizes(customers=300, burst=200, trickle=50), 200
-    ),
+    "full": Size(3200, [1000, 10_000, 100_000], 300, 1000, reads.Sizes(customers=300, burst=200), 200),
 }
 
 
@@ -84,7 +82,7 @@ def parser() -> argparse.ArgumentParser:
         "--open-conflicts", type=int, default=0, help="also measure with this many open conflicts"
     )
     one.add_argument(
-        "--repeat", type=int, default=1, help="measure each sync this many times and keep the median"
+        "--repeat", type=int, default=1, help="measure each sync this many times and keep the fastest"
     )
 
     one = commands.add_parser(
@@ -102,12 +100,6 @@ def parser() -> argparse.ArgumentParser:
     one.add_argument("--trickle", type=int, default=defaults.trickle)
     one.add_argument("--gap", type=float, default=defaults.gap, help="seconds between trickled edits")
     one.add_argument("--poll-seconds", type=float, default=defaults.poll_seconds)
-    one.add_argument(
-        "--cost-window",
-        type=float,
-        default=defaults.cost_window,
-        help="the cost-minded read window and delay",
-    )
 
     one = commands.add_parser("latency", help="p50/p99 latency both ways, embedded and distributed")
     one.add_argument("--mode", type=_list, default=["embedded", "distributed"])
@@ -181,9 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "instructions":
         figures = instructions.measure(args.records, args.edits, args.against, args.backend)
     elif args.command == "reads":
-        sizes = reads.Sizes(
-            args.customers, args.burst, args.trickle, args.gap, args.poll_seconds, args.cost_window
-        )
+        sizes = reads.Sizes(args.customers, args.burst, args.trickle, args.gap, args.poll_seconds)
         figures = reads.measure(sizes)
     elif args.command == "companies":
         figures = companies.figures_of(args)

@@ -31,7 +31,15 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from engine.configfile import (
     ConfigFileError,
@@ -54,18 +62,32 @@ class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+#: (read window, read delay) in seconds of each `schedule.quickbooks_reads`. Webhooks carry only ids and
+#: every read is metered, so a schedule chooses between speed and reads: one read per R records of a
+#: trickle of r edits a second needs the read to wait R / r seconds (25 records at one a second: 25 s),
+#: while a change in the app within 5 s needs a read every few seconds. `prompt` takes the seconds,
+#: `frugal` the reads: its minute covers a trickle down to 25 records a minute at 1 read per 25.
+READ_SCHEDULES: dict[str, tuple[float, float]] = {"prompt": (2.0, 0.0), "frugal": (60.0, 60.0)}
+
+
 class Schedule(_Strict):
     #: The full read of the app's changes: the guarantee behind the probe and the PostgreSQL listener.
     app_poll_seconds: float = Field(5.0, gt=0)
     #: The cheap "anything new?" check of the app database (an indexed max() per table); what moved
     #: is polled at once.
     app_probe_seconds: float = Field(1.0, gt=0)
+    #: How QuickBooks changes announced by webhooks are read: `prompt` (the default) reads an idle
+    #: company at once and coalesces over 2 s, so a change is in the app in seconds and a steady
+    #: trickle costs about one metered read per 2 s; `frugal` waits a minute after the first change
+    #: and reads once for everything announced meanwhile: at most one read per company per minute of
+    #: activity (a trickle of 30 edits over 50 s: one read), each change in the app within about a
+    #: minute. No schedule gives both (see READ_SCHEDULES); the two settings below override it.
+    quickbooks_reads: Literal["prompt", "frugal"] = "prompt"
     #: QuickBooks reads of one company are coalesced over this window: webhook deliveries within it
     #: cost one CDC call. A company idle that long is read at once; 0 reads at every delivery.
     quickbooks_read_window_seconds: float = Field(2.0, ge=0)
     #: How long a read waits after the first change it is asked for, so that the changes behind it
-    #: share it. 0 (the default) reads an idle company at once; a cost-minded company sets it to its
-    #: window (e.g. 30 and 30: one read per 30 s of activity, each change in the app within 30 s).
+    #: share it. 0 reads an idle company at once.
     quickbooks_read_delay_seconds: float = Field(0.0, ge=0)
     quickbooks_poll_seconds: float = Field(300.0, gt=0)
     kick_seconds: float = Field(60.0, gt=0)
@@ -75,6 +97,18 @@ class Schedule(_Strict):
     sweep_hours: float = Field(24.0, gt=0)
     #: How often the alert conditions are checked (and a notification that failed is tried again).
     alerts_seconds: float = Field(60.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _named_reads(cls, data: Any) -> Any:
+        """`quickbooks_reads` fills in the read window and delay that are not given."""
+        if not isinstance(data, Mapping):
+            return data
+        name = data.get("quickbooks_reads", "prompt")
+        if not isinstance(name, str) or name not in READ_SCHEDULES:
+            return data  # the Literal reports it, naming the choices
+        window, delay = READ_SCHEDULES[name]
+        return {"quickbooks_read_window_seconds": window, "quickbooks_read_delay_seconds": delay, **data}
 
 
 class Web(_Strict):

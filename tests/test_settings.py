@@ -74,3 +74,28 @@ def test_a_named_file_that_does_not_exist_is_an_error(tmp_path: Path):
 def test_broken_yaml_gives_its_line(tmp_path: Path):
     with pytest.raises(ConfigFileError, match=r"ledgersync.yaml:\d+:\d+: invalid YAML"):
         load_config(write(tmp_path, "state_url: [\nweb: 1\n"), {}, SECTIONS)
+
+
+def test_the_read_schedule_is_prompt_unless_frugal_is_chosen_and_explicit_seconds_win(tmp_path: Path):
+    environ = {"LEDGERSYNC_SECRET_KEY": "k" * 44, "QBO_CLIENT_SECRET": "s"}
+
+    def schedule(extra: str) -> tuple[str, float, float]:
+        s = load_config(write(tmp_path, GOOD + extra), environ, SECTIONS).settings.schedule
+        return s.quickbooks_reads, s.quickbooks_read_window_seconds, s.quickbooks_read_delay_seconds
+
+    assert schedule("") == ("prompt", 2.0, 0.0)
+    assert schedule("  quickbooks_reads: frugal\n") == ("frugal", 60.0, 60.0)
+    assert schedule("  quickbooks_reads: frugal\n  quickbooks_read_delay_seconds: 45\n") == (
+        "frugal",
+        60.0,
+        45.0,
+    )
+    assert schedule("  quickbooks_read_window_seconds: 5\n") == ("prompt", 5.0, 0.0)
+
+
+def test_an_unknown_read_schedule_names_the_choices(tmp_path: Path):
+    text = GOOD + "  quickbooks_reads: cheap\n"
+    with pytest.raises(ConfigFileError) as caught:
+        load_config(write(tmp_path, text), {"LEDGERSYNC_SECRET_KEY": "k", "QBO_CLIENT_SECRET": "s"}, SECTIONS)
+    (problem,) = [p for p in caught.value.problems if "quickbooks_reads" in p]
+    assert ":10:3: schedule.quickbooks_reads" in problem and "'prompt'" in problem and "'frugal'" in problem

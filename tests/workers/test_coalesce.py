@@ -16,6 +16,7 @@ from engine.coalesce import Gate, LocalGate, ReadRequests, RedisGate
 from engine.fakes.inbox import FakeInbox
 from engine.jobs import Jobs, read_quickbooks
 from engine.model import EntityType
+from engine.settings import READ_SCHEDULES
 from engine.workers import build_actors
 from tests.support.samples import customer_event
 from tests.workers.test_actors import World
@@ -210,3 +211,16 @@ def test_a_read_delay_lets_a_trickle_share_one_read_even_from_idle(gate: Gate) -
     reads.done("default")
     clock.now += 100
     assert reads.request("default") == 30_000
+
+
+def test_the_frugal_schedule_reads_a_trickle_of_thirty_edits_over_fifty_seconds_once(gate: Gate) -> None:
+    # The trickle on `schedule.quickbooks_reads: frugal`: one edit every 5/3 s, each webhook
+    # asking for a read; the first asks for the one read, due a minute later, which all the rest share.
+    window, delay = READ_SCHEDULES["frugal"]
+    clock = Clock()
+    reads = ReadRequests(gate, window=window, clock=clock, delay=delay)
+    due = [reads.request("default")]
+    for _ in range(29):
+        clock.now += 5 / 3
+        due.append(reads.request("default"))
+    assert due[0] == 60_000 and due[1:] == [None] * 29
