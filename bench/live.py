@@ -97,13 +97,17 @@ class Live:
             time.sleep(0.5)
 
     def wait_quiet(self, quiet: float = 2.0, timeout: float = 120) -> None:
-        """Until no QuickBooks request has been made for `quiet` seconds (start-up polls and sweep done)."""
+        """Until no QuickBooks request has been made for `quiet` seconds (start-up polls and sweep
+        done) and the emulator holds no webhook event: the seeding's events, whose first delivery
+        found no web app yet, would otherwise hold every later event until QuickBooks' retry."""
         deadline = time.monotonic() + timeout
         last, since = self.world.qbo.request_log()["total"], time.monotonic()
-        while time.monotonic() - since < quiet:
+        while time.monotonic() - since < quiet or self.world.qbo.webhook_deliveries()["pending"]:
             self.check_alive()
             if time.monotonic() > deadline:
-                raise RuntimeError(f"QuickBooks requests did not stop for {quiet} s within {timeout:.0f} s")
+                raise RuntimeError(
+                    f"QuickBooks requests and webhooks did not stop for {quiet} s within {timeout:.0f} s"
+                )
             time.sleep(0.2)
             now = self.world.qbo.request_log()["total"]
             if now != last:
