@@ -46,8 +46,8 @@ class Size:
 
 
 SIZES = {
-    "small": Size(320, [1000, 10_000], 100, 1000, reads.Sizes(), 100),
-    "full": Size(3200, [1000, 10_000, 100_000], 300, 1000, reads.Sizes(customers=300, burst=200), 200),
+    "small": Size(320, MINUTE_SECONDS, [1000, 10_000], 100, 1000, reads.Sizes(), 100),
+    "full": Size(3200, 30.0, [1000, 10_000, 100_000], 300, 1000, reads.Sizes(customers=300, burst=200), 200),
 }
 
 
