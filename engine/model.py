@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from functools import cache
 from typing import Annotated, Any
@@ -15,9 +15,13 @@ CENT = Decimal("0.01")
 
 
 def _cents(value: Decimal) -> Decimal:
-    if value != value.quantize(CENT):
+    try:
+        cents = value.quantize(CENT)
+    except InvalidOperation:  # more digits than the context holds: a slip, not an amount
+        raise ValueError(f"money must be an amount in cents, got {value}") from None
+    if value != cents:
         raise ValueError(f"money must have at most 2 decimal places, got {value}")
-    return value.quantize(CENT)
+    return cents
 
 
 #: Money: a Decimal with exact cents (never a float).
@@ -216,10 +220,34 @@ def _field_adapter(entity: EntityType, name: str) -> TypeAdapter[Any]:
     return TypeAdapter(annotation)
 
 
+#: Per annotation, the types of the values that are the same in python and JSON form and that its
+#: validation leaves as they are (with no constraint in the field's metadata).
+_PLAIN_ANNOTATIONS: dict[Any, tuple[type, ...]] = {
+    str: (str,),
+    str | None: (str, type(None)),
+    bool: (bool,),
+    bool | None: (bool, type(None)),
+}
+
+
+@cache
+def _plain_fields(entity: EntityType) -> dict[str, tuple[type, ...]]:
+    """The fields of `entity` whose values of the given types need neither validating nor converting."""
+    return {
+        name: _PLAIN_ANNOTATIONS[info.annotation]
+        for name, info in MODELS[entity].model_fields.items()
+        if info.annotation in _PLAIN_ANNOTATIONS and not info.metadata
+    }
+
+
 def fields_to_json(entity: EntityType, fields: Mapping[str, Any]) -> dict[str, Any]:
     """Canonical field values (possibly a subset) in JSON form, for storage."""
     result = {}
+    plain = _plain_fields(entity)
     for key, value in fields.items():
+        if type(value) in plain.get(key, ()):
+            result[key] = value  # what the adapter would give back: most fields are these
+            continue
         adapter = _field_adapter(entity, key)
         result[key] = adapter.dump_python(adapter.validate_python(value), mode="json")
     return result
@@ -228,7 +256,11 @@ def fields_to_json(entity: EntityType, fields: Mapping[str, Any]) -> dict[str, A
 def fields_from_json(entity: EntityType, data: Mapping[str, Any]) -> dict[str, Any]:
     """The inverse of `fields_to_json`: python-form values, shaped as `record_fields` shapes them."""
     result = {}
+    plain = _plain_fields(entity)
     for key, value in data.items():
+        if type(value) in plain.get(key, ()):
+            result[key] = value
+            continue
         parsed = _field_adapter(entity, key).validate_python(value)
         result[key] = parsed.model_dump() if isinstance(parsed, BaseModel) else _dump_nested(parsed)
     return result

@@ -43,7 +43,8 @@ def refs_in(fields: Mapping[str, Any]) -> list[tuple[EntityType, str]]:
         return dict(ref)
 
     for value in fields.values():
-        _walk(value, note)
+        if not isinstance(value, _PLAIN):
+            _walk(value, note)
     return found
 
 
@@ -58,7 +59,7 @@ def to_links(fields: Mapping[str, Any], side: Side, link_of: LinkOf) -> dict[str
             return {"entity": entity, "id": str(ref["id"]), "side": side}
         return {"entity": entity, "id": link, "side": None}
 
-    return {k: _walk(v, convert) for k, v in fields.items()}
+    return {k: v if isinstance(v, _PLAIN) else _walk(v, convert) for k, v in fields.items()}
 
 
 class UnlinkedReferenceError(LookupError):
@@ -84,4 +85,4 @@ def to_side(fields: Mapping[str, Any], side: Side, id_of: IdOf) -> dict[str, Any
             raise UnlinkedReferenceError(entity, str(ref["id"]), side)
         return {"entity": entity, "id": external, "side": side}
 
-    return {k: _walk(v, convert) for k, v in fields.items()}
+    return {k: v if isinstance(v, _PLAIN) else _walk(v, convert) for k, v in fields.items()}

@@ -101,7 +101,7 @@ class Layout:
     def tombstone(self) -> Tombstone | None:
         return self.spec.delete.tombstone if self.spec.delete else None
 
-    @property
+    @cached_property
     def soft_delete_column(self) -> str | None:
         return self.spec.delete.soft_delete_column if self.spec.delete else None
 

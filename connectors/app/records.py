@@ -113,12 +113,12 @@ class Reader:
                 if not isinstance(stamp, BadValueError) and (str(row["_pk"]), stamp[0].seq) in known:
                     version, poll = stamp
                     placed[row["_pk"]] = Stored(
-                        str(row["_pk"]), version, poll, deleted=self._deleted(row), fields={}
+                        str(row["_pk"]), version, poll, deleted=self._deleted(layout, row), fields={}
                     )
         kids = self.children(
             conn,
             layout,
-            [row["_pk"] for row in rows if not self._deleted(row) and row["_pk"] not in placed],
+            [row["_pk"] for row in rows if not self._deleted(layout, row) and row["_pk"] not in placed],
         )
         return [
             known_row
@@ -178,8 +178,8 @@ class Reader:
         poll = seq if spec.poll_by == "version" else (micros(updated) if updated else 0)
         return Version(seq=seq, at=updated or now), poll
 
-    def _deleted(self, row: Any) -> bool:
-        return "_deleted" in row and self.codec.is_set(row["_deleted"])
+    def _deleted(self, layout: Layout, row: Any) -> bool:
+        return layout.soft_delete_column is not None and self.codec.is_set(row["_deleted"])
 
     def _stored(
         self,
@@ -198,7 +198,7 @@ class Reader:
                 external_id, Version(seq=0, at=now), 0, False, {}, invalid=f"{place}, {stamp}", raw_key=raw
             )
         version, poll = stamp
-        if self._deleted(row):
+        if self._deleted(layout, row):
             return Stored(external_id, version, poll, deleted=True, fields={})
         scalars = [(n, k, c, row[f"f_{n}"]) for n, k, c in layout.scalar_fields()]
         fields, problems = self._decode(place, scalars)

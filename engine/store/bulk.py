@@ -326,19 +326,20 @@ class BulkMixin(SessionBase):
         seen: dict[tuple[str, str, str, str], tuple[set[int], int]] = {}
         for group in _group_events(events):
             first = group[0]
+            connection, side, entity = first.connection, first.side.value, first.entity.value
             ids = sorted({e.external_id for e in group})
             for chunk in _chunks(ids):
                 statement = sa.select(_j.external_id, _j.seq).where(
-                    _j.connection == first.connection,
-                    _j.side == first.side.value,
-                    _j.entity == first.entity.value,
+                    _j.connection == connection,
+                    _j.side == side,
+                    _j.entity == entity,
                     self._among(_j.external_id, chunk),
                 )
-                for row in self._conn.execute(statement):
-                    key = (first.connection, first.side.value, first.entity.value, row.external_id)
+                for external_id, seq in self._conn.execute(statement):
+                    key = (connection, side, entity, external_id)
                     seqs, newest = seen.get(key, (set(), -1))
-                    seqs.add(row.seq)
-                    seen[key] = (seqs, max(newest, row.seq))
+                    seqs.add(seq)
+                    seen[key] = (seqs, max(newest, seq))
         results: list[AppendResult] = []
         values: list[dict[str, Any]] = []
         for event, done in zip(events, flags, strict=True):
