@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -107,6 +107,10 @@ class Capabilities(Frozen):
     batch_size: int = 1
 
 
+#: (entity, ids) -> each id's highest version already journaled (ids never journaled left out).
+Journaled = Callable[[EntityType, Collection[str]], Mapping[str, int]]
+
+
 class Connector(Protocol):
     """One side of the sync: reads changes, fetches records, applies ops."""
 
@@ -115,8 +119,15 @@ class Connector(Protocol):
 
     def capabilities(self) -> Capabilities: ...
 
-    def read_changes(self, entity: EntityType, cursor: str | None) -> ChangePage:
-        """Changes after `cursor` (None: everything). Never skips a change; may repeat some."""
+    def read_changes(
+        self, entity: EntityType, cursor: str | None, journaled: Journaled | None = None
+    ) -> ChangePage:
+        """Changes after `cursor` (None: everything). Never skips a change; may repeat some.
+
+        `journaled`, when given, says which versions the journal holds already (our own writes'
+        results, journaled when they were made, and what earlier reads brought): a connector may
+        leave the versions at or below an id's out of the page without mapping them, since the
+        journal would drop them as duplicates or stale."""
         ...
 
     def fetch(self, entity: EntityType, external_id: str) -> ChangeEvent:
@@ -163,7 +174,7 @@ class TogetherReader(Connector, Protocol):
     takes a list of entities, and each call is metered)."""
 
     def read_changes_together(
-        self, cursors: Mapping[EntityType, str | None]
+        self, cursors: Mapping[EntityType, str | None], journaled: Journaled | None = None
     ) -> dict[EntityType, ChangePage] | None:
         """Each entity's changes after its cursor, read at once; a page per entity, each with its own
         cursor and `complete` as `read_changes` would give. None when they cannot be read at once (a

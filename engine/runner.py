@@ -7,7 +7,7 @@ a lost message or a killed worker loses nothing, the journal and the ops table a
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -28,6 +28,7 @@ from engine.ports import (
     ChangePage,
     Clock,
     Connector,
+    Journaled,
     Policy,
     Rejection,
     StateStore,
@@ -168,7 +169,7 @@ class Runner:
             with self.store.session() as s:
                 positions = {e: _position(s.get_cursor(self.connection, side, e)) for e in remaining}
             try:
-                pages = reader.read_changes_together(positions)
+                pages = reader.read_changes_together(positions, self._journaled(side))
             except (NeedsReauthorizationError, RetriableError) as error:
                 log.warning("%s changes not read now: %s", side, error)
                 return
@@ -202,7 +203,7 @@ class Runner:
         position = _position(cursor)
         while True:
             try:
-                page = connector.read_changes(entity, position)
+                page = connector.read_changes(entity, position, self._journaled(side))
             except (NeedsReauthorizationError, RetriableError) as error:
                 # Nothing is lost: the cursor stays where it was and the next poll reads from there.
                 log.warning("%s %s changes not read now: %s", side, entity, error)
@@ -216,6 +217,16 @@ class Runner:
                 if not from_start:
                     found(self.retry_parked(side, entity, started, stats))
                 return
+
+    def _journaled(self, side: Side) -> Journaled:
+        """What the journal holds of `side`'s records, for a connector to leave out unmapped: the
+        echoes of our own writes (journaled with their results) and what earlier reads brought."""
+
+        def journaled(entity: EntityType, external_ids: Collection[str]) -> Mapping[str, int]:
+            with self.store.session() as s:
+                return s.journaled_seqs(self.connection, entity, side, external_ids)
+
+        return journaled
 
     def _commit_page(
         self,

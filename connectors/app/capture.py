@@ -8,8 +8,9 @@ read is never missed. See docs/app-connector.md for the exact guarantee.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,7 +32,7 @@ from connectors.app.layout import Layout
 from connectors.app.records import Reader, Stored
 from connectors.app.tombstones import Tombstones
 from engine.model import ChangeEvent, EntityType, Operation, Side
-from engine.ports import ChangePage, Clock, Rejection
+from engine.ports import ChangePage, Clock, Journaled, Rejection
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,13 @@ class Poller:
         self.clock = clock
         self.page_size = page_size
 
-    def read(self, conn: sa.Connection, layout: Layout, cursor: str | None) -> ChangePage:
-        """One page of changes; `conn` is a snapshot transaction on the app database."""
+    def read(
+        self, conn: sa.Connection, layout: Layout, cursor: str | None, journaled: Journaled | None = None
+    ) -> ChangePage:
+        """One page of changes; `conn` is a snapshot transaction on the app database. Rows whose
+        version is `journaled` already (our own writes' echoes) move the cursor but are not decoded
+        nor handed over."""
+        bound = None if journaled is None else functools.partial(journaled, layout.entity)
         state = decode(cursor)
         now = self.clock.now()
         start, running = self._snapshot(conn, now)
@@ -66,13 +72,13 @@ class Poller:
             state.tombs = StreamState(high=state.tombs.high, done=layout.tombstone is None)
         out = _Emitter(self, layout, state, now)
         if state.running:
-            out.emit_all(self._late(conn, layout, state.running, now, out.seen))
+            out.emit_all(self._late(conn, layout, state.running, now, out.seen, bound))
         complete = True
         for name in ("rows", "tombs"):
             stream: StreamState = getattr(state, name)
             if stream.done:
                 continue
-            page = self._page(conn, layout, name, stream, now, out.seen)
+            page = self._page(conn, layout, name, stream, now, out.seen, bound)
             out.emit_all(page[: self.page_size], name)
             if len(page) > self.page_size:
                 last = page[self.page_size - 1]
@@ -123,11 +129,12 @@ class Poller:
         running: Sequence[int],
         now: datetime,
         known: Collection[tuple[str, int]],
+        journaled: Callable[[Collection[str]], Mapping[str, int]] | None = None,
     ) -> list[Stored]:
         """Rows (and tombstones) last written by transactions that were running at the last read."""
         xids = sorted({xid % _XID_SPACE for xid in running})
         written_by = sa.literal_column("xmin::text::bigint").in_(xids)
-        late = self.reader.select(conn, layout, written_by, now, known=known)
+        late = self.reader.select(conn, layout, written_by, now, known=known, journaled=journaled)
         late += self.tombstones.select(conn, layout, written_by, now)
         if late:
             log.info("late commits read", extra={"entity": layout.entity, "rows": len(late)})
@@ -141,9 +148,10 @@ class Poller:
         stream: StreamState,
         now: datetime,
         known: Collection[tuple[str, int]],
+        journaled: Callable[[Collection[str]], Mapping[str, int]] | None = None,
     ) -> list[Stored]:
         """The stream's next page (one row more than a page, to tell whether more follow); rows whose
-        version is `known` (read before: the overlap brings them again) are not decoded."""
+        version is `known` (read before: the overlap brings them again) or `journaled` are not decoded."""
         if name == "rows":
             key, pk = self._poll_column(layout), layout.pk
         else:
@@ -163,7 +171,9 @@ class Poller:
             where = key >= self._key_value(layout, low)
         limit = self.page_size + 1
         if name == "rows":
-            return self.reader.select(conn, layout, where, now, order_by=(key, pk), limit=limit, known=known)
+            return self.reader.select(
+                conn, layout, where, now, order_by=(key, pk), limit=limit, known=known, journaled=journaled
+            )
         return self.tombstones.select(conn, layout, where, now, order=True, limit=limit)
 
     # helpers
@@ -230,6 +240,8 @@ class _Emitter:
                 continue
             self.seen.add(pair)
             self.state.seen.append((stream, one.external_id, one.version.seq, one.poll_key))
+            if one.journaled:
+                continue  # the journal has it: handing it over would only be dropped there
             if one.invalid is not None:
                 self.rejected.append(rejection(self.layout.entity, one))
                 continue

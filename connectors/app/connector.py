@@ -31,7 +31,7 @@ from engine.errors import (
 )
 from engine.model import ChangeEvent, EntityType, Side
 from engine.plan import Op
-from engine.ports import BatchWriter, Capabilities, ChangePage, Clock, WriteResult
+from engine.ports import BatchWriter, Capabilities, ChangePage, Clock, Journaled, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -141,12 +141,14 @@ class SqlConnector:
     def capabilities(self) -> Capabilities:
         return Capabilities(side=Side.APP, entities=frozenset(self.layouts), batch_size=BATCH_SIZE)
 
-    def read_changes(self, entity: EntityType, cursor: str | None) -> ChangePage:
+    def read_changes(
+        self, entity: EntityType, cursor: str | None, journaled: Journaled | None = None
+    ) -> ChangePage:
         layout = self._layout(entity)
         with transaction(self.engine, snapshot=True) as conn:
             if layout.spec.capture.mode == "outbox":
                 return self.outbox.read(conn, layout, cursor)
-            return self.poller.read(conn, layout, cursor)
+            return self.poller.read(conn, layout, cursor, journaled)
 
     def fetch(self, entity: EntityType, external_id: str) -> ChangeEvent:
         layout = self._layout(entity)

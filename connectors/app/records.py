@@ -7,7 +7,7 @@ fix, by table, row and column); the rest of the page reads on.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,6 +35,8 @@ class Stored:
     invalid: str | None = None
     #: The poll column's value as stored, when it is not a readable version or time (`poll_key` is 0).
     raw_key: Any = None
+    #: The journal holds this version (or a later one) already: placed for the cursor, not decoded.
+    journaled: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,10 +92,13 @@ class Reader:
         limit: int | None = None,
         lock: bool = False,
         known: Collection[tuple[str, int]] = (),
+        journaled: Callable[[Collection[str]], Mapping[str, int]] | None = None,
     ) -> list[Stored]:
         """The rows `where` selects, decoded; a row whose (id, version) is `known` (handed over already:
         a read's overlap brings it again) keeps its place, id, version and poll key, but is not decoded
-        and its children are not read (fields empty)."""
+        and its children are not read (fields empty). So is a row whose version is at or below the
+        one `journaled` gives for its id (one call for the rows), flagged `journaled`: our own
+        write's echo, whose result was journaled when it was written."""
         query = (
             sa.select(*self.columns(layout))
             .select_from(layout.table)
@@ -115,6 +120,8 @@ class Reader:
                     placed[row["_pk"]] = Stored(
                         str(row["_pk"]), version, poll, deleted=self._deleted(layout, row), fields={}
                     )
+        if journaled is not None:
+            self._place_journaled(layout, rows, stamps, placed, journaled)
         kids = self.children(
             conn,
             layout,
@@ -126,6 +133,28 @@ class Reader:
             else self._stored(layout, row, kids.get(row["_pk"], []), now, stamp)
             for row, stamp in zip(rows, stamps, strict=True)
         ]
+
+    def _place_journaled(
+        self,
+        layout: Layout,
+        rows: Sequence[Any],
+        stamps: Sequence[tuple[Version, int] | BadValueError],
+        placed: dict[Any, Stored],
+        journaled: Callable[[Collection[str]], Mapping[str, int]],
+    ) -> None:
+        fresh = [
+            (row, stamp)
+            for row, stamp in zip(rows, stamps, strict=True)
+            if not isinstance(stamp, BadValueError) and row["_pk"] not in placed
+        ]
+        if not fresh:
+            return
+        newest = journaled([str(row["_pk"]) for row, _ in fresh])
+        for row, (version, poll) in fresh:
+            top = newest.get(str(row["_pk"]))
+            if top is not None and version.seq <= top:
+                deleted = self._deleted(layout, row)
+                placed[row["_pk"]] = Stored(str(row["_pk"]), version, poll, deleted, {}, journaled=True)
 
     def _stamp(self, layout: Layout, row: Any, now: datetime) -> tuple[Version, int] | BadValueError:
         """`version`, or the error that kept the row from being placed in time."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -21,7 +21,7 @@ from connectors.quickbooks.sync.writes import DELETED_SEQ, QBO_NAMES, WriteHandl
 from engine.errors import LedgersyncError, NotFoundError, RecordRejectedError
 from engine.model import ChangeEvent, EntityType, Operation, Side, Version
 from engine.plan import Op
-from engine.ports import Capabilities, ChangePage, Clock, Policy, WriteResult
+from engine.ports import Capabilities, ChangePage, Clock, Journaled, Policy, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,11 @@ class QboConnector:
         size = settings.batch_max_items if settings.batch_writes else 1
         return Capabilities(side=Side.QUICKBOOKS, entities=frozenset(EntityType), batch_size=size)
 
-    def read_changes(self, entity: EntityType, cursor: str | None) -> ChangePage:
-        """One CDC read or one sweep page from `cursor`; `complete` is False while more is waiting."""
+    def read_changes(
+        self, entity: EntityType, cursor: str | None, journaled: Journaled | None = None
+    ) -> ChangePage:
+        """One CDC read or one sweep page from `cursor`; `complete` is False while more is waiting.
+        A CDC answer's versions `journaled` already are left out unmapped (see `_cdc_page`)."""
         position = qc.decode(cursor)
         if qc.too_old(position, self.clock.now()):
             log.info("%s cursor is older than CDC allows: sweeping with queries", entity)
@@ -92,7 +95,7 @@ class QboConnector:
                     raise
                 log.info("QuickBooks refused the CDC window for %s as too old: sweeping", entity)
                 return self.read_changes(entity, qc.encode(qc.to_sweep(position)))
-            return self._cdc_page(entity, position, started, objects.get(QBO_NAMES[entity], []))
+            return self._cdc_page(entity, position, started, objects.get(QBO_NAMES[entity], []), journaled)
         statement = qc.sweep_query(
             QBO_NAMES[entity], position, name_list=entity in NAME_LISTS, page_size=self.page_size
         )
@@ -103,7 +106,7 @@ class QboConnector:
         return ChangePage(events=events, cursor=qc.encode(step.cursor), complete=step.complete)
 
     def read_changes_together(
-        self, cursors: Mapping[EntityType, str | None]
+        self, cursors: Mapping[EntityType, str | None], journaled: Journaled | None = None
     ) -> dict[EntityType, ChangePage] | None:
         """The entities' changes in one CDC call from the oldest of their cursors (CDC takes a list of
         entities, and each call is metered: one call a poll, not one per entity). None, to be read one
@@ -127,17 +130,26 @@ class QboConnector:
         if sum(len(found) for found in rows.values()) >= self.cdc_cap:
             log.info("a CDC answer for %s reached the cap: reading each entity alone", ", ".join(names))
             return None
-        return {e: self._cdc_page(e, position, started, rows[e]) for e, position in positions.items()}
+        return {
+            e: self._cdc_page(e, position, started, rows[e], journaled) for e, position in positions.items()
+        }
 
     def _cdc_page(
-        self, entity: EntityType, position: qc.QboCursor, started: datetime, rows: Sequence[Mapping[str, Any]]
+        self,
+        entity: EntityType,
+        position: qc.QboCursor,
+        started: datetime,
+        rows: Sequence[Mapping[str, Any]],
+        journaled: Journaled | None = None,
     ) -> ChangePage:
         """The page of a CDC answer's `rows` of `entity`, read from `position`: the versions it has not
         handed over yet, and a cursor that remembers the ones the next read's overlap brings again
-        (mapping a record costs more than the rest of reading it, and the overlap is a minute)."""
+        (mapping a record costs more than the rest of reading it, and the overlap is a minute). Of
+        those, the versions `journaled` already (the echoes of our own writes, whose results were
+        journaled when they were made) are left out unmapped too."""
         step = qc.after_cdc(position, started, _stamps(rows), cap=self.cdc_cap, overlap=self.overlap)
         step = qc.remember(step, rows)
-        events = tuple(self.events_from(entity, qc.unseen(position, rows)))
+        events = tuple(self.events_from(entity, _not_journaled(entity, qc.unseen(position, rows), journaled)))
         log.debug("read %d %s changes (cdc), complete=%s", len(events), entity, step.complete)
         return ChangePage(events=events, cursor=qc.encode(step.cursor), complete=step.complete)
 
@@ -183,7 +195,7 @@ class QboConnector:
         self,
         ids: Mapping[EntityType, set[str]],
         since: datetime | None,
-        journaled: Callable[[EntityType, Collection[str]], Mapping[str, int]] | None = None,
+        journaled: Journaled | None = None,
     ) -> list[ChangeEvent]:
         """Events for records a webhook named: one CDC call for all of them when `since` is known and
         recent, then a read per id that CDC did not bring back (a capped answer, a clock skew).
@@ -197,12 +209,7 @@ class QboConnector:
             answer = self.client.cdc(names, since - self.overlap)
             for entity in list(missing):
                 rows = answer.get(QBO_NAMES[entity], [])
-                if journaled is not None and rows:
-                    newest = journaled(entity, {str(row.get("Id")) for row in rows})
-                    fresh = [row for row in rows if not _journaled(row, newest.get(str(row.get("Id"))))]
-                else:
-                    fresh = rows
-                events.extend(self.events_from(entity, fresh))
+                events.extend(self.events_from(entity, _not_journaled(entity, rows, journaled)))
                 missing[entity] -= {str(row.get("Id")) for row in rows}
         for entity, entity_ids in missing.items():
             for external_id in sorted(entity_ids):
@@ -269,6 +276,16 @@ class QboConnector:
 
 def _stamps(rows: Sequence[Mapping[str, Any]]) -> list[datetime]:
     return [stamp for row in rows if (stamp := qc.stamp_of(row)) is not None]
+
+
+def _not_journaled(
+    entity: EntityType, rows: Sequence[Mapping[str, Any]], journaled: Journaled | None
+) -> Sequence[Mapping[str, Any]]:
+    """`rows` less the versions `journaled` already (all of them when it is None)."""
+    if journaled is None or not rows:
+        return rows
+    newest = journaled(entity, {str(row.get("Id")) for row in rows})
+    return [row for row in rows if not _journaled(row, newest.get(str(row.get("Id"))))]
 
 
 def _journaled(row: Mapping[str, Any], newest: int | None) -> bool:

@@ -48,7 +48,7 @@ from connectors.quickbooks.webhooks import (
 from engine.errors import LedgersyncError
 from engine.journal import journal_events, key_of
 from engine.model import ChangeEvent, EntityType, Side
-from engine.ports import Clock, StateStore
+from engine.ports import Clock, Journaled, StateStore
 from engine.state import AppendResult, InboxReport
 
 log = logging.getLogger(__name__)
@@ -62,10 +62,6 @@ ENTITIES: Mapping[str, EntityType] = {
     "Invoice": EntityType.INVOICE,
     "Payment": EntityType.PAYMENT,
 }
-
-
-#: (entity, ids) -> each id's highest version already journaled (ids never journaled left out).
-Journaled = Callable[[EntityType, Collection[str]], Mapping[str, int]]
 
 
 class NotifiedReader(Protocol):

@@ -10,7 +10,7 @@ from engine.fakes.book import FakeBook, StoredRecord
 from engine.fakes.faults import FaultKnobs
 from engine.model import ChangeEvent, EntityType, Operation, Side, Version
 from engine.plan import Op, OpKind
-from engine.ports import Capabilities, ChangePage, Clock, WriteResult
+from engine.ports import Capabilities, ChangePage, Clock, Journaled, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +55,11 @@ class FakeConnector(FaultKnobs):
     def capabilities(self) -> Capabilities:
         return Capabilities(side=self._side, entities=frozenset(EntityType))
 
-    def read_changes(self, entity: EntityType, cursor: str | None) -> ChangePage:
-        """Changes after `cursor`, oldest first, each as the record's current state (like QBO CDC)."""
+    def read_changes(
+        self, entity: EntityType, cursor: str | None, journaled: Journaled | None = None
+    ) -> ChangePage:
+        """Changes after `cursor`, oldest first, each as the record's current state (like QBO CDC),
+        less the versions `journaled` already (as the real connectors leave them out)."""
         self._trip("read_changes")
         changes, more = self._book.changes_after(entity, _after(cursor), self.page_size)
         events: list[ChangeEvent] = []
@@ -66,6 +69,9 @@ class FakeConnector(FaultKnobs):
             if (event.external_id, event.version.seq) not in seen:
                 seen.add((event.external_id, event.version.seq))
                 events.append(event)
+        if journaled is not None and events:
+            newest = journaled(entity, {e.external_id for e in events})
+            events = [e for e in events if e.version.seq > newest.get(e.external_id, -1)]
         # A complete page covers every change so far; a partial one only up to its last change.
         resume = changes[-1].counter if more else self._book.counter
         return ChangePage(events=tuple(events), cursor=str(resume), complete=not more)

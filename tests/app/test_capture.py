@@ -203,6 +203,52 @@ def test_rows_the_overlap_brings_again_are_not_decoded_again(
             engine.dispose()
 
 
+def test_rows_at_a_version_the_journal_holds_are_stepped_over_undecoded(
+    sqlite_example: AppDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Our own writes' echoes: their results were journaled when written, so a read leaves them out.
+    decoded: list[str] = []
+    real = Reader._stored
+
+    def spy(self: Reader, layout: Any, row: Any, kids: Any, now: datetime, stamp: Any) -> Stored:
+        decoded.append(str(row["_pk"]))
+        return real(self, layout, row, kids, now, stamp)
+
+    monkeypatch.setattr(Reader, "_stored", spy)
+    clock = FakeClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
+    journal: dict[str, int] = {}
+    asked: list[tuple[EntityType, list[str]]] = []
+
+    def journaled(entity: EntityType, ids: Any) -> dict[str, int]:
+        asked.append((entity, sorted(ids)))
+        return {i: journal[i] for i in ids if i in journal}
+
+    with connector_with(
+        sqlite_example, "entities.customer.capture", {"overlap_seconds": 5}, clock=clock
+    ) as c:
+        _, cursor = read_all(c, CUSTOMER)
+        engine = make_engine(sqlite_example.url)
+        try:
+            with engine.begin() as conn:
+                user_edit(conn, 1, "555-0001", stamp(engine, clock.now()))  # "ours": journaled below
+                user_edit(conn, 2, "555-0002", stamp(engine, clock.now()))  # a person's
+            journal["1"] = versions(engine)["1"]
+            clock.advance(1)
+            decoded.clear()
+            page = c.read_changes(CUSTOMER, cursor, journaled)
+            assert page.complete and [e.external_id for e in page.events] == ["2"]
+            assert decoded == ["2"] and asked == [(CUSTOMER, ["1", "2"])]
+            with engine.begin() as conn:  # a later version of the journaled row is read as usual
+                user_edit(conn, 1, "555-0011", stamp(engine, clock.now()))
+            clock.advance(1)
+            decoded.clear()
+            again = c.read_changes(CUSTOMER, page.cursor, journaled)
+            assert [(e.external_id, e.fields["phone"]) for e in again.events] == [("1", "555-0011")]
+            assert decoded == ["1"]
+        finally:
+            engine.dispose()
+
+
 def test_the_cursor_never_moves_past_the_start_of_the_read(sqlite_example: AppDb) -> None:
     clock = FakeClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
     with connector_with(

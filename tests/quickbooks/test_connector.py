@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import datetime
+from typing import Any
 
 import pytest
 
@@ -213,6 +214,38 @@ class TestReading:
                 datetime.fromisoformat(c["since"]) for c in (json.loads(cursors[entity]), together, one)
             )
             assert before < after <= alone_after
+
+    def test_versions_the_journal_holds_are_left_out_of_a_cdc_read_unmapped(
+        self, rig: Rig, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # The echoes of our own writes: their results were journaled when written.
+        connector = make_connector(rig)
+        entities = [EntityType.CUSTOMER, EntityType.ITEM]
+        ours = rig.qbo.create_record("Customer", {"DisplayName": "Ours"})
+        theirs = rig.qbo.create_record("Customer", {"DisplayName": "Theirs"})
+        cursors = {entity: read_all(connector, entity)[1] for entity in entities}
+        rig.qbo.advance_clock(5)
+        ours = rig.qbo.edit_record("Customer", ours["Id"], {"Notes": "written by us"})
+        theirs = rig.qbo.edit_record("Customer", theirs["Id"], {"Notes": "an accountant's"})
+        journal = {ours["Id"]: int(ours["SyncToken"])}
+        mapped: list[str] = []
+        real = connector._event
+
+        def spy(entity: EntityType, row: Any) -> Any:
+            mapped.append(str(row["Id"]))
+            return real(entity, row)
+
+        monkeypatch.setattr(connector, "_event", spy)
+
+        def journaled(entity: EntityType, ids: Any) -> dict[str, int]:
+            return {i: journal[i] for i in ids if i in journal} if entity is EntityType.CUSTOMER else {}
+
+        pages = connector.read_changes_together(cursors, journaled)
+        assert pages is not None
+        assert [e.external_id for e in pages[EntityType.CUSTOMER].events] == [theirs["Id"]]
+        assert mapped == [theirs["Id"]]
+        alone = connector.read_changes(EntityType.CUSTOMER, cursors[EntityType.CUSTOMER], journaled)
+        assert [e.external_id for e in alone.events] == [theirs["Id"]]
 
     def test_reading_together_declines_what_one_call_cannot_answer_whole(self, rig_small_cdc: Rig) -> None:
         rig = rig_small_cdc

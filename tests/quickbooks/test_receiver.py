@@ -18,7 +18,6 @@ from starlette.testclient import TestClient
 
 from connectors.quickbooks.receiver import (
     MAX_BODY_BYTES,
-    Journaled,
     QuickBooksInbox,
     coalesce,
     create_receiver_app,
@@ -29,7 +28,7 @@ from connectors.quickbooks.webhooks import parse_webhook, sign
 from engine.clock import FakeClock
 from engine.errors import UpstreamUnavailableError
 from engine.model import ChangeEvent, EntityType, Side, Version
-from engine.ports import StateStore
+from engine.ports import Journaled, StateStore
 from engine.settings import load_config
 from ledgersync.bootstrap import SECTIONS, Runtime
 from tests.quickbooks.conftest import running_receiver

@@ -18,7 +18,7 @@ from engine.fakes.connector import FakeConnector
 from engine.model import EntityType, Side
 from engine.pipeline import gather
 from engine.plan import Op, OpKind, OpStatus
-from engine.ports import ChangePage
+from engine.ports import ChangePage, Journaled
 from engine.runner import Runner, RunStats
 from policies import PolicySet
 from tests.runner.test_apply_batch import BatchingFake, seed
@@ -34,9 +34,11 @@ class CountingApp(FakeConnector):
         super().__init__(Side.APP, "default", clock)
         self.reads = 0
 
-    def read_changes(self, entity: EntityType, cursor: str | None) -> ChangePage:
+    def read_changes(
+        self, entity: EntityType, cursor: str | None, journaled: Journaled | None = None
+    ) -> ChangePage:
         self.reads += 1
-        return super().read_changes(entity, cursor)
+        return super().read_changes(entity, cursor, journaled)
 
 
 @pytest.fixture
