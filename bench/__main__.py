@@ -146,7 +146,7 @@ def run_all(size: str) -> list[Figure]:
         ("backfill", lambda: backfill.measure(s.backfill, minute_seconds=s.minute_seconds)),
         (
             "cpu",
-            lambda: cpu.measure_all(["sqlite", "postgres"], s.cpu_records, s.edits, s.conflicts, repeat=5),
+            lambda: cpu.measure_all(["sqlite", "postgres"], s.cpu_records, s.edits, s.conflicts, repeat=9),
         ),
         ("reads", lambda: reads.measure(s.reads)),
         ("latency", lambda: latency.measure(["embedded", "distributed"], s.samples)),
