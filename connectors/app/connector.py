@@ -147,7 +147,7 @@ class SqlConnector:
         layout = self._layout(entity)
         with transaction(self.engine, snapshot=True) as conn:
             if layout.spec.capture.mode == "outbox":
-                return self.outbox.read(conn, layout, cursor)
+                return self.outbox.read(conn, layout, cursor, journaled)
             return self.poller.read(conn, layout, cursor, journaled)
 
     def fetch(self, entity: EntityType, external_id: str) -> ChangeEvent:

@@ -13,7 +13,8 @@ ends. Past `READ_LIMIT` kept transactions a cycle reads only below the horizon, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +27,7 @@ from connectors.app.layout import Layout
 from connectors.app.records import Reader, Stored
 from connectors.app.tombstones import Tombstones
 from engine.model import Version
-from engine.ports import ChangePage
+from engine.ports import ChangePage, Journaled
 
 _COLUMNS = ("id", "entity", "record_id", "operation", "seq", "txid", "changed_at")
 #: Transactions above the horizon remembered as read (PostgreSQL) before reads wait for the horizon.
@@ -47,7 +48,11 @@ class OutboxReader:
         self.tombstones = tombstones
         self.page_size = page_size
 
-    def read(self, conn: sa.Connection, layout: Layout, cursor: str | None) -> ChangePage:
+    def read(
+        self, conn: sa.Connection, layout: Layout, cursor: str | None, journaled: Journaled | None = None
+    ) -> ChangePage:
+        """One page of the outbox's changes (the table itself on the first read). A record whose
+        current version is `journaled` already (our own write's echo) is not decoded nor handed over."""
         state = decode(cursor)
         now = self.poller.clock.now()
         horizon = self._horizon(conn)
@@ -72,8 +77,11 @@ class OutboxReader:
         rows = conn.execute(query.where(where).order_by(position, t.c.id).limit(self.page_size + 1)).all()
         more = len(rows) > self.page_size
         rows = rows[: self.page_size]
-        states = self._states(conn, layout, rows, now)
-        events = [self.poller.event(layout.entity, s, now) for s in states if s.invalid is None]
+        bound = None if journaled is None else functools.partial(journaled, layout.entity)
+        states = self._states(conn, layout, rows, now, bound)
+        events = [
+            self.poller.event(layout.entity, s, now) for s in states if s.invalid is None and not s.journaled
+        ]
         rejected = [rejection(layout.entity, s) for s in states if s.invalid is not None]
         if beyond and rows:
             # Transactions read whole: all but the page's last one when the page was cut there.
@@ -151,12 +159,20 @@ class OutboxReader:
         return list(found.values())
 
     def _states(
-        self, conn: sa.Connection, layout: Layout, rows: Sequence[Any], now: datetime
+        self,
+        conn: sa.Connection,
+        layout: Layout,
+        rows: Sequence[Any],
+        now: datetime,
+        journaled: Callable[[Collection[str]], Mapping[str, int]] | None = None,
     ) -> list[Stored]:
         ids = list(dict.fromkeys(str(row.record_id) for row in rows))
         keys = [layout.key(i) for i in ids]
         live = (
-            {s.external_id: s for s in self.reader.select(conn, layout, layout.pk.in_(keys), now)}
+            {
+                s.external_id: s
+                for s in self.reader.select(conn, layout, layout.pk.in_(keys), now, journaled=journaled)
+            }
             if keys
             else {}
         )
