@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,7 +29,7 @@ from connectors.app.cursor import (
 )
 from connectors.app.database import is_postgres
 from connectors.app.layout import Layout
-from connectors.app.records import Reader, Stored
+from connectors.app.records import JournaledIds, Reader, Stored
 from connectors.app.tombstones import Tombstones
 from engine.model import ChangeEvent, EntityType, Operation, Side
 from engine.ports import ChangePage, Clock, Journaled, Rejection
@@ -129,7 +129,7 @@ class Poller:
         running: Sequence[int],
         now: datetime,
         known: Collection[tuple[str, int]],
-        journaled: Callable[[Collection[str]], Mapping[str, int]] | None = None,
+        journaled: JournaledIds | None = None,
     ) -> list[Stored]:
         """Rows (and tombstones) last written by transactions that were running at the last read."""
         xids = sorted({xid % _XID_SPACE for xid in running})
@@ -148,7 +148,7 @@ class Poller:
         stream: StreamState,
         now: datetime,
         known: Collection[tuple[str, int]],
-        journaled: Callable[[Collection[str]], Mapping[str, int]] | None = None,
+        journaled: JournaledIds | None = None,
     ) -> list[Stored]:
         """The stream's next page (one row more than a page, to tell whether more follow); rows whose
         version is `known` (read before: the overlap brings them again) or `journaled` are not decoded."""

@@ -14,7 +14,7 @@ ends. Past `READ_LIMIT` kept transactions a cycle reads only below the horizon, 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +24,7 @@ from connectors.app.capture import Poller, rejection
 from connectors.app.cursor import CursorState, StreamState, decode, encode
 from connectors.app.database import is_postgres
 from connectors.app.layout import Layout
-from connectors.app.records import Reader, Stored
+from connectors.app.records import JournaledIds, Reader, Stored
 from connectors.app.tombstones import Tombstones
 from engine.model import Version
 from engine.ports import ChangePage, Journaled
@@ -164,7 +164,7 @@ class OutboxReader:
         layout: Layout,
         rows: Sequence[Any],
         now: datetime,
-        journaled: Callable[[Collection[str]], Mapping[str, int]] | None = None,
+        journaled: JournaledIds | None = None,
     ) -> list[Stored]:
         ids = list(dict.fromkeys(str(row.record_id) for row in rows))
         keys = [layout.key(i) for i in ids]

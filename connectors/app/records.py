@@ -39,6 +39,11 @@ class Stored:
     journaled: bool = False
 
 
+#: ids of one entity -> each id's highest version already journaled (`engine.ports.Journaled`, its
+#: entity bound).
+JournaledIds = Callable[[Collection[str]], Mapping[str, int]]
+
+
 @dataclass(frozen=True)
 class ChildRow:
     """One child row (an invoice line, a payment application): its canonical values, or its problems."""
@@ -92,7 +97,7 @@ class Reader:
         limit: int | None = None,
         lock: bool = False,
         known: Collection[tuple[str, int]] = (),
-        journaled: Callable[[Collection[str]], Mapping[str, int]] | None = None,
+        journaled: JournaledIds | None = None,
     ) -> list[Stored]:
         """The rows `where` selects, decoded; a row whose (id, version) is `known` (handed over already:
         a read's overlap brings it again) keeps its place, id, version and poll key, but is not decoded
@@ -140,7 +145,7 @@ class Reader:
         rows: Sequence[Any],
         stamps: Sequence[tuple[Version, int] | BadValueError],
         placed: dict[Any, Stored],
-        journaled: Callable[[Collection[str]], Mapping[str, int]],
+        journaled: JournaledIds,
     ) -> None:
         fresh = [
             (row, stamp)

@@ -161,17 +161,23 @@ def test_sqlite_a_late_commit_inside_the_overlap_is_read_once(sqlite_example: Ap
     assert again == []
 
 
-def test_rows_the_overlap_brings_again_are_not_decoded_again(
-    sqlite_example: AppDb, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    decoded: list[str] = []
+@pytest.fixture
+def decoded(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ids of the app rows decoded from here on, in order."""
+    seen: list[str] = []
     real = Reader._stored
 
     def spy(self: Reader, layout: Any, row: Any, kids: Any, now: datetime, stamp: Any) -> Stored:
-        decoded.append(str(row["_pk"]))
+        seen.append(str(row["_pk"]))
         return real(self, layout, row, kids, now, stamp)
 
     monkeypatch.setattr(Reader, "_stored", spy)
+    return seen
+
+
+def test_rows_the_overlap_brings_again_are_not_decoded_again(
+    sqlite_example: AppDb, decoded: list[str]
+) -> None:
     clock = FakeClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
     with connector_with(
         sqlite_example, "entities.customer.capture", {"overlap_seconds": 5}, clock=clock
@@ -204,17 +210,9 @@ def test_rows_the_overlap_brings_again_are_not_decoded_again(
 
 
 def test_rows_at_a_version_the_journal_holds_are_stepped_over_undecoded(
-    sqlite_example: AppDb, monkeypatch: pytest.MonkeyPatch
+    sqlite_example: AppDb, decoded: list[str]
 ) -> None:
     # Our own writes' echoes: their results were journaled when written, so a read leaves them out.
-    decoded: list[str] = []
-    real = Reader._stored
-
-    def spy(self: Reader, layout: Any, row: Any, kids: Any, now: datetime, stamp: Any) -> Stored:
-        decoded.append(str(row["_pk"]))
-        return real(self, layout, row, kids, now, stamp)
-
-    monkeypatch.setattr(Reader, "_stored", spy)
     clock = FakeClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
     journal: dict[str, int] = {}
     asked: list[tuple[EntityType, list[str]]] = []
