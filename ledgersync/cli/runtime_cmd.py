@@ -44,14 +44,18 @@ def register(app: typer.Typer) -> None:
 
 
 def _runtime(ctx: typer.Context, *, workers: bool = False) -> Any:
-    """The configured runtime; `workers`: this process runs actors shared by every company."""
+    """The configured runtime; `workers`: this process runs actors shared by every company. The
+    process's start-up heap is settled once it is built (ledgersync.heap)."""
+    from ledgersync import heap
     from ledgersync.bootstrap import Runtime
 
     config = load(ctx)
     try:
-        return Runtime(config, workers=workers)
+        runtime = Runtime(config, workers=workers)
     except ConfigurationError as error:
         fail(str(error))
+    heap.settle()
+    return runtime
 
 
 def _serve(app: Any, host: str, port: int) -> None:
