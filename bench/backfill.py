@@ -1,5 +1,6 @@
-"""Backfill throughput: `ledgersync backfill` (and with `batch_writes: true`) against the naive
-python-quickbooks loop, on the same app data, each on a fresh emulator with QuickBooks' real limits.
+"""Backfill throughput: `ledgersync backfill` (batch writes, the default; and with single writes)
+against the naive python-quickbooks loop, on the same app data, each on a fresh emulator with
+QuickBooks' real limits.
 
 Each runs as a child process, timed from start to exit (interpreter start-up included, for both) and
 measured by wait4 (CPU, peak RSS). Records per minute are per emulated minute (6 s unless
@@ -94,7 +95,7 @@ def ledgersync_run(mix: Mix, *, batch_writes: bool, minute_seconds: float = MINU
             raise RuntimeError(f"ledgersync backfill exited {child.code}:\n{child.output[-3000:]}")
         summary = json.loads(child.output[child.output.index("{") :])
         log = w.qbo.request_log()
-        label = "ledgersync backfill" + (" (batch_writes)" if batch_writes else "")
+        label = "ledgersync backfill" + (" (batch_writes)" if batch_writes else ", single writes")
         return Run(
             label,
             mix.total,
