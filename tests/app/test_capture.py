@@ -58,6 +58,20 @@ def versions(engine: sa.Engine) -> dict[str, int]:
         return {str(i): v for i, v in conn.execute(sa.text("SELECT id, version FROM customers"))}
 
 
+@contextmanager
+def overlapping(db: AppDb) -> Iterator[tuple[SqlConnector, str, sa.Engine, FakeClock]]:
+    """A connector reading customers with a 5 s overlap on a fake clock, its cursor after a first
+    full read, and an engine for the app's own edits."""
+    clock = FakeClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
+    with connector_with(db, "entities.customer.capture", {"overlap_seconds": 5}, clock=clock) as c:
+        _, cursor = read_all(c, CUSTOMER)
+        engine = make_engine(db.url)
+        try:
+            yield c, cursor, engine, clock
+        finally:
+            engine.dispose()
+
+
 @pytest.mark.postgres
 def test_a_transaction_committing_a_lower_updated_at_after_a_higher_one_was_read_is_not_missed(
     fresh_pg_example: AppDb,
@@ -139,23 +153,15 @@ def test_concurrent_app_writers_committing_out_of_order_lose_no_change(fresh_pg_
 
 
 def test_sqlite_a_late_commit_inside_the_overlap_is_read_once(sqlite_example: AppDb) -> None:
-    clock = FakeClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
-    with connector_with(
-        sqlite_example, "entities.customer.capture", {"overlap_seconds": 5}, clock=clock
-    ) as c:
-        _, cursor = read_all(c, CUSTOMER)
-        engine = make_engine(sqlite_example.url)
-        try:
-            with engine.begin() as conn:
-                user_edit(conn, 2, "555-0002", stamp(engine, clock.now()))
-            first, cursor = read_all(c, CUSTOMER, cursor)
-            with engine.begin() as conn:  # stamped two seconds before the edit already read
-                user_edit(conn, 1, "555-0001", stamp(engine, clock.now() - timedelta(seconds=2)))
-            clock.advance(1)
-            later, cursor = read_all(c, CUSTOMER, cursor)
-            again, _ = read_all(c, CUSTOMER, cursor)
-        finally:
-            engine.dispose()
+    with overlapping(sqlite_example) as (c, start, engine, clock):
+        with engine.begin() as conn:
+            user_edit(conn, 2, "555-0002", stamp(engine, clock.now()))
+        first, cursor = read_all(c, CUSTOMER, start)
+        with engine.begin() as conn:  # stamped two seconds before the edit already read
+            user_edit(conn, 1, "555-0001", stamp(engine, clock.now() - timedelta(seconds=2)))
+        clock.advance(1)
+        later, cursor = read_all(c, CUSTOMER, cursor)
+        again, _ = read_all(c, CUSTOMER, cursor)
     assert [e.external_id for e in first] == ["2"]
     assert [e.external_id for e in later] == ["1"]  # customer 2 re-read in the overlap, and dropped
     assert again == []
@@ -178,42 +184,33 @@ def decoded(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_rows_the_overlap_brings_again_are_not_decoded_again(
     sqlite_example: AppDb, decoded: list[str]
 ) -> None:
-    clock = FakeClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
-    with connector_with(
-        sqlite_example, "entities.customer.capture", {"overlap_seconds": 5}, clock=clock
-    ) as c:
-        _, cursor = read_all(c, CUSTOMER)
-        engine = make_engine(sqlite_example.url)
-        try:
-            with engine.begin() as conn:
-                user_edit(conn, 2, "555-0002", stamp(engine, clock.now()))
-            clock.advance(1)
-            decoded.clear()
-            first, cursor = read_all(c, CUSTOMER, cursor)
-            assert decoded == ["2"] and [e.fields["phone"] for e in first] == ["555-0002"]
-            with engine.begin() as conn:
-                user_edit(conn, 1, "555-0001", stamp(engine, clock.now()))
-            clock.advance(1)
-            decoded.clear()
-            later, cursor = read_all(c, CUSTOMER, cursor)
-            assert [e.external_id for e in later] == ["1"]
-            assert decoded == ["1"], "customer 2, read again in the overlap, was decoded again"
-            with engine.begin() as conn:  # a new version of a row in the overlap is read and decoded
-                user_edit(conn, 2, "555-0022", stamp(engine, clock.now()))
-            clock.advance(1)
-            decoded.clear()
-            again, _ = read_all(c, CUSTOMER, cursor)
-            assert [(e.external_id, e.fields["phone"]) for e in again] == [("2", "555-0022")]
-            assert decoded == ["2"]
-        finally:
-            engine.dispose()
+    with overlapping(sqlite_example) as (c, start, engine, clock):
+        with engine.begin() as conn:
+            user_edit(conn, 2, "555-0002", stamp(engine, clock.now()))
+        clock.advance(1)
+        decoded.clear()
+        first, cursor = read_all(c, CUSTOMER, start)
+        assert decoded == ["2"] and [e.fields["phone"] for e in first] == ["555-0002"]
+        with engine.begin() as conn:
+            user_edit(conn, 1, "555-0001", stamp(engine, clock.now()))
+        clock.advance(1)
+        decoded.clear()
+        later, cursor = read_all(c, CUSTOMER, cursor)
+        assert [e.external_id for e in later] == ["1"]
+        assert decoded == ["1"], "customer 2, read again in the overlap, was decoded again"
+        with engine.begin() as conn:  # a new version of a row in the overlap is read and decoded
+            user_edit(conn, 2, "555-0022", stamp(engine, clock.now()))
+        clock.advance(1)
+        decoded.clear()
+        again, _ = read_all(c, CUSTOMER, cursor)
+        assert [(e.external_id, e.fields["phone"]) for e in again] == [("2", "555-0022")]
+        assert decoded == ["2"]
 
 
 def test_rows_at_a_version_the_journal_holds_are_stepped_over_undecoded(
     sqlite_example: AppDb, decoded: list[str]
 ) -> None:
     # Our own writes' echoes: their results were journaled when written, so a read leaves them out.
-    clock = FakeClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
     journal: dict[str, int] = {}
     asked: list[tuple[EntityType, list[str]]] = []
 
@@ -221,30 +218,23 @@ def test_rows_at_a_version_the_journal_holds_are_stepped_over_undecoded(
         asked.append((entity, sorted(ids)))
         return {i: journal[i] for i in ids if i in journal}
 
-    with connector_with(
-        sqlite_example, "entities.customer.capture", {"overlap_seconds": 5}, clock=clock
-    ) as c:
-        _, cursor = read_all(c, CUSTOMER)
-        engine = make_engine(sqlite_example.url)
-        try:
-            with engine.begin() as conn:
-                user_edit(conn, 1, "555-0001", stamp(engine, clock.now()))  # "ours": journaled below
-                user_edit(conn, 2, "555-0002", stamp(engine, clock.now()))  # a person's
-            journal["1"] = versions(engine)["1"]
-            clock.advance(1)
-            decoded.clear()
-            page = c.read_changes(CUSTOMER, cursor, journaled)
-            assert page.complete and [e.external_id for e in page.events] == ["2"]
-            assert decoded == ["2"] and asked == [(CUSTOMER, ["1", "2"])]
-            with engine.begin() as conn:  # a later version of the journaled row is read as usual
-                user_edit(conn, 1, "555-0011", stamp(engine, clock.now()))
-            clock.advance(1)
-            decoded.clear()
-            again = c.read_changes(CUSTOMER, page.cursor, journaled)
-            assert [(e.external_id, e.fields["phone"]) for e in again.events] == [("1", "555-0011")]
-            assert decoded == ["1"]
-        finally:
-            engine.dispose()
+    with overlapping(sqlite_example) as (c, start, engine, clock):
+        with engine.begin() as conn:
+            user_edit(conn, 1, "555-0001", stamp(engine, clock.now()))  # "ours": journaled below
+            user_edit(conn, 2, "555-0002", stamp(engine, clock.now()))  # a person's
+        journal["1"] = versions(engine)["1"]
+        clock.advance(1)
+        decoded.clear()
+        page = c.read_changes(CUSTOMER, start, journaled)
+        assert page.complete and [e.external_id for e in page.events] == ["2"]
+        assert decoded == ["2"] and asked == [(CUSTOMER, ["1", "2"])]
+        with engine.begin() as conn:  # a later version of the journaled row is read as usual
+            user_edit(conn, 1, "555-0011", stamp(engine, clock.now()))
+        clock.advance(1)
+        decoded.clear()
+        again = c.read_changes(CUSTOMER, page.cursor, journaled)
+        assert [(e.external_id, e.fields["phone"]) for e in again.events] == [("1", "555-0011")]
+        assert decoded == ["1"]
 
 
 def test_the_cursor_never_moves_past_the_start_of_the_read(sqlite_example: AppDb) -> None:
